@@ -1,0 +1,170 @@
+"""Reading a host's answer: JSON, text or XML, then the spec's JMESPath expressions over it."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UploadError
+from .spec import HostSpec
+
+# Statuses worth another attempt: the host is overloaded, throttling or briefly unavailable.
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+RETRY_AFTER_CAP = 300.0
+
+
+@dataclass
+class Extracted:
+    url: str
+    thumbnail_url: str | None
+    delete_url: str | None
+    data: Any
+
+
+def interpret(spec: HostSpec, status: int, headers: Mapping[str, str], body: bytes) -> Extracted:
+    """Turn one HTTP answer into a URL (and thumbnail/delete URLs), or raise :class:`UploadError`."""
+    ok_status = 200 <= status < 300
+    data = parse_body(spec.response, body, status)
+    if not ok_status:
+        raise http_error(status, headers, body, _search(spec, "error_path", data))
+    if spec.expression("success_path") is not None and not _search(spec, "success_path", data):
+        message = _search(spec, "error_path", data) or "the host reported a failure"
+        raise UploadError(f"rejected: {_one_line(message)}", status=status, answer=data)
+    url = data if spec.response == "text" and not spec.url_path else _search(spec, "url_path", data)
+    if not isinstance(url, str | int) or not str(url).strip():
+        message = _search(spec, "error_path", data)
+        reason = f": {_one_line(message)}" if message else f" (answer: {snippet(body)})"
+        raise UploadError(f"the answer has no URL at '{spec.url_path or 'body'}'{reason}", status=status, answer=data)
+    url = spec.url_prefix + str(url).strip()
+    if not looks_like_url(url):
+        raise UploadError(
+            f"the answer is not a URL: {snippet(url.encode())} (check url_path or url_prefix)",
+            status=status,
+            answer=data,
+        )
+    return Extracted(
+        url=url,
+        thumbnail_url=_optional_text(_search(spec, "thumbnail_path", data)),
+        delete_url=_optional_text(_search(spec, "delete_path", data)),
+        data=data,
+    )
+
+
+def parse_body(kind: str, body: bytes, status: int) -> Any:
+    """The answer as data for JMESPath: a JSON value, the trimmed text, or a dict made from XML."""
+    text = body.decode("utf-8-sig", errors="replace")
+    if kind == "text":
+        return text.strip()
+    try:
+        return json.loads(text) if kind == "json" else xml_to_data(text)
+    except (ValueError, ET.ParseError):
+        if not 200 <= status < 300:
+            return None  # the status explains the failure better than the body's format
+        what = "HTML" if looks_like_html(text) else "text"
+        raise UploadError(
+            f"the host answered {what} instead of {kind.upper()} (HTTP {status}): {snippet(body)}; "
+            'check the endpoint, or set response = "text"',
+            status=status,
+        ) from None
+
+
+def xml_to_data(text: str) -> Any:
+    """Parse XML safely (no DTDs, so no entity expansion) into dicts: the root's children at the top."""
+    if re.search(r"<!(DOCTYPE|ENTITY)", text, re.IGNORECASE):
+        raise ValueError("XML with a DTD is refused")
+    root = ET.fromstring(text)
+    return _element_data(root)
+
+
+def _element_data(element: ET.Element) -> Any:
+    children = list(element)
+    if not children and not element.attrib:
+        return (element.text or "").strip()
+    data: dict[str, Any] = {f"@{k}": v for k, v in element.attrib.items()}
+    for child in children:
+        value = _element_data(child)
+        if child.tag in data:
+            if not isinstance(data[child.tag], list):
+                data[child.tag] = [data[child.tag]]
+            data[child.tag].append(value)
+        else:
+            data[child.tag] = value
+    if not children and element.text and element.text.strip():
+        data["#text"] = element.text.strip()
+    return data
+
+
+def http_error(status: int, headers: Mapping[str, str], body: bytes, message: Any = None) -> UploadError:
+    """The error for a non-2xx answer, marked transient when retrying can help."""
+    detail = _one_line(message) if message else snippet(body)
+    hint = {
+        401: "check the host's token or key",
+        403: "check the host's token, key or permissions",
+        404: "check the endpoint",
+        413: "the file is too large for this host",
+        429: "the host is throttling; retry later or lower --jobs",
+    }.get(status)
+    text = f"HTTP {status}" + (f": {detail}" if detail else "") + (f" ({hint})" if hint else "")
+    return UploadError(
+        text,
+        status=status,
+        transient=status in TRANSIENT_STATUSES,
+        retry_after=retry_after(headers.get("Retry-After")),
+    )
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), RETRY_AFTER_CAP)
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return min(max(0.0, when - (time.time() if now is None else now)), RETRY_AFTER_CAP)
+
+
+def _search(spec: HostSpec, name: str, data: Any) -> Any:
+    expression = spec.expression(name)
+    if expression is None or data is None:
+        return None
+    try:
+        return expression.search(data)
+    except Exception:  # JMESPath type errors on unexpected shapes: treat as "not there"
+        return None
+
+
+def _optional_text(value: Any) -> str | None:
+    return str(value) if isinstance(value, str | int) and str(value) else None
+
+
+def _one_line(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return " ".join(text.split())[:300]
+
+
+def looks_like_url(text: str) -> bool:
+    return bool(re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+", text))
+
+
+def looks_like_html(text: str) -> bool:
+    return bool(re.match(r"\s*(<!doctype html|<html|<head|<body|<\w+[^>]*>)", text, re.IGNORECASE))
+
+
+def snippet(body: bytes, limit: int = 120) -> str:
+    """A short, one-line view of an answer for error messages (an HTML page shows its title)."""
+    text = body.decode("utf-8", errors="replace")
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    if title:
+        text = f"page titled {title.group(1).strip()!r}"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

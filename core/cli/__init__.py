@@ -1,0 +1,59 @@
+"""The ``picbeam`` command line: typer at the edges, the async engine inside.
+
+Plugins are loaded before the app runs only when a plugin command may be asked for; the built-in
+commands load them lazily, so ``--version``, ``--help`` of a built-in command and completion stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+
+BUILTIN_COMMANDS = {"upload", "hosts", "config", "plugins", "history", "delete", "serve", "watch"}
+
+
+def build_app() -> object:
+    import typer
+
+    from . import config, hosts, plugins, upload
+
+    app = typer.Typer(
+        name="picbeam",
+        help="Upload images and files to any image host, concurrently. Every host is a plugin.",
+        no_args_is_help=True,
+        add_completion=True,
+        pretty_exceptions_show_locals=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    @app.callback()
+    def root(
+        version: bool = typer.Option(False, "--version", "-V", help="Print the version and exit."),
+    ) -> None:
+        if version:
+            print(f"picbeam {__version__}")
+            raise typer.Exit()
+
+    upload.register(app)
+    hosts.register(app)
+    config.register(app)
+    plugins.register(app)
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["--version"], ["-V"]):
+        print(f"picbeam {__version__}")
+        return
+    from .common import run_app
+
+    app = build_app()
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command not in BUILTIN_COMMANDS:
+        from .common import load_plugins_reporting
+
+        load_plugins_reporting().run_each("register_commands", app=app)
+    run_app(app, args)

@@ -1,0 +1,64 @@
+"""`picbeam config`: read and write settings in ~/.config/picbeam/config.toml."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from ..config import SETTINGS, Config, config_file, parse_setting, write_config
+from .common import JsonOption, fail
+
+config_app = typer.Typer(help="Read and write settings (default_host, jobs, format, ...).", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(config_app, name="config")
+
+
+@config_app.command("get")
+def get(key: Annotated[str, typer.Argument(help="Setting name.")]) -> None:
+    """Print one setting (nothing, and exit 1, when it is not set)."""
+    if key not in SETTINGS:
+        fail(f"unknown setting '{key}' (known: {', '.join(SETTINGS)})")
+    value = Config.load().get(key)
+    if value is None:
+        raise typer.Exit(1)
+    print(value)
+
+
+@config_app.command("set")
+def set_(
+    key: Annotated[str, typer.Argument(help="Setting name.")], value: Annotated[str, typer.Argument(help="New value.")]
+) -> None:
+    """Change one setting."""
+    values = dict(Config.load().values)
+    values[key] = parse_setting(key, value)
+    write_config(values)
+
+
+@config_app.command("unset")
+def unset(key: Annotated[str, typer.Argument(help="Setting name.")]) -> None:
+    """Remove one setting, so its default applies."""
+    values = dict(Config.load().values)
+    values.pop(key, None)
+    write_config(values)
+
+
+@config_app.command("list")
+def list_settings(as_json: JsonOption = False) -> None:
+    """Every setting with its value and meaning."""
+    values = Config.load().values
+    if as_json:
+        print(json.dumps(values, indent=2))
+        return
+    for key, (_, meaning) in SETTINGS.items():
+        shown = values.get(key, "(not set)")
+        print(f"{key:<14}{shown!s:<24}{meaning}")
+
+
+@config_app.command("path")
+def path() -> None:
+    """Where the config file lives."""
+    print(config_file())

@@ -1,0 +1,182 @@
+"""`picbeam hosts`: list, show, check and add hosts."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..config import user_hosts_dir
+from ..errors import ConfigError
+from ..secrets import ENV_REFERENCE, is_secret_name
+from ..spec import HostSpec, dump_toml
+from .common import EXIT_FAILED, HostsDirOption, JsonOption, fail, open_hosts, warn
+
+hosts_app = typer.Typer(help="List, show, check and add hosts.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(hosts_app, name="hosts")
+
+
+@hosts_app.command("list")
+def list_hosts(as_json: JsonOption = False, hosts_dir: HostsDirOption = None) -> None:
+    """List every host: name, plugin, where it is defined, and description."""
+    _, config, registry = open_hosts(hosts_dir)
+    rows = [
+        {
+            "name": name,
+            "plugin": entry.plugin,
+            "source": entry.host.source,
+            "description": entry.host.description,
+            "default": name == config.default_host(),
+        }
+        for name, entry in sorted(registry.entries.items())
+    ]
+    broken = [{"name": name, "error": error} for name, error in sorted(registry.broken.items())]
+    if as_json:
+        print(json.dumps({"hosts": rows, "broken": broken}, indent=2))
+        return
+    width = max((len(r["name"]) for r in rows), default=4) + 2
+    for row in rows:
+        mark = "*" if row["default"] else " "
+        print(f"{mark} {row['name']:<{width}}{row['plugin']:<12}{row['description']}")
+    for entry in broken:
+        warn(f"host '{entry['name']}' is unusable: {entry['error']}")
+
+
+@hosts_app.command("show")
+def show_host(
+    name: Annotated[str, typer.Argument(help="Host name.")],
+    as_json: JsonOption = False,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Show with FIELD=VALUE overrides applied.")
+    ] = None,
+    hosts_dir: HostsDirOption = None,
+) -> None:
+    """Print a host's effective configuration, secrets masked (`${VAR}` references shown as written)."""
+    _, _, registry = open_hosts(hosts_dir)
+    host = registry.select(name, overrides or ())
+    described = host.describe()
+    if as_json:
+        print(json.dumps({**described, "source": host.source}, indent=2, ensure_ascii=False))
+    else:
+        print(f"# {name}: from {host.source}")
+        print(dump_toml({k: v for k, v in described.items() if v not in (None, [], {})}), end="")
+
+
+@hosts_app.command("check")
+def check_host(
+    name: Annotated[str, typer.Argument(help="Host name.")],
+    probe: Annotated[bool, typer.Option("--probe", help="Also upload a tiny generated PNG and print its URL.")] = False,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Check with FIELD=VALUE overrides applied.")
+    ] = None,
+    hosts_dir: HostsDirOption = None,
+) -> None:
+    """Validate a host: its definition, its ${VAR} references and, with --probe, a real upload."""
+    _, _, registry = open_hosts(hosts_dir)
+    host = registry.select(name, overrides or ()).prepared()
+    print(f"{name}: configuration OK ({host.source})")
+    if not probe:
+        return
+    import asyncio
+    import tempfile
+
+    from ..engine import Batch
+    from ..inputs import Found
+    from ..samples import png
+
+    results: list[Any] = []
+    with tempfile.TemporaryDirectory() as folder:
+        sample = Path(folder, "picbeam-probe.png")
+        sample.write_bytes(png(8, 8, seed=int.from_bytes(os.urandom(4), "big")))
+        asyncio.run(Batch(host, jobs=1, retries=1, emit=results.append).run([Found(sample, explicit=True)]))
+    result = results[0]
+    if result.error:
+        fail(f"{name}: probe upload failed: {result.error}", EXIT_FAILED)
+    print(f"{name}: probe uploaded: {result.url}")
+
+
+@hosts_app.command("add")
+def add_host(
+    name: Annotated[str, typer.Argument(help="Name of the new host (the file is NAME.toml).")],
+    endpoint: Annotated[str, typer.Option("--endpoint", help="Upload API address.")],
+    file_field: Annotated[str, typer.Option("--file-field", help="Form field that carries the file.")] = "file",
+    url_path: Annotated[
+        str | None, typer.Option("--url-path", help="JMESPath to the URL in the answer (e.g. data.url).")
+    ] = None,
+    headers: Annotated[
+        list[str] | None, typer.Option("--header", help="'Name: value' request header (repeatable).")
+    ] = None,
+    form: Annotated[list[str] | None, typer.Option("--form", help="KEY=VALUE extra form field (repeatable).")] = None,
+    query: Annotated[list[str] | None, typer.Option("--query", help="KEY=VALUE query parameter (repeatable).")] = None,
+    url_prefix: Annotated[str, typer.Option("--url-prefix", help="Text put in front of the extracted URL.")] = "",
+    method: Annotated[str, typer.Option("--method", help="HTTP method.")] = "POST",
+    body: Annotated[str, typer.Option("--body", help="multipart or binary.")] = "multipart",
+    response: Annotated[str, typer.Option("--response", help="json, text or xml.")] = "json",
+    thumbnail_path: Annotated[str | None, typer.Option("--thumbnail-path", help="JMESPath to a thumbnail URL.")] = None,
+    delete_path: Annotated[str | None, typer.Option("--delete-path", help="JMESPath to a delete URL.")] = None,
+    error_path: Annotated[str | None, typer.Option("--error-path", help="JMESPath to the error message.")] = None,
+    success_path: Annotated[
+        str | None, typer.Option("--success-path", help="JMESPath that is true on success.")
+    ] = None,
+    max_bytes: Annotated[int | None, typer.Option("--max-bytes", help="Largest file the host takes.")] = None,
+    description: Annotated[str, typer.Option("--description", help="One line about the host.")] = "",
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Folder to write to [default: ~/.config/picbeam/hosts.d].")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+) -> None:
+    """Write a host file from the remote-API fields (endpoint, file field, JSON path, headers, body, prefix)."""
+    fields: dict[str, Any] = {
+        "description": description,
+        "endpoint": endpoint,
+        "method": method,
+        "file_field": file_field,
+        "body": body,
+        "response": response,
+        "url_path": url_path,
+        "url_prefix": url_prefix,
+        "thumbnail_path": thumbnail_path,
+        "delete_path": delete_path,
+        "error_path": error_path,
+        "success_path": success_path,
+        "max_bytes": max_bytes,
+        "query": _pairs(query, "=", "--query"),
+        "headers": _pairs(headers, ":", "--header"),
+        "form": _pairs(form, "=", "--form"),
+    }
+    spec = HostSpec.from_mapping(
+        {k: v for k, v in fields.items() if v not in (None, "")}, source="hosts add", name=name
+    )
+    folder = directory or user_hosts_dir()
+    target = folder / f"{name}.toml"
+    if target.exists() and not force:
+        fail(f"{target} exists; use --force to replace it")
+    folder.mkdir(parents=True, exist_ok=True)
+    literal = [
+        key
+        for table in ("headers", "form", "query")
+        for key, value in getattr(spec, table).items()
+        if is_secret_name(key) and not ENV_REFERENCE.search(value)
+    ]
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(dump_toml({k: v for k, v in spec.to_mapping().items() if k != "name"}))
+    print(f"wrote {target}")
+    if literal:
+        warn(f"{', '.join(literal)} holds a literal secret in {target}; prefer a reference such as '${{MY_TOKEN}}'")
+
+
+def _pairs(values: list[str] | None, separator: str, option: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values or ():
+        key, sep, rest = value.partition(separator)
+        if not sep or not key.strip():
+            raise ConfigError(f"{option} {value!r}: expected KEY{separator}VALUE")
+        pairs[key.strip()] = rest.strip()
+    return pairs

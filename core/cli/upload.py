@@ -1,0 +1,189 @@
+"""`picbeam upload`: files and folders to a host, one result line per file on stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..output import FORMATS, format_result
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, HostsDirOption, fail, open_hosts, warn
+
+
+def register(app: typer.Typer) -> None:
+    app.command(no_args_is_help=True)(upload)
+
+
+def upload(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to upload.", show_default=False)],
+    host: Annotated[
+        str | None,
+        typer.Option("--host", "-H", help="Host name (default: PICBEAM_HOST, config default_host, or 'local')."),
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once [default: 4].")
+    ] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include sub-folders.")] = False,
+    include: Annotated[
+        list[str] | None, typer.Option("--include", help="Only files in folders matching this glob (repeatable).")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Skip files in folders matching this glob (repeatable).")
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)} [default: url].")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a host field for this run: FIELD=VALUE, headers.NAME=VALUE (repeatable)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be uploaded; send nothing.")] = False,
+    retries: Annotated[
+        int | None, typer.Option("--retries", min=0, max=20, help="Retries of transient failures [default: 3].")
+    ] = None,
+    hosts_dir: HostsDirOption = None,
+) -> None:
+    """Upload files (and the images in folders) to a host; print one result per file, in order."""
+    from ..engine import Batch
+    from ..inputs import Discovery
+
+    plugins, config, registry = open_hosts(hosts_dir)
+    fmt = fmt or config.get("format", "url")
+    if fmt not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    host_name = host or config.default_host()
+    chosen = registry.select(host_name, overrides or ()).prepared()
+    discovery = Discovery(paths, recursive=recursive, include=include or (), exclude=exclude or ())
+    progress = ProgressReport(enabled=sys.stderr.isatty() and not dry_run)
+
+    def emit(result: Any) -> None:
+        if dry_run and not result.error:
+            line = (
+                json.dumps({**result.to_json(), "dry_run": True})
+                if fmt == "json"
+                else (
+                    f"would reuse {result.url}"
+                    if result.reused
+                    else f"would upload {result.path} ({result.bytes} bytes, {result.extra['mime']}) to {result.host}"
+                )
+            )
+        else:
+            line = format_result(result, fmt)
+        progress.print(line)
+        if result.error:
+            progress.error(f"{result.path}: {result.host}: {result.error}")
+
+    batch = Batch(
+        chosen,
+        jobs=jobs or config.get("jobs", 4),
+        retries=config.get("retries", 3) if retries is None else retries,
+        dry_run=dry_run,
+        plugins=plugins,
+        emit=emit,
+        on_progress=progress.update,
+    )
+    with progress:
+        summary = asyncio.run(_run_interruptible(batch, discovery))
+    for line in discovery.summary(non_images=summary.skipped):
+        warn(line)
+    if summary.interrupted:
+        warn(
+            f"interrupted: {summary.uploaded} uploaded, {summary.reused} reused, {summary.failed} failed, "
+            f"{summary.not_started} not started"
+        )
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if summary.failed:
+        warn(f"{summary.failed} of {summary.failed + summary.uploaded + summary.reused} file(s) failed")
+        raise typer.Exit(EXIT_FAILED)
+
+
+async def _run_interruptible(batch: Any, discovery: Any) -> Any:
+    """First Ctrl-C: start nothing new, let uploads in flight finish. Second: stop at once."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    presses = 0
+
+    def on_interrupt() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            print("\npicbeam: stopping after the uploads in flight (Ctrl-C again to stop now)", file=sys.stderr)
+            batch.stop()
+        elif task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        loop.add_signal_handler(signal.SIGTERM, on_interrupt)
+    except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+        pass
+    try:
+        return await batch.run(discovery)
+    except asyncio.CancelledError:
+        batch.summary.interrupted = True
+        return batch.summary
+
+
+class ProgressReport:
+    """A rich progress bar on stderr (files, bytes, rate), only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress: Any = None
+
+    def __enter__(self) -> ProgressReport:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TransferSpeedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.fields[done]}/{task.fields[found]} files"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("upload", total=0, done=0, found=0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, event: str, amount: int) -> None:
+        if self._progress is None:
+            return
+        task = self._progress.tasks[0]
+        if event == "found":
+            self._progress.update(self._task, found=task.fields["found"] + amount)
+        elif event == "skipped":
+            self._progress.update(self._task, found=task.fields["found"] - amount)
+        elif event == "bytes_found":
+            self._progress.update(self._task, total=(task.total or 0) + amount)
+        elif event == "done":
+            self._progress.update(self._task, advance=amount, done=task.fields["done"] + 1)
+
+    def print(self, line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def error(self, line: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(f"picbeam: {line}", markup=False, highlight=False)
+        else:
+            print(f"picbeam: {line}", file=sys.stderr)

@@ -1,0 +1,110 @@
+"""Where picbeam keeps things, and the user's ``config.toml`` (default host, jobs, format...)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .spec import dump_toml, load_toml
+
+# Settings a user may keep in config.toml, with their types and meaning (shown by `config list`).
+SETTINGS: dict[str, tuple[type, str]] = {
+    "default_host": (str, "host used when --host and PICBEAM_HOST are not given"),
+    "jobs": (int, "uploads in flight at once (--jobs)"),
+    "format": (str, "output format: url, markdown, html, bbcode or json"),
+    "retries": (int, "attempts after the first for transient failures (--retries)"),
+    "ledger": (str, "path of the upload ledger database"),
+}
+DEFAULT_HOST = "local"
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "picbeam"
+
+
+def data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "picbeam"
+
+
+def bundled_hosts_dir() -> Path:
+    """The presets that ship inside the package (the project's ``hosts.d/``)."""
+    from importlib.resources import files
+
+    return Path(str(files("picbeam.presets")))
+
+
+def user_hosts_dir() -> Path:
+    return config_dir() / "hosts.d"
+
+
+def config_file() -> Path:
+    return config_dir() / "config.toml"
+
+
+@dataclass
+class Config:
+    """The settings of one run: the merged config file plus what the command line said."""
+
+    extra_hosts_dirs: Sequence[Path] = ()
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, extra_hosts_dirs: Sequence[Path] = ()) -> Config:
+        path = config_file()
+        values = load_toml(path) if path.exists() else {}
+        for key, value in values.items():
+            _check_setting(key, value, path)
+        env_dirs = [Path(p) for p in os.environ.get("PICBEAM_HOSTS_DIR", "").split(os.pathsep) if p]
+        return cls(extra_hosts_dirs=[*env_dirs, *extra_hosts_dirs], values=values)
+
+    def hosts_dirs(self) -> list[Path]:
+        """Folders of host TOML files, later ones overriding earlier ones."""
+        return [bundled_hosts_dir(), user_hosts_dir(), *self.extra_hosts_dirs]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def default_host(self) -> str:
+        return os.environ.get("PICBEAM_HOST") or self.values.get("default_host") or DEFAULT_HOST
+
+
+def _check_setting(key: str, value: Any, source: Path | str) -> None:
+    if key not in SETTINGS:
+        raise ConfigError(f"{source}: unknown setting '{key}' (known: {', '.join(SETTINGS)})")
+    kind = SETTINGS[key][0]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ConfigError(f"{source}: setting '{key}' must be a {kind.__name__}, not {value!r}")
+
+
+def parse_setting(key: str, text: str) -> Any:
+    """A value typed on the command line (`config set jobs 8`), converted and checked."""
+    if key not in SETTINGS:
+        raise ConfigError(f"unknown setting '{key}' (known: {', '.join(SETTINGS)})")
+    kind = SETTINGS[key][0]
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ConfigError(f"setting '{key}' must be a {kind.__name__}, not {text!r}") from None
+    if key == "jobs" and value < 1:
+        raise ConfigError("setting 'jobs' must be at least 1")
+    if key == "format":
+        from .output import FORMATS
+
+        if value not in FORMATS:
+            raise ConfigError(f"setting 'format' must be one of {', '.join(FORMATS)}, not {value!r}")
+    return value
+
+
+def write_config(values: dict[str, Any]) -> Path:
+    path = config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(dump_toml(values), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,418 @@
+"""The batch: a fixed pool of workers over a bounded queue, one aiohttp session, results in input order.
+
+Memory stays flat however many files a run has: discovery feeds the queue from a thread and blocks
+while the window of unfinished files is full; results leave in input order as soon as they can.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import aiohttp
+import stamina
+
+from . import __version__
+from .errors import UploadError
+from .hosts import Host
+from .inputs import SNIFF_BYTES, Discovery, Found, guess_type, sniff_image
+from .items import IN_MEMORY_LIMIT, UploadItem, UploadResult
+from .secrets import Redactor
+
+if TYPE_CHECKING:
+    from .loader import Plugins
+
+USER_AGENT = f"picbeam/{__version__} (+https://pypi.org/project/picbeam/)"
+HASH_CHUNK = 1024 * 1024
+
+
+class Ledger(Protocol):
+    """What the engine needs from the upload record (see :mod:`picbeam.ledger`)."""
+
+    def find(self, sha256: str, host: str, destination: str) -> UploadResult | None: ...
+
+    def record(self, result: UploadResult, destination: str) -> None: ...
+
+
+@dataclass
+class Summary:
+    uploaded: int = 0
+    reused: int = 0
+    failed: int = 0
+    skipped: int = 0  # non-images found in folders
+    not_started: int = 0
+    bytes: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.not_started == 0 and not self.interrupted
+
+
+class HostGate:
+    """Per-host limits shared by every worker: a concurrency cap, a request rate, and shared backoff.
+
+    When the host throttles one request (429), every worker waits: the pause is the host's, not the file's.
+    """
+
+    def __init__(self, host: Host, jobs: int) -> None:
+        self._slots = asyncio.Semaphore(min(jobs, host.concurrency or jobs))
+        self._interval = 1.0 / host.rate_limit if host.rate_limit else 0.0
+        self._next_start = 0.0
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> None:
+        await self._slots.acquire()
+        try:
+            async with self._lock:
+                now = time.monotonic()
+                start = max(now, self._next_start, self._paused_until)
+                self._next_start = start + self._interval
+            if start > now:
+                await asyncio.sleep(start - now)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._slots.release()
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+
+@dataclass
+class Batch:
+    """One run: uploads what discovery finds to one host and reports each result in input order."""
+
+    host: Host
+    jobs: int = 4
+    retries: int = 3
+    retry_wait: float = 0.5
+    dry_run: bool = False
+    force: bool = False
+    plugins: Plugins | None = None
+    ledger: Ledger | None = None
+    emit: Callable[[UploadResult], None] = lambda result: None
+    on_progress: Callable[[str, int], None] = lambda event, amount: None
+    summary: Summary = field(default_factory=Summary)
+
+    def __post_init__(self) -> None:
+        self.jobs = max(1, self.jobs)
+        self.redact = Redactor(self.host.secret_values())
+        self.destination = getattr(self.host, "destination", None) or self.host.name
+        self._window = max(64, self.jobs * 8)
+        self._pending: dict[int, UploadResult | None] = {}
+        self._next_index = 0
+        self._stopping = False
+        self._has_prepare = bool(self.plugins and self.plugins.manager.hook.prepare_upload.get_hookimpls())
+        self._has_after = bool(self.plugins and self.plugins.manager.hook.after_upload.get_hookimpls())
+
+    # -- the run ------------------------------------------------------------------------------------
+    async def run(self, discovery: Iterable[Found]) -> Summary:
+        started = time.monotonic()
+        self._slots = asyncio.Semaphore(self._window)
+        self._queue: asyncio.Queue[tuple[int, Found] | None] = asyncio.Queue(maxsize=self.jobs * 2)
+        self._gate = HostGate(self.host, self.jobs)
+        loop = asyncio.get_running_loop()
+        connector = aiohttp.TCPConnector(limit=self.jobs * 2, limit_per_host=0)
+        async with aiohttp.ClientSession(
+            connector=connector, trust_env=True, headers={"User-Agent": USER_AGENT}
+        ) as self.session:
+            workers = [asyncio.create_task(self._worker()) for _ in range(self.jobs)]
+            try:
+                count = await asyncio.to_thread(self._produce, discovery, loop)
+            finally:
+                for _ in workers:
+                    await self._queue.put(None)
+                await asyncio.gather(*workers, return_exceptions=True)
+        self.summary.not_started += max(0, count - self._next_index) if self._stopping else 0
+        self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    def stop(self) -> None:
+        """Start no more files; those in flight finish (the first Ctrl-C)."""
+        self._stopping = True
+        self.summary.interrupted = True
+
+    def _produce(self, discovery: Iterable[Found], loop: asyncio.AbstractEventLoop) -> int:
+        """Runs in a thread: walks the inputs and feeds the queue, blocking while the window is full."""
+        count = 0
+        for found in discovery:
+            if self._stopping:
+                break
+            asyncio.run_coroutine_threadsafe(self._enqueue(count, found), loop).result()
+            count += 1
+            self.on_progress("found", 1)
+        return count
+
+    async def _enqueue(self, index: int, found: Found) -> None:
+        await self._slots.acquire()
+        await self._queue.put((index, found))
+
+    async def _worker(self) -> None:
+        while (job := await self._queue.get()) is not None:
+            index, found = job
+            if self._stopping:
+                self._finish(index, None)
+                self.summary.not_started += 1
+                continue
+            try:
+                result = await self._process(index, found)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug in a host or plugin fails this file, not the run
+                result = self._failure(index, found.path, f"internal error: {type(exc).__name__}: {exc}")
+            self._finish(index, result)
+
+    def _finish(self, index: int, result: UploadResult | None) -> None:
+        """Count a result and hand results out in input order; ``None`` marks a file passed over."""
+        if result is not None:
+            self._count(result)
+        self._pending[index] = result
+        while self._next_index in self._pending:
+            ready = self._pending.pop(self._next_index)
+            self._next_index += 1
+            self._slots.release()
+            if ready is not None:
+                self.emit(ready)
+
+    # -- one file -----------------------------------------------------------------------------------
+    async def _process(self, index: int, found: Found) -> UploadResult | None:
+        if found.error:
+            return self._failure(index, found.path, found.error)
+        loaded = await asyncio.to_thread(self._load, index, found)
+        if loaded is None:
+            self.summary.skipped += 1
+            self.on_progress("skipped", 1)
+            return None
+        if isinstance(loaded, UploadResult):
+            return loaded
+        item = loaded
+        self.on_progress("bytes_found", item.size)
+        if self.ledger is not None and not self.force:
+            previous = await asyncio.to_thread(self.ledger.find, item.sha256, self.host.name, self.destination)
+            if previous is not None:
+                previous.path, previous.index, previous.reused = str(item.source), index, True
+                return previous
+        if self.dry_run:
+            return UploadResult(
+                path=str(item.source),
+                host=self.host.name,
+                bytes=item.size,
+                sha256=item.sha256,
+                index=index,
+                extra={"mime": item.mime},
+            )
+        try:
+            if self._has_prepare:
+                await asyncio.to_thread(self._prepare, item)
+            result = await self._send(item)
+        except UploadError as exc:
+            result = self._failure(index, item.source, exc.message, status=exc.status, item=item)
+        if self._has_after:
+            await asyncio.to_thread(self._after, result)
+        if result.ok and self.ledger is not None:
+            await asyncio.to_thread(self.ledger.record, result, self.destination)
+        return result
+
+    def _load(self, index: int, found: Found) -> UploadItem | UploadResult | None:
+        """Runs in a thread: checks the file, recognises its type and hashes it (small files read once)."""
+        path = found.path
+        try:
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode):
+                return self._failure(index, path, "not a regular file")
+            with open(path, "rb") as handle:
+                if info.st_size <= IN_MEMORY_LIMIT:
+                    data: bytes | None = handle.read()
+                    head, digest = data[:SNIFF_BYTES], hashlib.sha256(data).hexdigest()
+                else:
+                    data, head = None, handle.read(SNIFF_BYTES)
+                    digest = _hash_rest(handle, head)
+        except OSError as exc:
+            return self._failure(index, path, f"cannot read: {exc.strerror or exc}")
+        mime = sniff_image(head)
+        if mime is None and not found.explicit:
+            return None
+        size = len(data) if data is not None else info.st_size
+        item = UploadItem(
+            source=path, index=index, mime=mime or guess_type(path.name), size=size, sha256=digest, data=data
+        )
+        problem = self._refuse(item)
+        return self._failure(index, path, problem, item=item) if problem else item
+
+    def _refuse(self, item: UploadItem) -> str | None:
+        host = self.host
+        if item.size == 0:
+            return "the file is empty"
+        if host.max_bytes and item.size > host.max_bytes:
+            return f"{_size(item.size)} is over the host's limit of {_size(host.max_bytes)}"
+        if host.accept and not any(_mime_matches(item.mime, pattern) for pattern in host.accept):
+            return f"the host takes only {', '.join(host.accept)}, and this file is {item.mime}"
+        return None
+
+    def _prepare(self, item: UploadItem) -> None:
+        assert self.plugins is not None
+        self.plugins.manager.hook.prepare_upload(item=item)
+
+    def _after(self, result: UploadResult) -> None:
+        assert self.plugins is not None
+        self.plugins.manager.hook.after_upload(result=result)
+
+    async def _send(self, item: UploadItem) -> UploadResult:
+        """Upload with retries: transient failures back off (honouring Retry-After), a fresh body each try."""
+        gate = self._gate
+        attempts = 0
+
+        def backoff(exc: Exception) -> bool | float:
+            if not _is_transient(exc):
+                return False
+            wait = getattr(exc, "retry_after", None)
+            if isinstance(exc, UploadError) and exc.status == 429:
+                wait = wait if wait is not None else self.retry_wait * 4
+                gate.pause(wait)
+                return 0.0  # the gate itself makes every worker wait
+            return wait if wait is not None else True
+
+        try:
+            async for attempt in stamina.retry_context(
+                on=backoff,
+                attempts=self.retries + 1,
+                timeout=None,
+                wait_initial=self.retry_wait,
+                wait_max=30.0,
+                wait_jitter=self.retry_wait,
+            ):
+                with attempt:
+                    attempts += 1
+                    async with gate:
+                        result = await self.host.upload(item, self.session)
+        except UploadError as exc:
+            exc.message = self.redact(exc.message) + _tries(attempts)
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise UploadError(self.redact(_network_message(exc)) + _tries(attempts)) from None
+        finally:
+            self.summary.retries += max(0, attempts - 1)
+        result.index, result.path = item.index, str(item.source)
+        result.bytes, result.sha256 = item.size, item.sha256
+        return result
+
+    # -- results ------------------------------------------------------------------------------------
+    def _failure(
+        self, index: int, path: Path, message: str, *, status: int | None = None, item: UploadItem | None = None
+    ) -> UploadResult:
+        return UploadResult(
+            path=str(path),
+            host=self.host.name,
+            error=self.redact(message),
+            status=status,
+            index=index,
+            bytes=item.size if item else 0,
+            sha256=item.sha256 if item else "",
+        )
+
+    def _count(self, result: UploadResult) -> None:
+        if result.error:
+            self.summary.failed += 1
+        elif result.reused:
+            self.summary.reused += 1
+        else:
+            self.summary.uploaded += 1
+            self.summary.bytes += result.bytes
+        self.on_progress("done", result.bytes)
+
+
+def _hash_rest(handle: Any, head: bytes) -> str:
+    digest = hashlib.sha256(head)
+    while chunk := handle.read(HASH_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, UploadError):
+        return exc.transient
+    return isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | asyncio.TimeoutError)
+
+
+def _network_message(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out waiting for the host (check the endpoint or your network)"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror or exc.os_error
+        return f"cannot connect to {exc.host}:{exc.port} ({reason}); check the endpoint or your network"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the host closed the connection before answering"
+    if isinstance(exc, aiohttp.ClientError):
+        return f"network error: {type(exc).__name__}: {exc}"
+    return f"cannot read the file: {getattr(exc, 'strerror', None) or exc}"
+
+
+def _tries(attempts: int) -> str:
+    return f" (after {attempts} attempts)" if attempts > 1 else ""
+
+
+def _mime_matches(mime: str, pattern: str) -> bool:
+    return pattern in ("*", "*/*", mime) or (pattern.endswith("/*") and mime.startswith(pattern[:-1]))
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+# -- the public API --------------------------------------------------------------------------------
+async def upload_async(
+    paths: Sequence[str | os.PathLike[str]],
+    host: str | Host | None = None,
+    *,
+    jobs: int = 4,
+    recursive: bool = False,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    retries: int = 3,
+    overrides: Sequence[str] = (),
+    hosts_dirs: Sequence[str | os.PathLike[str]] = (),
+    force: bool = False,
+    ledger: Ledger | None = None,
+) -> list[UploadResult]:
+    """Upload files and folders to a host (by name, or a :class:`Host`); results in input order.
+
+    Failures are results too (``result.error``), so one bad file never hides the others' URLs.
+    """
+    from .config import Config
+    from .loader import load_plugins
+
+    plugins = load_plugins()
+    config = Config.load([Path(d) for d in hosts_dirs])
+    if not isinstance(host, Host):
+        host = plugins.hosts(config).select(host or config.default_host(), overrides)
+    results: list[UploadResult] = []
+    batch = Batch(
+        host.prepared(), jobs=jobs, retries=retries, plugins=plugins, ledger=ledger, force=force, emit=results.append
+    )
+    discovery = Discovery([Path(p) for p in paths], recursive=recursive, include=include, exclude=exclude)
+    await batch.run(discovery)
+    return results
+
+
+def upload(
+    paths: Sequence[str | os.PathLike[str]], host: str | Host | None = None, **options: Any
+) -> list[UploadResult]:
+    """The synchronous form of :func:`upload_async`."""
+    return asyncio.run(upload_async(paths, host, **options))

@@ -1,0 +1,45 @@
+"""The error types picbeam raises. Each one renders as a single line a user can act on."""
+
+from __future__ import annotations
+
+
+class PicbeamError(Exception):
+    """Base class: an expected failure with a one-line message (never a traceback)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(PicbeamError):
+    """A host spec, config file or command line that cannot be used as written (exit status 2)."""
+
+
+class UploadError(PicbeamError):
+    """One file could not be uploaded.
+
+    ``transient`` marks failures worth retrying (connection errors, timeouts, 429, 5xx);
+    ``retry_after`` carries the host's own wish, in seconds, when it gave one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+        answer: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+        self.answer = answer
+
+
+class PluginError(PicbeamError):
+    """A plugin could not be loaded or registered something invalid."""

@@ -1,0 +1,247 @@
+"""Hosts: the Host base class, the declarative SpecHost, and the registry of every host a run can use."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .errors import ConfigError, PluginError, UploadError
+from .items import UploadItem, UploadResult
+from .spec import HostSpec, parse_assignments
+
+if TYPE_CHECKING:
+    import aiohttp
+
+
+class Host:
+    """A host implemented in code, for what one request shape cannot describe.
+
+    Subclasses set ``name`` (and may set the limits below) and implement :meth:`upload`. The engine
+    passes the run's single ``aiohttp.ClientSession``; raise :class:`~picbeam.UploadError` on failure
+    (``transient=True`` when another attempt may succeed). A host configurable from a hosts.d file
+    (``extends = "myhost"``) overrides :meth:`configured`.
+    """
+
+    name: str = ""
+    description: str = ""
+    max_bytes: int | None = None
+    concurrency: int | None = None
+    rate_limit: float | None = None
+    # MIME patterns the host takes ("image/*"); empty means any file.
+    accept: tuple[str, ...] = ()
+    source: str = "python"
+    # Option names whose values are credentials, masked in `hosts show` and redacted from errors.
+    secret_options: ClassVar[tuple[str, ...]] = ()
+
+    async def upload(self, item: UploadItem, session: aiohttp.ClientSession) -> UploadResult:
+        """Send ``item`` and return its result (at least ``url``)."""
+        raise NotImplementedError
+
+    async def delete(self, record: Mapping[str, Any], session: aiohttp.ClientSession) -> None:
+        """Remove a file this host stored; ``record`` is what the ledger kept about the upload."""
+        raise UploadError(f"host '{self.name}' has no delete API")
+
+    def configured(self, name: str, options: Mapping[str, Any], *, source: str) -> Host:
+        """A new host named ``name`` from this one with ``options`` (a hosts.d file's fields) applied."""
+        raise ConfigError(f"{source}: host '{self.name}' cannot be extended (it takes no options)")
+
+    def prepared(self) -> Host:
+        """The host ready for a run: environment references expanded, options checked."""
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        """What `hosts show` prints; secrets masked."""
+        return {"name": self.name, "description": self.description, "kind": type(self).__name__}
+
+    def secret_values(self) -> list[str]:
+        """Credential values to redact from any output of a run."""
+        return []
+
+    def result(self, item: UploadItem, url: str, **fields: Any) -> UploadResult:
+        """An UploadResult for ``item`` carrying the URL this host produced."""
+        return UploadResult(
+            path=str(item.source),
+            host=self.name,
+            url=url,
+            bytes=item.size,
+            sha256=item.sha256,
+            index=item.index,
+            **fields,
+        )
+
+
+class SpecHost(Host):
+    """A host described by a :class:`HostSpec`: one HTTP request per file, one JMESPath over the answer."""
+
+    def __init__(self, spec: HostSpec) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.description = spec.description
+        self.max_bytes = spec.max_bytes
+        self.concurrency = spec.concurrency
+        self.rate_limit = spec.rate_limit
+        self.accept = tuple(spec.accept)
+        self.source = spec.source
+
+    def configured(self, name: str, options: Mapping[str, Any], *, source: str) -> Host:
+        return SpecHost(self.spec.derive(options, source=source, name=name))
+
+    def prepared(self) -> Host:
+        return SpecHost(self.spec.expanded())
+
+    def describe(self) -> dict[str, Any]:
+        return self.spec.masked()
+
+    def secret_values(self) -> list[str]:
+        return self.spec.secret_values()
+
+    async def upload(self, item: UploadItem, session: aiohttp.ClientSession) -> UploadResult:
+        import aiohttp
+
+        from .answers import interpret
+
+        spec = self.spec
+        headers = dict(spec.headers)
+        body: Any
+        if spec.body == "binary":
+            body = item.open()
+            headers.setdefault("Content-Type", item.mime)
+        else:
+            body = aiohttp.FormData()
+            for key, value in spec.form.items():
+                body.add_field(key, value)
+            body.add_field(spec.file_field, item.open(), filename=item.name, content_type=item.mime)
+        async with session.request(
+            spec.method,
+            spec.endpoint,
+            params=spec.query or None,
+            headers=headers,
+            data=body,
+            timeout=request_timeout(item.size, spec.timeout),
+        ) as response:
+            answer = await response.read()
+            extracted = interpret(spec, response.status, response.headers, answer)
+        return self.result(
+            item,
+            extracted.url,
+            thumbnail_url=extracted.thumbnail_url,
+            delete_url=extracted.delete_url,
+            status=response.status,
+            answer=extracted.data,
+            endpoint=spec.endpoint,
+        )
+
+
+def request_timeout(size: int, read_timeout: float | None = None) -> Any:
+    """Timeouts for one upload: connect quickly, never stall on a read, and allow time for the size.
+
+    ``total`` assumes a slow 256 KiB/s link so a large file is not cut off while still sending.
+    """
+    import aiohttp
+
+    stall = read_timeout or 60.0
+    return aiohttp.ClientTimeout(total=stall + size / (256 * 1024), sock_connect=15.0, sock_read=stall)
+
+
+@dataclass
+class HostDraft:
+    """A hosts.d file that says ``extends = "other"``: completed once every plugin has registered."""
+
+    name: str
+    extends: str
+    changes: dict[str, Any]
+    source: str
+
+
+@dataclass
+class BrokenHost:
+    """A host that exists but could not be loaded (a hosts.d file with an error): using it says why."""
+
+    name: str
+    error: str
+
+
+@dataclass
+class HostEntry:
+    host: Host
+    plugin: str
+
+
+class HostRegistry:
+    """Every host of a run, by name, with the plugin that provided it and any host that failed to load."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, HostEntry] = {}
+        self.drafts: list[tuple[HostDraft, str]] = []
+        # Host name -> one-line error, for host files that could not be read.
+        self.broken: dict[str, str] = {}
+
+    def register(self, item: HostSpec | Host | HostDraft | BrokenHost, plugin: str) -> None:
+        if isinstance(item, HostDraft):
+            self.drafts.append((item, plugin))
+            return
+        if isinstance(item, BrokenHost):
+            self.broken[item.name] = item.error
+            return
+        host = SpecHost(item) if isinstance(item, HostSpec) else item
+        if not isinstance(host, Host):
+            raise PluginError(f"register() takes a HostSpec or a Host, not {type(item).__name__}")
+        if not host.name:
+            raise PluginError(f"{type(host).__name__} has no name")
+        existing = self.entries.get(host.name)
+        if existing is not None:
+            raise ConfigError(
+                f"host name '{host.name}' is defined twice: by {existing.plugin} ({existing.host.source}) "
+                f"and by {plugin} ({host.source}); rename one of them"
+            )
+        self.entries[host.name] = HostEntry(host, plugin)
+
+    def complete_drafts(self) -> None:
+        """Build every ``extends`` host from its base, in dependency order."""
+        pending = list(self.drafts)
+        self.drafts = []
+        while pending:
+            progressed = False
+            for draft, plugin in list(pending):
+                if draft.extends in {d.name for d, _ in pending if d is not draft and d.name != draft.extends}:
+                    continue  # its base is itself a draft not built yet
+                pending.remove((draft, plugin))
+                progressed = True
+                try:
+                    self._complete(draft, plugin)
+                except ConfigError as exc:
+                    self.broken[draft.name] = str(exc)
+            if not progressed:
+                for draft, _ in pending:
+                    self.broken[draft.name] = f"{draft.source}: 'extends' forms a cycle through '{draft.extends}'"
+                break
+
+    def _complete(self, draft: HostDraft, plugin: str) -> None:
+        base = self.entries.get(draft.extends)
+        if base is None:
+            reason = self.broken.get(draft.extends, "no such host")
+            raise ConfigError(f"{draft.source}: extends '{draft.extends}': {reason}")
+        host = base.host.configured(draft.name, draft.changes, source=draft.source)
+        if draft.name == draft.extends:  # a file that customises a host of the same name replaces it
+            del self.entries[draft.name]
+        self.register(host, plugin)
+
+    def get(self, name: str) -> Host:
+        if name in self.entries:
+            return self.entries[name].host
+        if name in self.broken:
+            raise ConfigError(self.broken[name])
+        close = difflib.get_close_matches(name, list(self.entries), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else "; `picbeam hosts list` shows them"
+        raise ConfigError(f"unknown host '{name}'{hint}")
+
+    def select(self, name: str, overrides: Sequence[str] | Mapping[str, Any] = ()) -> Host:
+        """The host to use for a run, with ``--set FIELD=VALUE`` overrides applied."""
+        host = self.get(name)
+        changes = overrides if isinstance(overrides, Mapping) else parse_assignments(overrides)
+        return host.configured(name, changes, source="--set") if changes else host
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)

@@ -1,0 +1,117 @@
+"""Turning the paths a user gives into the files to upload, and recognising images by their bytes."""
+
+from __future__ import annotations
+
+import fnmatch
+import mimetypes
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SNIFF_BYTES = 512
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The image MIME type of a file from its first bytes, or None if it is not an image."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return "image/avif"
+        if brand in (b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis"):
+            return "image/heic"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image/tiff"
+    if head[:2] == b"BM" and len(head) >= 26 and head[6:10] == b"\x00\x00\x00\x00":
+        return "image/bmp"
+    if head[:4] == b"\x00\x00\x01\x00" and len(head) > 6 and head[4] > 0:
+        return "image/x-icon"
+    if head[:2] == b"\xff\x0a" or head[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
+        return "image/jxl"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if (text.startswith((b"<?xml", b"<svg", b"<!--")) or text[:9].lower() == b"<!doctype") and re.search(
+        rb"<svg[\s>]", head
+    ):
+        return "image/svg+xml"
+    return None
+
+
+def guess_type(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+@dataclass
+class Found:
+    """A file to consider: ``explicit`` when the user named it (uploaded whatever its type)."""
+
+    path: Path
+    explicit: bool
+    error: str | None = None
+
+
+@dataclass
+class Discovery:
+    """Walks the given paths lazily and counts what it passed over."""
+
+    paths: Sequence[Path]
+    recursive: bool = False
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    skipped_dirs: int = 0
+    skipped_excluded: int = 0
+    unreadable_dirs: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Found]:
+        for path in self.paths:
+            if path.is_dir():
+                yield from self._walk(path)
+            elif path.exists() or path.is_symlink():
+                yield Found(path, explicit=True)
+            else:
+                yield Found(path, explicit=True, error="no such file or folder")
+
+    def _walk(self, root: Path) -> Iterator[Found]:
+        def on_error(error: OSError) -> None:
+            self.unreadable_dirs.append(f"{error.filename}: {error.strerror}")
+
+        for folder, dirs, files in os.walk(root, onerror=on_error):
+            dirs.sort()
+            if not self.recursive:
+                self.skipped_dirs += len(dirs)
+                dirs.clear()
+            for name in sorted(files):
+                path = Path(folder, name)
+                relative = path.relative_to(root).as_posix()
+                if not self._wanted(relative, name):
+                    self.skipped_excluded += 1
+                    continue
+                yield Found(path, explicit=False)
+
+    def _wanted(self, relative: str, name: str) -> bool:
+        def matches(patterns: Sequence[str]) -> bool:
+            return any(fnmatch.fnmatch(relative, p) or fnmatch.fnmatch(name, p) for p in patterns)
+
+        if self.include and not matches(self.include):
+            return False
+        return not (self.exclude and matches(self.exclude))
+
+    def summary(self, non_images: int = 0) -> list[str]:
+        """Lines for stderr about what was passed over (``non_images``: counted by the engine)."""
+        lines = []
+        if non_images:
+            lines.append(f"skipped {non_images} non-image file(s) found in folders (name a file to upload it anyway)")
+        if self.skipped_dirs:
+            lines.append(f"skipped {self.skipped_dirs} sub-folder(s) (use -r to include them)")
+        if self.skipped_excluded:
+            lines.append(f"skipped {self.skipped_excluded} file(s) by --include/--exclude")
+        lines.extend(f"cannot read folder {entry}" for entry in self.unreadable_dirs)
+        return lines

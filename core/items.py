@@ -1,0 +1,99 @@
+"""What flows through a run: the file to upload (UploadItem) and its outcome (UploadResult)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+# Files up to this size are read once, hashed and sent from memory; larger ones are streamed from disk.
+IN_MEMORY_LIMIT = 1024 * 1024
+
+
+@dataclass
+class UploadItem:
+    """One file on its way to a host.
+
+    ``source`` is the path the user gave (or found in a folder); ``path``, ``name`` and ``mime`` describe
+    what is actually sent, which a processor may replace. ``data`` holds the bytes of small files so
+    they are read from disk only once.
+    """
+
+    source: Path
+    index: int = 0
+    path: Path = field(default=None)  # type: ignore[assignment]
+    name: str = ""
+    mime: str = "application/octet-stream"
+    size: int = 0
+    sha256: str = ""
+    data: bytes | None = None
+    # Labels such as "processed:strip" that processors add, for the record and --explain.
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.path is None:
+            self.path = self.source
+        if not self.name:
+            self.name = self.source.name
+
+    def replace(self, *, path: Path | None = None, name: str | None = None, mime: str | None = None) -> None:
+        """Send another file (a processed copy) in place of this one."""
+        if path is not None:
+            self.path = path
+            self.size = os.stat(path).st_size
+            self.data = None
+        if name is not None:
+            self.name = name
+        if mime is not None:
+            self.mime = mime
+
+    def open(self) -> bytes | IO[bytes]:
+        """A fresh body for one attempt: the bytes in memory, or a newly opened file (closed by aiohttp)."""
+        if self.data is not None:
+            return self.data
+        return open(self.path, "rb")
+
+    def read(self) -> bytes:
+        """All the bytes to send (for hosts that need them whole, such as base64 JSON bodies)."""
+        if self.data is not None:
+            return self.data
+        return self.path.read_bytes()
+
+
+@dataclass
+class UploadResult:
+    """The outcome of one file: a URL, or an error message."""
+
+    path: str
+    host: str
+    url: str | None = None
+    delete_url: str | None = None
+    thumbnail_url: str | None = None
+    bytes: int = 0
+    sha256: str = ""
+    error: str | None = None
+    status: int | None = None
+    reused: bool = False
+    index: int = 0
+    answer: Any = None
+    endpoint: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.url)
+
+    def to_json(self) -> dict[str, Any]:
+        """The public record: what ``--format json`` prints, one object per line."""
+        return {
+            "path": self.path,
+            "host": self.host,
+            "url": self.url,
+            "delete_url": self.delete_url,
+            "thumbnail_url": self.thumbnail_url,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "reused": self.reused,
+            "error": self.error,
+        }

@@ -41,7 +41,8 @@ def interpret(spec: HostSpec, status: int, headers: Mapping[str, str], body: byt
         message = _search(spec, "error_path", data)
         reason = f": {_one_line(message)}" if message else f" (answer: {snippet(body)})"
         raise UploadError(f"the answer has no URL at '{spec.url_path or 'body'}'{reason}", status=status, answer=data)
-    url = spec.url_prefix + str(url).strip()
+    # Some hosts answer file names with spaces unencoded; a URL with a space breaks Markdown and HTML.
+    url = (spec.url_prefix + str(url).strip()).replace(" ", "%20")
     if not looks_like_url(url):
         raise UploadError(
             f"the answer is not a URL: {snippet(url.encode())} (check url_path or url_prefix)",

@@ -18,7 +18,7 @@ def _alt(result: UploadResult) -> str:
 
 def _markdown(result: UploadResult) -> str:
     alt = _alt(result).replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
-    url = (result.url or "").replace(" ", "%20").replace(")", "%29").replace("(", "%28")
+    url = (result.url or "").replace("(", "%28").replace(")", "%29")
     return f"![{alt}]({url})"
 
 

@@ -1,0 +1,149 @@
+"""Third-party plugins: pip-installed distributions found through the `picbeam` entry-point group."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from pathlib import Path
+
+import pytest
+from picbeam.testing import write_host
+
+
+def make_distribution(root: Path, name: str, module: str, code: str) -> Path:
+    source = root / name
+    source.mkdir(parents=True)
+    (source / f"{module}.py").write_text(textwrap.dedent(code))
+    (source / "pyproject.toml").write_text(
+        textwrap.dedent(f"""
+        [build-system]
+        requires = ["setuptools"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "{name}"
+        version = "1.2.3"
+
+        [tool.setuptools]
+        py-modules = ["{module}"]
+
+        [project.entry-points.picbeam]
+        {module} = "{module}"
+    """)
+    )
+    return source
+
+
+@pytest.fixture(scope="module")
+def plugin_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv that sees picbeam's environment and has three throwaway plugins pip-installed."""
+    root = tmp_path_factory.mktemp("plugins")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    ask = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    answer = subprocess.run([str(venv / "bin" / "python"), "-c", ask], capture_output=True, text=True, check=True)
+    site = Path(answer.stdout.strip())
+    # addsitedir (not a bare path) so the outer environment's own .pth files, such as an editable
+    # install's finder, are processed too.
+    (site / "outer.pth").write_text(f"import site; site.addsitedir({sysconfig.get_path('purelib')!r})\n")
+    good = make_distribution(root, "picbeam-example", "picbeam_example", """
+        from picbeam import HostSpec, hookimpl
+
+        @hookimpl
+        def register_hosts(register):
+            register(HostSpec(name="example", endpoint="http://127.0.0.1:1/api/upload",
+                              file_field="file", url_path="data.url"))
+    """)  # fmt: skip
+    broken = make_distribution(root, "picbeam-broken", "picbeam_broken", """
+        import a_module_that_does_not_exist
+    """)  # fmt: skip
+    clash = make_distribution(root, "picbeam-clash", "picbeam_clash", """
+        from picbeam import HostSpec, hookimpl
+
+        @hookimpl
+        def register_hosts(register):
+            register(HostSpec(name="smms", endpoint="https://elsewhere.example/", url_path="url"))
+            register(HostSpec(name="clash-ok", endpoint="https://elsewhere.example/", url_path="url"))
+
+        @hookimpl
+        def register_comands(app):  # misspelled on purpose: reported, not ignored
+            pass
+    """)  # fmt: skip
+    for source in (good, broken, clash):
+        subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
+                        "--no-deps", "--no-build-isolation", "--no-index", str(source)], check=True)  # fmt: skip
+    return venv
+
+
+def run_in(venv: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([str(venv / "bin" / "python"), "-m", "picbeam", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})  # fmt: skip
+
+
+def test_third_party_host_appears_and_uploads(plugin_venv, fake_host, images, hosts_dir):
+    done = run_in(plugin_venv, "hosts", "list", "--json")
+    names = [h["name"] for h in json.loads(done.stdout)["hosts"]]
+    assert "example" in names and "smms" in names and "local" in names
+    [path] = images(1)
+    done = run_in(plugin_venv, "upload", path, "--host", "example", "--set", f"endpoint={fake_host.endpoint()}")
+    assert done.returncode == 0, done.stderr
+    assert fake_host.requests[0].file.data == path.read_bytes()
+
+
+def test_broken_plugins_are_reported_in_one_line_each(plugin_venv):
+    done = run_in(plugin_venv, "plugins", "--json")
+    plugins = {p["name"]: p for p in json.loads(done.stdout)}
+    assert plugins["picbeam_example"]["distribution"] == "picbeam-example"
+    assert plugins["picbeam_example"]["version"] == "1.2.3" and plugins["picbeam_example"]["hosts"] == ["example"]
+    assert (
+        "ModuleNotFoundError: No module named 'a_module_that_does_not_exist'" in plugins["picbeam_broken"]["errors"][0]
+    )
+    assert "register_comands" in plugins["picbeam_clash"]["errors"][0]
+    lines = [line for line in done.stderr.splitlines() if "picbeam_broken" in line]
+    assert len(lines) == 1 and lines[0].startswith("picbeam: plugin 'picbeam_broken' (picbeam-broken): import failed")
+    assert "Traceback" not in done.stderr
+
+
+def test_misspelled_hook_unregisters_only_that_plugin(plugin_venv):
+    done = run_in(plugin_venv, "hosts", "list", "--json")
+    names = [h["name"] for h in json.loads(done.stdout)["hosts"]]
+    assert "clash-ok" not in names and "example" in names
+
+
+def test_name_clash_names_both_sources():
+    import types
+
+    from picbeam import HostSpec, hookimpl
+    from picbeam.config import Config
+    from picbeam.loader import Plugins
+
+    def plugin(name: str, endpoint: str) -> types.ModuleType:
+        module = types.ModuleType(name)
+
+        @hookimpl
+        def register_hosts(register):
+            register(HostSpec(name="dup", endpoint=endpoint, url_path="u", source=f"{name}.py"))
+
+        module.register_hosts = register_hosts
+        return module
+
+    plugins = Plugins()
+    plugins.add(plugin("first", "https://a.example/"), "first")
+    plugins.add(plugin("second", "https://b.example/"), "second")
+    registry = plugins.hosts(Config())
+    errors = list(plugins.errors())
+    assert any("'dup' is defined twice" in e and "first.py" in e and "second.py" in e for e in errors), errors
+    assert registry.names() == ["dup"]  # the first registration stays usable
+
+
+def test_hosts_file_clashing_with_a_plugin_host_is_an_error(hosts_dir):
+    from picbeam.testing import run_picbeam
+
+    write_host(hosts_dir, "smms", endpoint="https://x/", url_path="u")
+    done = run_picbeam("hosts", "list")
+    assert "'smms' is defined twice" in done.stderr and "smms.toml" in done.stderr

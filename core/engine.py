@@ -110,7 +110,7 @@ class Batch:
     def __post_init__(self) -> None:
         self.jobs = max(1, self.jobs)
         self.redact = Redactor(self.host.secret_values())
-        self.destination = getattr(self.host, "destination", None) or self.host.name
+        self.destination = self.host.destination
         self._window = max(64, self.jobs * 8)
         self._pending: dict[int, UploadResult | None] = {}
         self._next_index = 0

@@ -35,6 +35,12 @@ class Host:
     # Option names whose values are credentials, masked in `hosts show` and redacted from errors.
     secret_options: ClassVar[tuple[str, ...]] = ()
 
+    @property
+    def destination(self) -> str:
+        """Where uploads land (an endpoint, a bucket, a folder): the ledger's dedupe key with the name,
+        so the same file sent to a mirror or another bucket is a new upload."""
+        return self.name
+
     async def upload(self, item: UploadItem, session: aiohttp.ClientSession) -> UploadResult:
         """Send ``item`` and return its result (at least ``url``)."""
         raise NotImplementedError
@@ -84,6 +90,10 @@ class SpecHost(Host):
         self.rate_limit = spec.rate_limit
         self.accept = tuple(spec.accept)
         self.source = spec.source
+
+    @property
+    def destination(self) -> str:
+        return self.spec.endpoint
 
     def configured(self, name: str, options: Mapping[str, Any], *, source: str) -> Host:
         return SpecHost(self.spec.derive(options, source=source, name=name))

@@ -32,13 +32,13 @@ def interpret(spec: HostSpec, status: int, headers: Mapping[str, str], body: byt
     ok_status = 200 <= status < 300
     data = parse_body(spec.response, body, status)
     if not ok_status:
-        raise http_error(status, headers, body, _search(spec, "error_path", data))
-    if spec.expression("success_path") is not None and not _search(spec, "success_path", data):
-        message = _search(spec, "error_path", data) or "the host reported a failure"
+        raise http_error(status, headers, body, search(spec, "error_path", data))
+    if spec.expression("success_path") is not None and not search(spec, "success_path", data):
+        message = search(spec, "error_path", data) or "the host reported a failure"
         raise UploadError(f"rejected: {_one_line(message)}", status=status, answer=data)
-    url = data if spec.response == "text" and not spec.url_path else _search(spec, "url_path", data)
+    url = data if spec.response == "text" and not spec.url_path else search(spec, "url_path", data)
     if not isinstance(url, str | int) or not str(url).strip():
-        message = _search(spec, "error_path", data)
+        message = search(spec, "error_path", data)
         reason = f": {_one_line(message)}" if message else f" (answer: {snippet(body)})"
         raise UploadError(f"the answer has no URL at '{spec.url_path or 'body'}'{reason}", status=status, answer=data)
     # Some hosts answer file names with spaces unencoded; a URL with a space breaks Markdown and HTML.
@@ -51,8 +51,8 @@ def interpret(spec: HostSpec, status: int, headers: Mapping[str, str], body: byt
         )
     return Extracted(
         url=url,
-        thumbnail_url=_optional_text(_search(spec, "thumbnail_path", data)),
-        delete_url=_optional_text(_search(spec, "delete_path", data)),
+        thumbnail_url=_optional_text(search(spec, "thumbnail_path", data)),
+        delete_url=_optional_text(search(spec, "delete_path", data)),
         data=data,
     )
 
@@ -134,7 +134,8 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return min(max(0.0, when - (time.time() if now is None else now)), RETRY_AFTER_CAP)
 
 
-def _search(spec: HostSpec, name: str, data: Any) -> Any:
+def search(spec: HostSpec, name: str, data: Any) -> Any:
+    """Evaluate one of the spec's ``*_path`` expressions; None when absent or the shape does not fit."""
     expression = spec.expression(name)
     if expression is None or data is None:
         return None

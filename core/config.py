@@ -17,6 +17,7 @@ SETTINGS: dict[str, tuple[type, str]] = {
     "jobs": (int, "uploads in flight at once (--jobs)"),
     "format": (str, "output format: url, markdown, html, bbcode or json"),
     "retries": (int, "attempts after the first for transient failures (--retries)"),
+    "retry_wait": (float, "seconds before the first retry; later ones back off exponentially"),
     "ledger": (str, "path of the upload ledger database"),
 }
 DEFAULT_HOST = "local"
@@ -53,6 +54,8 @@ class Config:
 
     extra_hosts_dirs: Sequence[Path] = ()
     values: dict[str, Any] = field(default_factory=dict)
+    # Problems worth a line on stderr that stop nothing (e.g. a readable file holding a secret).
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, extra_hosts_dirs: Sequence[Path] = ()) -> Config:
@@ -67,6 +70,10 @@ class Config:
         """Folders of host TOML files, later ones overriding earlier ones."""
         return [bundled_hosts_dir(), user_hosts_dir(), *self.extra_hosts_dirs]
 
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
 
@@ -78,6 +85,8 @@ def _check_setting(key: str, value: Any, source: Path | str) -> None:
     if key not in SETTINGS:
         raise ConfigError(f"{source}: unknown setting '{key}' (known: {', '.join(SETTINGS)})")
     kind = SETTINGS[key][0]
+    if kind is float and isinstance(value, int):
+        value = float(value)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ConfigError(f"{source}: setting '{key}' must be a {kind.__name__}, not {value!r}")
 

@@ -7,6 +7,7 @@ while the window of unfinished files is full; results leave in input order as so
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import os
 import stat
@@ -23,10 +24,11 @@ from . import __version__
 from .errors import UploadError
 from .hosts import Host
 from .inputs import SNIFF_BYTES, Discovery, Found, guess_type, sniff_image
-from .items import IN_MEMORY_LIMIT, UploadItem, UploadResult
+from .items import IN_MEMORY_LIMIT, UploadItem, UploadResult, printable
 from .secrets import Redactor
 
 if TYPE_CHECKING:
+    from .config import Config
     from .loader import Plugins
 
 USER_AGENT = f"picbeam/{__version__} (+https://pypi.org/project/picbeam/)"
@@ -38,7 +40,7 @@ class Ledger(Protocol):
 
     def find(self, sha256: str, host: str, destination: str) -> UploadResult | None: ...
 
-    def record(self, result: UploadResult, destination: str) -> None: ...
+    def record(self, result: UploadResult, destination: str, redact: Callable[[str], str]) -> int: ...
 
 
 @dataclass
@@ -131,30 +133,49 @@ class Batch:
         ) as self.session:
             workers = [asyncio.create_task(self._worker()) for _ in range(self.jobs)]
             try:
-                count = await asyncio.to_thread(self._produce, discovery, loop)
-            finally:
+                await asyncio.to_thread(self._produce, discovery, loop)
                 for _ in workers:
                     await self._queue.put(None)
+                await asyncio.gather(*workers)
+            except BaseException:  # cancelled (a second Ctrl-C): stop the workers and the producer now
+                self._stopping = self.summary.interrupted = True
+                for worker in workers:
+                    worker.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
-        self.summary.not_started += max(0, count - self._next_index) if self._stopping else 0
-        self.summary.seconds = time.monotonic() - started
+                raise
+            finally:
+                self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    def close(self) -> None:
+        if self.ledger is not None and hasattr(self.ledger, "close"):
+            self.ledger.close()
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def stop(self) -> None:
         """Start no more files; those in flight finish (the first Ctrl-C)."""
         self._stopping = True
         self.summary.interrupted = True
 
-    def _produce(self, discovery: Iterable[Found], loop: asyncio.AbstractEventLoop) -> int:
+    def _produce(self, discovery: Iterable[Found], loop: asyncio.AbstractEventLoop) -> None:
         """Runs in a thread: walks the inputs and feeds the queue, blocking while the window is full."""
-        count = 0
-        for found in discovery:
-            if self._stopping:
-                break
-            asyncio.run_coroutine_threadsafe(self._enqueue(count, found), loop).result()
-            count += 1
+        for index, found in enumerate(discovery):
+            queued = asyncio.run_coroutine_threadsafe(self._enqueue(index, found), loop)
+            while True:
+                if self._stopping:
+                    queued.cancel()
+                    return
+                try:
+                    queued.result(timeout=0.2)
+                    break
+                except concurrent.futures.TimeoutError:
+                    continue
             self.on_progress("found", 1)
-        return count
 
     async def _enqueue(self, index: int, found: Found) -> None:
         await self._slots.acquire()
@@ -200,34 +221,28 @@ class Batch:
             return loaded
         item = loaded
         self.on_progress("bytes_found", item.size)
-        if self.ledger is not None and not self.force:
-            previous = await asyncio.to_thread(self.ledger.find, item.sha256, self.host.name, self.destination)
-            if previous is not None:
-                previous.path, previous.index, previous.reused = str(item.source), index, True
-                return previous
+        if item.previous is not None:
+            return item.previous
         if self.dry_run:
-            return UploadResult(
-                path=str(item.source),
-                host=self.host.name,
-                bytes=item.size,
-                sha256=item.sha256,
-                index=index,
-                extra={"mime": item.mime},
-            )
+            return UploadResult(path=printable(item.source), host=self.host.name, bytes=item.size,
+                                sha256=item.sha256, index=index, extra={"mime": item.mime})  # fmt: skip
         try:
             if self._has_prepare:
                 await asyncio.to_thread(self._prepare, item)
             result = await self._send(item)
+            if item.data is None:
+                await asyncio.to_thread(_check_unchanged, item)
         except UploadError as exc:
             result = self._failure(index, item.source, exc.message, status=exc.status, item=item)
         if self._has_after:
             await asyncio.to_thread(self._after, result)
         if result.ok and self.ledger is not None:
-            await asyncio.to_thread(self.ledger.record, result, self.destination)
+            await asyncio.to_thread(self.ledger.record, result, self.destination, self.redact)
         return result
 
     def _load(self, index: int, found: Found) -> UploadItem | UploadResult | None:
-        """Runs in a thread: checks the file, recognises its type and hashes it (small files read once)."""
+        """Runs in a thread: checks the file, recognises its type, hashes it (small files are read once)
+        and looks it up in the ledger."""
         path = found.path
         try:
             info = path.stat()
@@ -246,11 +261,16 @@ class Batch:
         if mime is None and not found.explicit:
             return None
         size = len(data) if data is not None else info.st_size
-        item = UploadItem(
-            source=path, index=index, mime=mime or guess_type(path.name), size=size, sha256=digest, data=data
-        )
+        item = UploadItem(source=path, index=index, mime=mime or guess_type(path.name), size=size, sha256=digest,
+                          data=data, mtime_ns=info.st_mtime_ns)  # fmt: skip
         problem = self._refuse(item)
-        return self._failure(index, path, problem, item=item) if problem else item
+        if problem:
+            return self._failure(index, path, problem, item=item)
+        if self.ledger is not None and not self.force:
+            item.previous = self.ledger.find(item.sha256, self.host.name, self.destination)
+            if item.previous is not None:
+                item.previous.path, item.previous.index = printable(path), index
+        return item
 
     def _refuse(self, item: UploadItem) -> str | None:
         host = self.host
@@ -305,7 +325,7 @@ class Batch:
             raise UploadError(self.redact(_network_message(exc)) + _tries(attempts)) from None
         finally:
             self.summary.retries += max(0, attempts - 1)
-        result.index, result.path = item.index, str(item.source)
+        result.index, result.path = item.index, printable(item.source)
         result.bytes, result.sha256 = item.size, item.sha256
         return result
 
@@ -332,6 +352,16 @@ class Batch:
             self.summary.uploaded += 1
             self.summary.bytes += result.bytes
         self.on_progress("done", result.bytes)
+
+
+def _check_unchanged(item: UploadItem) -> None:
+    """A streamed file that changed while it was sent may have arrived mixed: say so, do not record it."""
+    try:
+        info = item.path.stat()
+    except OSError:
+        raise UploadError("the file disappeared while it was being uploaded; run again") from None
+    if (info.st_size, info.st_mtime_ns) != (item.size, item.mtime_ns):
+        raise UploadError("the file changed while it was being uploaded; run again to send its new content")
 
 
 def _hash_rest(handle: Any, head: bytes) -> str:
@@ -377,23 +407,55 @@ def _size(n: float) -> str:
 
 
 # -- the public API --------------------------------------------------------------------------------
+def open_batch(
+    host: Host,
+    config: Config,
+    *,
+    plugins: Plugins | None = None,
+    jobs: int | None = None,
+    retries: int | None = None,
+    ledger: bool | str | os.PathLike[str] = True,
+    **options: Any,
+) -> Batch:
+    """A Batch for ``host`` with the user's settings as defaults and the ledger opened.
+
+    ``ledger`` is True for the configured ledger, False for none, or a path. Close the batch when done.
+    """
+    from .ledger import Ledger, ledger_path
+
+    record = None
+    if ledger is not False:
+        record = Ledger(ledger_path(None if ledger is True else ledger, config))
+    return Batch(
+        host.prepared(),
+        jobs=jobs or config.get("jobs", 4),
+        retries=config.get("retries", 3) if retries is None else retries,
+        retry_wait=config.get("retry_wait", 0.5),
+        plugins=plugins,
+        ledger=record,
+        **options,
+    )
+
+
 async def upload_async(
     paths: Sequence[str | os.PathLike[str]],
     host: str | Host | None = None,
     *,
-    jobs: int = 4,
+    jobs: int | None = None,
     recursive: bool = False,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
-    retries: int = 3,
+    retries: int | None = None,
     overrides: Sequence[str] = (),
     hosts_dirs: Sequence[str | os.PathLike[str]] = (),
     force: bool = False,
-    ledger: Ledger | None = None,
+    ledger: bool | str | os.PathLike[str] = True,
 ) -> list[UploadResult]:
     """Upload files and folders to a host (by name, or a :class:`Host`); results in input order.
 
-    Failures are results too (``result.error``), so one bad file never hides the others' URLs.
+    Failures are results too (``result.error``), so one bad file never hides the others' URLs. The
+    ledger is used as by the command line (``ledger=False`` for none, or a path); ``force`` re-sends
+    files the ledger already has.
     """
     from .config import Config
     from .loader import load_plugins
@@ -403,11 +465,10 @@ async def upload_async(
     if not isinstance(host, Host):
         host = plugins.hosts(config).select(host or config.default_host(), overrides)
     results: list[UploadResult] = []
-    batch = Batch(
-        host.prepared(), jobs=jobs, retries=retries, plugins=plugins, ledger=ledger, force=force, emit=results.append
-    )
-    discovery = Discovery([Path(p) for p in paths], recursive=recursive, include=include, exclude=exclude)
-    await batch.run(discovery)
+    batch = open_batch(host, config, plugins=plugins, jobs=jobs, retries=retries, ledger=ledger, force=force,
+                       emit=results.append)  # fmt: skip
+    with batch:
+        await batch.run(Discovery([Path(p) for p in paths], recursive=recursive, include=include, exclude=exclude))
     return results
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote, urljoin
 
 from .errors import ConfigError, PluginError, UploadError
 from .items import UploadItem, UploadResult
@@ -142,6 +144,50 @@ class SpecHost(Host):
             answer=extracted.data,
             endpoint=spec.endpoint,
         )
+
+    async def delete(self, record: Mapping[str, Any], session: aiohttp.ClientSession) -> None:
+        from .answers import http_error, parse_body, search
+
+        spec = self.spec
+        if not spec.delete_endpoint:
+            page = record.get("delete_url")
+            hint = f"; delete it by hand at {page}" if page else ""
+            raise UploadError(f"host '{self.name}' has no delete API{hint}")
+        answer = record.get("answer")
+        target = urljoin(record.get("endpoint") or spec.endpoint, fill_from_answer(spec.delete_endpoint, answer))
+        async with session.request(
+            spec.delete_method or "DELETE",
+            target,
+            params=spec.query or None,
+            headers=spec.headers,
+            timeout=request_timeout(0, spec.timeout),
+        ) as response:
+            body = await response.read()
+        data = _try(lambda: parse_body("json", body, response.status))
+        if not 200 <= response.status < 300:
+            raise http_error(response.status, response.headers, body, search(spec, "error_path", data))
+        if isinstance(data, dict) and spec.expression("success_path") and not search(spec, "success_path", data):
+            raise UploadError(f"delete refused: {search(spec, 'error_path', data) or 'the host reported a failure'}")
+
+
+def fill_from_answer(template: str, answer: Any) -> str:
+    """Fill ``{jmespath}`` placeholders (``delete/{data.hash}``) from a recorded answer, URL-quoted."""
+    import jmespath
+
+    def value(match: re.Match[str]) -> str:
+        found = jmespath.search(match.group(1), answer) if answer is not None else None
+        if found is None or found == "":
+            raise UploadError(f"the recorded answer has no '{match.group(1)}', so the delete URL cannot be built")
+        return quote(str(found), safe="")
+
+    return re.sub(r"\{([^{}]+)\}", value, template)
+
+
+def _try(call: Any) -> Any:
+    try:
+        return call()
+    except UploadError:
+        return None
 
 
 def request_timeout(size: int, read_timeout: float | None = None) -> Any:

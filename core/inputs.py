@@ -10,6 +10,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .items import printable
+
 SNIFF_BYTES = 512
 
 
@@ -45,6 +47,11 @@ def sniff_image(head: bytes) -> str | None:
     return None
 
 
+def _identity(folder: str) -> tuple[int, int]:
+    info = os.stat(folder)
+    return info.st_dev, info.st_ino
+
+
 def guess_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
@@ -69,6 +76,7 @@ class Discovery:
     skipped_dirs: int = 0
     skipped_excluded: int = 0
     unreadable_dirs: list[str] = field(default_factory=list)
+    symlink_loops: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[Found]:
         for path in self.paths:
@@ -83,7 +91,14 @@ class Discovery:
         def on_error(error: OSError) -> None:
             self.unreadable_dirs.append(f"{error.filename}: {error.strerror}")
 
-        for folder, dirs, files in os.walk(root, onerror=on_error):
+        seen: set[tuple[int, int]] = set()
+        for folder, dirs, files in os.walk(root, onerror=on_error, followlinks=True):
+            identity = _identity(folder)
+            if identity in seen:  # a symlink back to a folder already walked: a loop, or a duplicate
+                self.symlink_loops.append(folder)
+                dirs.clear()
+                continue
+            seen.add(identity)
             dirs.sort()
             if not self.recursive:
                 self.skipped_dirs += len(dirs)
@@ -114,4 +129,7 @@ class Discovery:
         if self.skipped_excluded:
             lines.append(f"skipped {self.skipped_excluded} file(s) by --include/--exclude")
         lines.extend(f"cannot read folder {entry}" for entry in self.unreadable_dirs)
+        lines.extend(
+            f"skipped {printable(entry)}: a symbolic link to a folder already walked" for entry in self.symlink_loops
+        )
         return lines

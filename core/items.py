@@ -30,12 +30,16 @@ class UploadItem:
     data: bytes | None = None
     # Labels such as "processed:strip" that processors add, for the record and --explain.
     notes: list[str] = field(default_factory=list)
+    # The file's modification time when it was hashed: a streamed file that changes is caught.
+    mtime_ns: int = 0
+    # The ledger's record of the same content at the same destination, when there is one.
+    previous: UploadResult | None = None
 
     def __post_init__(self) -> None:
         if self.path is None:
             self.path = self.source
         if not self.name:
-            self.name = self.source.name
+            self.name = printable(self.source.name)
 
     def replace(self, *, path: Path | None = None, name: str | None = None, mime: str | None = None) -> None:
         """Send another file (a processed copy) in place of this one."""
@@ -59,6 +63,11 @@ class UploadItem:
         if self.data is not None:
             return self.data
         return self.path.read_bytes()
+
+
+def printable(path: os.PathLike[str] | str) -> str:
+    """A path as text that can always be printed and stored: undecodable bytes become ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 MASK = "***"
 
@@ -58,3 +59,13 @@ class Redactor:
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
+
+
+def literal_secrets(fields: Mapping[str, Any]) -> list[str]:
+    """``table.key`` names of secret header/form/query values written literally instead of as ``${VAR}``."""
+    return [
+        f"{table}.{key}"
+        for table in ("query", "headers", "form")
+        for key, value in (fields.get(table) or {}).items()
+        if is_secret_name(key) and isinstance(value, str) and value and not ENV_REFERENCE.search(value)
+    ]

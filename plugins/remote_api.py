@@ -11,6 +11,7 @@ from pathlib import Path
 
 from picbeam import BrokenHost, ConfigError, HostDraft, HostSpec, hookimpl
 from picbeam.config import Config
+from picbeam.secrets import literal_secrets
 from picbeam.spec import load_toml
 
 
@@ -18,9 +19,15 @@ from picbeam.spec import load_toml
 def register_hosts(register: Callable[[object], None], config: Config) -> None:
     for name, path in host_files(config).items():
         try:
-            register(host_from_file(path))
+            host = host_from_file(path)
         except ConfigError as exc:
             register(BrokenHost(name, str(exc)))
+            continue
+        literal = literal_secrets(host.changes if isinstance(host, HostDraft) else host.to_mapping())
+        if literal and path.stat().st_mode & 0o044:
+            config.warn(f"{path} holds a literal secret ({', '.join(literal)}) and other users can read it: "
+                        f"chmod 600 {path}, or use a ${{VAR}} reference")  # fmt: skip
+        register(host)
 
 
 def host_files(config: Config) -> dict[str, Path]:

@@ -29,13 +29,17 @@ def hosts_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def images(tmp_path: Path):
     """make(n, folder=...) writes n distinct small PNGs and returns their paths in name order."""
 
+    made = 0
+
     def make(count: int, folder: str = "images", size: int = 4) -> list[Path]:
+        nonlocal made
         root = tmp_path / folder
         root.mkdir(parents=True, exist_ok=True)
         paths = []
         for i in range(count):
             path = root / f"img{i:04d}.png"
-            path.write_bytes(png(size, size, seed=i + 1))
+            made += 1
+            path.write_bytes(png(size, size, seed=made))  # every image of a test has distinct content
             paths.append(path)
         return paths
 

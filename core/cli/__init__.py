@@ -17,7 +17,7 @@ BUILTIN_COMMANDS = {"upload", "hosts", "config", "plugins", "history", "delete",
 def build_app() -> object:
     import typer
 
-    from . import config, hosts, plugins, upload
+    from . import config, history, hosts, plugins, upload
 
     app = typer.Typer(
         name="picbeam",
@@ -40,6 +40,7 @@ def build_app() -> object:
     hosts.register(app)
     config.register(app)
     plugins.register(app)
+    history.register(app)
     return app
 
 

@@ -51,7 +51,7 @@ def open_hosts(hosts_dirs: Sequence[Path] | None = None) -> tuple[Plugins, Confi
     plugins = load_plugins_reporting()
     config = Config.load(hosts_dirs or ())
     registry = plugins.hosts(config)
-    for line in plugins.errors():
+    for line in [*plugins.errors(), *config.warnings]:
         warn(line)
     return plugins, config, registry
 

@@ -11,7 +11,7 @@ import typer
 
 from ..config import user_hosts_dir
 from ..errors import ConfigError
-from ..secrets import ENV_REFERENCE, is_secret_name
+from ..secrets import literal_secrets
 from ..spec import HostSpec, dump_toml
 from .common import EXIT_FAILED, HostsDirOption, JsonOption, fail, open_hosts, warn
 
@@ -78,15 +78,16 @@ def check_host(
     hosts_dir: HostsDirOption = None,
 ) -> None:
     """Validate a host: its definition, its ${VAR} references and, with --probe, a real upload."""
-    _, _, registry = open_hosts(hosts_dir)
-    host = registry.select(name, overrides or ()).prepared()
+    _, config, registry = open_hosts(hosts_dir)
+    host = registry.select(name, overrides or ())
+    host.prepared()  # expands ${VAR}: a missing variable is reported here
     print(f"{name}: configuration OK ({host.source})")
     if not probe:
         return
     import asyncio
     import tempfile
 
-    from ..engine import Batch
+    from ..engine import open_batch
     from ..inputs import Found
     from ..samples import png
 
@@ -94,7 +95,8 @@ def check_host(
     with tempfile.TemporaryDirectory() as folder:
         sample = Path(folder, "picbeam-probe.png")
         sample.write_bytes(png(8, 8, seed=int.from_bytes(os.urandom(4), "big")))
-        asyncio.run(Batch(host, jobs=1, retries=1, emit=results.append).run([Found(sample, explicit=True)]))
+        with open_batch(host, config, jobs=1, retries=1, ledger=False, emit=results.append) as batch:
+            asyncio.run(batch.run([Found(sample, explicit=True)]))
     result = results[0]
     if result.error:
         fail(f"{name}: probe upload failed: {result.error}", EXIT_FAILED)
@@ -158,12 +160,7 @@ def add_host(
     if target.exists() and not force:
         fail(f"{target} exists; use --force to replace it")
     folder.mkdir(parents=True, exist_ok=True)
-    literal = [
-        key
-        for table in ("headers", "form", "query")
-        for key, value in getattr(spec, table).items()
-        if is_secret_name(key) and not ENV_REFERENCE.search(value)
-    ]
+    literal = literal_secrets(spec.to_mapping())
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(dump_toml({k: v for k, v in spec.to_mapping().items() if k != "name"}))

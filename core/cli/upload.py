@@ -46,10 +46,17 @@ def upload(
     retries: Annotated[
         int | None, typer.Option("--retries", min=0, max=20, help="Retries of transient failures [default: 3].")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Upload even files the ledger says this host already has.")
+    ] = False,
+    ledger: Annotated[
+        Path | None, typer.Option("--ledger", help="Ledger database (also PICBEAM_LEDGER).", show_default=False)
+    ] = None,
+    no_ledger: Annotated[bool, typer.Option("--no-ledger", help="Neither consult nor write the ledger.")] = False,
     hosts_dir: HostsDirOption = None,
 ) -> None:
     """Upload files (and the images in folders) to a host; print one result per file, in order."""
-    from ..engine import Batch
+    from ..engine import open_batch
     from ..inputs import Discovery
 
     plugins, config, registry = open_hosts(hosts_dir)
@@ -57,7 +64,7 @@ def upload(
     if fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     host_name = host or config.default_host()
-    chosen = registry.select(host_name, overrides or ()).prepared()
+    chosen = registry.select(host_name, overrides or ())
     discovery = Discovery(paths, recursive=recursive, include=include or (), exclude=exclude or ())
     progress = ProgressReport(enabled=sys.stderr.isatty() and not dry_run)
 
@@ -78,16 +85,11 @@ def upload(
         if result.error:
             progress.error(f"{result.path}: {result.host}: {result.error}")
 
-    batch = Batch(
-        chosen,
-        jobs=jobs or config.get("jobs", 4),
-        retries=config.get("retries", 3) if retries is None else retries,
-        dry_run=dry_run,
-        plugins=plugins,
-        emit=emit,
-        on_progress=progress.update,
-    )
-    with progress:
+    batch = open_batch(
+        chosen, config, plugins=plugins, jobs=jobs, retries=retries, ledger=False if no_ledger else (ledger or True),
+        force=force, dry_run=dry_run, emit=emit, on_progress=progress.update,
+    )  # fmt: skip
+    with batch, progress:
         summary = asyncio.run(_run_interruptible(batch, discovery))
     for line in discovery.summary(non_images=summary.skipped):
         warn(line)

@@ -1,0 +1,213 @@
+"""The upload ledger: one committed SQLite row per successful upload, written the moment the host answers.
+
+It makes re-runs cheap and safe (a file whose content already went to the same destination is not sent
+again), survives ``kill -9`` at any moment (WAL mode, one transaction per row), and may be shared by
+several picbeam processes at once (SQLite's locking, with a busy timeout).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .config import Config, data_dir
+from .errors import ConfigError
+from .items import UploadResult
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS uploads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    host TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    variant TEXT NOT NULL DEFAULT '',
+    endpoint TEXT,
+    url TEXT NOT NULL,
+    delete_url TEXT,
+    thumbnail_url TEXT,
+    answer TEXT,
+    created REAL NOT NULL,
+    deleted REAL
+);
+CREATE INDEX IF NOT EXISTS uploads_by_content ON uploads (sha256, host, destination, variant);
+CREATE INDEX IF NOT EXISTS uploads_by_url ON uploads (url);
+"""
+COLUMNS = ("id", "sha256", "size", "path", "host", "destination", "variant", "endpoint", "url", "delete_url",
+           "thumbnail_url", "answer", "created", "deleted")  # fmt: skip
+
+
+def ledger_path(option: str | os.PathLike[str] | None = None, config: Config | None = None) -> Path:
+    """``--ledger PATH``, then ``PICBEAM_LEDGER``, then ``ledger`` in config.toml, then the data folder."""
+    chosen = option or os.environ.get("PICBEAM_LEDGER") or (config.get("ledger") if config else None)
+    return Path(chosen).expanduser() if chosen else data_dir() / "ledger.sqlite3"
+
+
+class Ledger:
+    """The record of every upload. Safe to call from worker threads (one connection, one lock)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"ledger {self.path} was written by a newer picbeam (schema {version}); upgrade picbeam"
+                )
+            if version < SCHEMA_VERSION:
+                with self._db:
+                    self._db.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            self._db.execute("SELECT count(*) FROM uploads WHERE id < 0").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"ledger {self.path} cannot be used ({exc}); it was left untouched: move it aside, "
+                "or choose another with --ledger PATH"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"ledger {self.path} cannot be created: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the engine's side ----------------------------------------------------------------------------
+    def find(self, sha256: str, host: str, destination: str, variant: str = "") -> UploadResult | None:
+        """The newest live upload of this content to this destination, as a reused result."""
+        row = self._one(
+            "SELECT * FROM uploads WHERE sha256 = ? AND host = ? AND destination = ? AND variant = ? "
+            "AND deleted IS NULL ORDER BY id DESC LIMIT 1",
+            (sha256, host, destination, variant),
+        )
+        if row is None:
+            return None
+        return UploadResult(
+            path=row["path"], host=row["host"], url=row["url"], delete_url=row["delete_url"],
+            thumbnail_url=row["thumbnail_url"], bytes=row["size"], sha256=row["sha256"], reused=True,
+            endpoint=row["endpoint"], answer=_loads(row["answer"]), extra={"id": row["id"]},
+        )  # fmt: skip
+
+    def record(self, result: UploadResult, destination: str, redact: Callable[[str], str] = str,
+               variant: str = "") -> int:  # fmt: skip
+        """Commit one successful upload; returns its id. ``redact`` scrubs secrets from the stored answer."""
+        answer = (
+            redact(json.dumps(result.answer, ensure_ascii=False, default=str)) if result.answer is not None else None
+        )
+        values = (result.sha256, result.bytes, result.path, result.host, destination, variant, result.endpoint,
+                  result.url, result.delete_url, result.thumbnail_url, answer, time.time())  # fmt: skip
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO uploads (sha256, size, path, host, destination, variant, endpoint, url, delete_url,"
+                " thumbnail_url, answer, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        record_id = int(cursor.lastrowid or 0)
+        result.extra["id"] = record_id
+        return record_id
+
+    # -- history and delete ---------------------------------------------------------------------------
+    def get(self, record_id: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM uploads WHERE id = ?", (record_id,))
+
+    def by_url(self, url: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM uploads WHERE url = ? OR delete_url = ? ORDER BY id DESC LIMIT 1", (url, url))
+
+    def last(self, count: int, host: str | None = None) -> list[dict[str, Any]]:
+        """The newest ``count`` live uploads (optionally to one host), newest first."""
+        where, args = "deleted IS NULL", []
+        if host:
+            where += " AND host = ?"
+            args.append(host)
+        return self._all(f"SELECT * FROM uploads WHERE {where} ORDER BY id DESC LIMIT ?", (*args, count))
+
+    def history(self, host: str | None = None, since: datetime | None = None, limit: int | None = None
+                ) -> list[dict[str, Any]]:  # fmt: skip
+        """Uploads, oldest first (the newest ``limit`` when a limit is given)."""
+        clauses, args = [], []
+        if host:
+            clauses.append("host = ?")
+            args.append(host)
+        if since:
+            clauses.append("created >= ?")
+            args.append(since.timestamp())
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._all(f"SELECT * FROM uploads {where} ORDER BY id DESC LIMIT ?", (*args, limit or -1))
+        return rows[::-1]
+
+    def mark_deleted(self, record_id: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE uploads SET deleted = ? WHERE id = ?", (time.time(), record_id))
+
+    def count(self) -> int:
+        return int(self._one("SELECT count(*) AS n FROM uploads", ())["n"])  # type: ignore[index]
+
+    def _one(self, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
+        rows = self._all(sql, args)
+        return rows[0] if rows else None
+
+    def _all(self, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+        try:
+            with self._lock:
+                cursor = self._db.execute(sql, args)
+                names = [d[0] for d in cursor.description]
+                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"ledger {self.path} cannot be read ({exc}); it was left untouched") from None
+
+
+def public_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ledger row as `history --json` and exports show it (times as ISO 8601, answer as data)."""
+    out = dict(row)
+    out["answer"] = _loads(row.get("answer"))
+    out["created"] = _iso(row.get("created"))
+    out["deleted"] = _iso(row.get("deleted"))
+    return out
+
+
+def export(rows: list[dict[str, Any]], kind: str) -> Iterator[str]:
+    """Rows as CSV (with a header) or as JSON Lines."""
+    if kind == "json":
+        for row in rows:
+            yield json.dumps(public_record(row), ensure_ascii=False)
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        record = public_record(row)
+        record["answer"] = row.get("answer") or ""
+        writer.writerow(["" if record.get(c) is None else record.get(c) for c in COLUMNS])
+    yield buffer.getvalue().rstrip("\n")
+
+
+def _loads(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
+
+
+def _iso(stamp: float | None) -> str | None:
+    return datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds") if stamp else None

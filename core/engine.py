@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from .config import Config
     from .loader import Plugins
 
+# picbeam reports retries in its own words; stamina's default hook would log every one to stderr.
+stamina.instrumentation.set_on_retry_hooks([])
 USER_AGENT = f"picbeam/{__version__} (+https://pypi.org/project/picbeam/)"
 HASH_CHUNK = 1024 * 1024
 
@@ -224,8 +226,14 @@ class Batch:
         if item.previous is not None:
             return item.previous
         if self.dry_run:
-            return UploadResult(path=printable(item.source), host=self.host.name, bytes=item.size,
-                                sha256=item.sha256, index=index, extra={"mime": item.mime})  # fmt: skip
+            return UploadResult(
+                path=printable(item.source),
+                host=self.host.name,
+                bytes=item.size,
+                sha256=item.sha256,
+                index=index,
+                extra={"mime": item.mime},
+            )
         try:
             if self._has_prepare:
                 await asyncio.to_thread(self._prepare, item)
@@ -261,8 +269,15 @@ class Batch:
         if mime is None and not found.explicit:
             return None
         size = len(data) if data is not None else info.st_size
-        item = UploadItem(source=path, index=index, mime=mime or guess_type(path.name), size=size, sha256=digest,
-                          data=data, mtime_ns=info.st_mtime_ns)  # fmt: skip
+        item = UploadItem(
+            source=path,
+            index=index,
+            mime=mime or guess_type(path.name),
+            size=size,
+            sha256=digest,
+            data=data,
+            mtime_ns=info.st_mtime_ns,
+        )
         problem = self._refuse(item)
         if problem:
             return self._failure(index, path, problem, item=item)
@@ -334,7 +349,7 @@ class Batch:
         self, index: int, path: Path, message: str, *, status: int | None = None, item: UploadItem | None = None
     ) -> UploadResult:
         return UploadResult(
-            path=str(path),
+            path=printable(path),
             host=self.host.name,
             error=self.redact(message),
             status=status,
@@ -465,8 +480,9 @@ async def upload_async(
     if not isinstance(host, Host):
         host = plugins.hosts(config).select(host or config.default_host(), overrides)
     results: list[UploadResult] = []
-    batch = open_batch(host, config, plugins=plugins, jobs=jobs, retries=retries, ledger=ledger, force=force,
-                       emit=results.append)  # fmt: skip
+    batch = open_batch(
+        host, config, plugins=plugins, jobs=jobs, retries=retries, ledger=ledger, force=force, emit=results.append
+    )
     with batch:
         await batch.run(Discovery([Path(p) for p in paths], recursive=recursive, include=include, exclude=exclude))
     return results

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urljoin
 
 from .errors import ConfigError, PluginError, UploadError
-from .items import UploadItem, UploadResult
+from .items import UploadItem, UploadResult, printable
 from .spec import HostSpec, parse_assignments
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class Host:
     def result(self, item: UploadItem, url: str, **fields: Any) -> UploadResult:
         """An UploadResult for ``item`` carrying the URL this host produced."""
         return UploadResult(
-            path=str(item.source),
+            path=printable(item.source),
             host=self.name,
             url=url,
             bytes=item.size,

@@ -44,8 +44,22 @@ CREATE TABLE IF NOT EXISTS uploads (
 CREATE INDEX IF NOT EXISTS uploads_by_content ON uploads (sha256, host, destination, variant);
 CREATE INDEX IF NOT EXISTS uploads_by_url ON uploads (url);
 """
-COLUMNS = ("id", "sha256", "size", "path", "host", "destination", "variant", "endpoint", "url", "delete_url",
-           "thumbnail_url", "answer", "created", "deleted")  # fmt: skip
+COLUMNS = (
+    "id",
+    "sha256",
+    "size",
+    "path",
+    "host",
+    "destination",
+    "variant",
+    "endpoint",
+    "url",
+    "delete_url",
+    "thumbnail_url",
+    "answer",
+    "created",
+    "deleted",
+)
 
 
 def ledger_path(option: str | os.PathLike[str] | None = None, config: Config | None = None) -> Path:
@@ -104,19 +118,40 @@ class Ledger:
         if row is None:
             return None
         return UploadResult(
-            path=row["path"], host=row["host"], url=row["url"], delete_url=row["delete_url"],
-            thumbnail_url=row["thumbnail_url"], bytes=row["size"], sha256=row["sha256"], reused=True,
-            endpoint=row["endpoint"], answer=_loads(row["answer"]), extra={"id": row["id"]},
-        )  # fmt: skip
+            path=row["path"],
+            host=row["host"],
+            url=row["url"],
+            delete_url=row["delete_url"],
+            thumbnail_url=row["thumbnail_url"],
+            bytes=row["size"],
+            sha256=row["sha256"],
+            reused=True,
+            endpoint=row["endpoint"],
+            answer=_loads(row["answer"]),
+            extra={"id": row["id"]},
+        )
 
-    def record(self, result: UploadResult, destination: str, redact: Callable[[str], str] = str,
-               variant: str = "") -> int:  # fmt: skip
+    def record(
+        self, result: UploadResult, destination: str, redact: Callable[[str], str] = str, variant: str = ""
+    ) -> int:
         """Commit one successful upload; returns its id. ``redact`` scrubs secrets from the stored answer."""
         answer = (
             redact(json.dumps(result.answer, ensure_ascii=False, default=str)) if result.answer is not None else None
         )
-        values = (result.sha256, result.bytes, result.path, result.host, destination, variant, result.endpoint,
-                  result.url, result.delete_url, result.thumbnail_url, answer, time.time())  # fmt: skip
+        values = (
+            result.sha256,
+            result.bytes,
+            result.path,
+            result.host,
+            destination,
+            variant,
+            result.endpoint,
+            result.url,
+            result.delete_url,
+            result.thumbnail_url,
+            answer,
+            time.time(),
+        )
         with self._lock:
             cursor = self._db.execute(
                 "INSERT INTO uploads (sha256, size, path, host, destination, variant, endpoint, url, delete_url,"
@@ -142,8 +177,9 @@ class Ledger:
             args.append(host)
         return self._all(f"SELECT * FROM uploads WHERE {where} ORDER BY id DESC LIMIT ?", (*args, count))
 
-    def history(self, host: str | None = None, since: datetime | None = None, limit: int | None = None
-                ) -> list[dict[str, Any]]:  # fmt: skip
+    def history(
+        self, host: str | None = None, since: datetime | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         """Uploads, oldest first (the newest ``limit`` when a limit is given)."""
         clauses, args = [], []
         if host:

@@ -17,11 +17,13 @@ subprocess, the synchronous API and async tests alike.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import random
 import subprocess
 import sys
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +93,50 @@ class Reply:
 
 
 Responder = Callable[[RecordedRequest, "FakeHost"], Reply]
+TRANSIENT_FAULTS = ("500", "502", "503", "429", "drop", "drop-mid-body")
+
+
+class FaultInjector:
+    """Chooses which requests fail and how; counts what it injected (``injected``)."""
+
+    def __init__(self, rate: float, kinds: tuple[str, ...], per_file: int, seed: int, retry_after: str) -> None:
+        self.rate, self.kinds, self.per_file, self.retry_after = rate, kinds, per_file, retry_after
+        self.injected: Counter[str] = Counter()
+        self._random = random.Random(seed)
+        self._per_key: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def on_arrival(self) -> Reply | None:
+        """A fault decided before the body is read (only a mid-body drop)."""
+        with self._lock:
+            if "drop-mid-body" in self.kinds and self._random.random() < self.rate / len(self.kinds):
+                self.injected["drop-mid-body"] += 1
+                return Reply(fault="drop-mid-body")
+        return None
+
+    def after_body(self, request: RecordedRequest) -> Reply | None:
+        key = hashlib.sha256(request.content).hexdigest()
+        kinds = [k for k in self.kinds if k != "drop-mid-body"]
+        with self._lock:
+            if not kinds or self._per_key[key] >= self.per_file or self._random.random() >= self.rate:
+                return None
+            self._per_key[key] += 1
+            kind = self._random.choice(kinds)
+            self.injected[kind] += 1
+        if kind == "drop":
+            return Reply(fault="drop")
+        if kind == "429":
+            return Reply(status=429, json={"message": "slow down"}, headers={"Retry-After": self.retry_after})
+        return Reply(
+            status=int(kind), text=f"<html><title>{kind} injected</title></html>", headers={"Content-Type": "text/html"}
+        )
+
+
+def _drop(request: web.Request) -> web.StreamResponse:
+    """Close the connection without an answer (the client sees it disconnect)."""
+    assert request.transport is not None
+    request.transport.abort()
+    return web.Response(status=599)
 
 
 class FakeHost:
@@ -106,6 +152,8 @@ class FakeHost:
         self._responder = responder
         self._script: deque[Reply | Responder] = deque()
         self._lock = threading.Lock()
+        self._arrived = 0
+        self._faults: FaultInjector | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -187,29 +235,54 @@ class FakeHost:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         with self._lock:
-            number = len(self.requests) + 1
+            self._arrived += 1
+            number = self._arrived
             scripted = self._script.popleft() if self._script else None
-        reply = scripted if isinstance(scripted, Reply) or scripted is None else None
+        reply = scripted if isinstance(scripted, Reply) else None
+        if reply is None and self._faults is not None:
+            reply = self._faults.on_arrival()
         if reply is not None and reply.fault == "drop-mid-body":
             await request.content.read(1024)
-            request.transport.close()  # type: ignore[union-attr]
-            raise asyncio.CancelledError
+            return _drop(request)
         recorded = await self._record(request, number)
         with self._lock:
             self.requests.append(recorded)
+        if reply is None and self._faults is not None:
+            reply = self._faults.after_body(recorded)
         if reply is None:
             responder = scripted if callable(scripted) else self._responder
             reply = responder(recorded, self) if responder else self.default_reply(recorded)
         if reply.fault == "drop":
-            request.transport.close()  # type: ignore[union-attr]
-            raise asyncio.CancelledError
+            return _drop(request)
         if reply.fault == "stall":
             await asyncio.sleep(reply.delay or 3600)
         elif reply.delay:
             await asyncio.sleep(reply.delay)
         if 200 <= reply.status < 300 and recorded.files:
-            self.stored[f"{number}/{recorded.files[0].filename}"] = recorded.files[0].data
+            with self._lock:
+                self.stored[f"{number}/{recorded.files[0].filename}"] = recorded.files[0].data
         return reply.response()
+
+    # -- faults ---------------------------------------------------------------------------------------
+    def inject_faults(
+        self,
+        rate: float,
+        *,
+        kinds: Iterable[str] = TRANSIENT_FAULTS,
+        per_file: int = 2,
+        seed: int = 0,
+        retry_after: str = "0",
+    ) -> FaultInjector:
+        """Fail about ``rate`` of the requests with transient faults: HTTP 500/502/503, 429 with
+        Retry-After, a dropped connection, a connection dropped mid-body. No file is failed more than
+        ``per_file`` times by an answer, so every file gets through with ``per_file`` retries."""
+        self._faults = FaultInjector(rate, tuple(kinds), per_file, seed, retry_after)
+        return self._faults
+
+    def accepted(self) -> Counter[str]:
+        """How many times each content (by sha256) was accepted with a 2xx answer."""
+        with self._lock:
+            return Counter(hashlib.sha256(data).hexdigest() for data in self.stored.values())
 
     async def _record(self, request: web.Request, number: int) -> RecordedRequest:
         recorded = RecordedRequest(
@@ -296,4 +369,13 @@ if pytest is not None:
         return tmp_path
 
 
-__all__ = ["Completed", "FakeHost", "RecordedFile", "RecordedRequest", "Reply", "run_picbeam", "write_host"]
+__all__ = [
+    "Completed",
+    "FakeHost",
+    "FaultInjector",
+    "RecordedFile",
+    "RecordedRequest",
+    "Reply",
+    "run_picbeam",
+    "write_host",
+]

@@ -25,8 +25,10 @@ def register_hosts(register: Callable[[object], None], config: Config) -> None:
             continue
         literal = literal_secrets(host.changes if isinstance(host, HostDraft) else host.to_mapping())
         if literal and path.stat().st_mode & 0o044:
-            config.warn(f"{path} holds a literal secret ({', '.join(literal)}) and other users can read it: "
-                        f"chmod 600 {path}, or use a ${{VAR}} reference")  # fmt: skip
+            config.warn(
+                f"{path} holds a literal secret ({', '.join(literal)}) and other users can read it: "
+                f"chmod 600 {path}, or use a ${{VAR}} reference"
+            )
         register(host)
 
 

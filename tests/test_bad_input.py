@@ -97,8 +97,12 @@ def test_unknown_host_suggests_a_name(images):
 
 
 def test_html_instead_of_json(fake, fake_host, images):
-    fake_host.reply(Reply(text="<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head></html>",
-                          headers={"Content-Type": "text/html"}))  # fmt: skip
+    fake_host.reply(
+        Reply(
+            text="<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head></html>",
+            headers={"Content-Type": "text/html"},
+        )
+    )
     done = no_traceback(run_picbeam("upload", images(1)[0], *fake))
     assert done.returncode == 1
     assert "the host answered HTML instead of JSON (HTTP 200): page titled '502 Bad Gateway'" in done.stderr

@@ -17,8 +17,10 @@ def test_version_imports_neither_aiohttp_nor_plugins():
     import subprocess
     import sys
 
-    code = ("import sys; from picbeam.cli import main; main(['--version']); "
-            "print(sorted(m for m in sys.modules if m.startswith(('aiohttp', 'picbeam.plugins.'))))")  # fmt: skip
+    code = (
+        "import sys; from picbeam.cli import main; main(['--version']); "
+        "print(sorted(m for m in sys.modules if m.startswith(('aiohttp', 'picbeam.plugins.'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[-1] == "[]"
 
@@ -32,9 +34,14 @@ def test_hosts_list_shows_builtins_and_presets():
 
 
 def test_hosts_show_masks_literal_secrets_and_keeps_references(hosts_dir):
-    write_host(hosts_dir, "mine", endpoint="https://img.example/api", url_path="data.url",
-               headers={"Authorization": "Bearer literal-secret-value", "X-Trace": "visible"},
-               query={"key": "${MY_KEY}"})  # fmt: skip
+    write_host(
+        hosts_dir,
+        "mine",
+        endpoint="https://img.example/api",
+        url_path="data.url",
+        headers={"Authorization": "Bearer literal-secret-value", "X-Trace": "visible"},
+        query={"key": "${MY_KEY}"},
+    )
     done = run_picbeam("hosts", "show", "mine", "--json")
     shown = json.loads(done.stdout)
     assert shown["headers"] == {"Authorization": "***", "X-Trace": "visible"}
@@ -51,10 +58,22 @@ def test_hosts_show_smms_references_its_token_variable():
 def test_hosts_add_writes_a_working_host(fake_host, home, images, monkeypatch):
     monkeypatch.setenv("SMMS_TOKEN", "tok-abcdef123")
     done = run_picbeam(
-        "hosts", "add", "myhost", "--endpoint", fake_host.endpoint("/api/upload"), "--file-field", "smfile",
-        "--url-path", "data.url", "--header", "Authorization: ${SMMS_TOKEN}", "--form", "format=json",
-        "--url-prefix", "",
-    )  # fmt: skip
+        "hosts",
+        "add",
+        "myhost",
+        "--endpoint",
+        fake_host.endpoint("/api/upload"),
+        "--file-field",
+        "smfile",
+        "--url-path",
+        "data.url",
+        "--header",
+        "Authorization: ${SMMS_TOKEN}",
+        "--form",
+        "format=json",
+        "--url-prefix",
+        "",
+    )
     assert done.returncode == 0, done.stderr
     written = home / "config" / "picbeam" / "hosts.d" / "myhost.toml"
     assert written.exists() and stat.S_IMODE(written.stat().st_mode) == 0o600

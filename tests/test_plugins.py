@@ -49,18 +49,32 @@ def plugin_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # addsitedir (not a bare path) so the outer environment's own .pth files, such as an editable
     # install's finder, are processed too.
     (site / "outer.pth").write_text(f"import site; site.addsitedir({sysconfig.get_path('purelib')!r})\n")
-    good = make_distribution(root, "picbeam-example", "picbeam_example", """
+    good = make_distribution(
+        root,
+        "picbeam-example",
+        "picbeam_example",
+        """
         from picbeam import HostSpec, hookimpl
 
         @hookimpl
         def register_hosts(register):
             register(HostSpec(name="example", endpoint="http://127.0.0.1:1/api/upload",
                               file_field="file", url_path="data.url"))
-    """)  # fmt: skip
-    broken = make_distribution(root, "picbeam-broken", "picbeam_broken", """
+    """,
+    )
+    broken = make_distribution(
+        root,
+        "picbeam-broken",
+        "picbeam_broken",
+        """
         import a_module_that_does_not_exist
-    """)  # fmt: skip
-    clash = make_distribution(root, "picbeam-clash", "picbeam_clash", """
+    """,
+    )
+    clash = make_distribution(
+        root,
+        "picbeam-clash",
+        "picbeam_clash",
+        """
         from picbeam import HostSpec, hookimpl
 
         @hookimpl
@@ -71,18 +85,37 @@ def plugin_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         @hookimpl
         def register_comands(app):  # misspelled on purpose: reported, not ignored
             pass
-    """)  # fmt: skip
+    """,
+    )
     for source in (good, broken, clash):
-        subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
-                        "--no-deps", "--no-build-isolation", "--no-index", str(source)], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                str(venv / "bin" / "python"),
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "--no-index",
+                str(source),
+            ],
+            check=True,
+        )
     return venv
 
 
 def run_in(venv: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run([str(venv / "bin" / "python"), "-m", "picbeam", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+    return subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "picbeam", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_third_party_host_appears_and_uploads(plugin_venv, fake_host, images, hosts_dir):

@@ -10,10 +10,15 @@ from picbeam.testing import Reply, run_picbeam, write_host
 def test_seed_fields_arrive_on_the_wire(fake_host, hosts_dir, images, monkeypatch):
     monkeypatch.setenv("MY_TOKEN", "tok-123456789")
     write_host(
-        hosts_dir, "myhost", endpoint=fake_host.endpoint("/api/upload"), file_field="smfile",
-        url_path="data.url", headers={"Authorization": "${MY_TOKEN}", "X-Client": "picbeam-test"},
-        form={"format": "json", "album": "blog"}, query={"lang": "en"},
-    )  # fmt: skip
+        hosts_dir,
+        "myhost",
+        endpoint=fake_host.endpoint("/api/upload"),
+        file_field="smfile",
+        url_path="data.url",
+        headers={"Authorization": "${MY_TOKEN}", "X-Client": "picbeam-test"},
+        form={"format": "json", "album": "blog"},
+        query={"lang": "en"},
+    )
     [path] = images(1)
     done = run_picbeam("upload", path, "--host", "myhost")
     assert done.returncode == 0, done.stderr
@@ -32,11 +37,18 @@ def test_seed_fields_arrive_on_the_wire(fake_host, hosts_dir, images, monkeypatc
 
 
 def test_jmespath_nested_arrays_and_alternatives(fake_host, hosts_dir, images):
-    answer = {"status": True, "data": {"links": [{"kind": "thumb", "url": "https://x/t.png"},
-                                                 {"kind": "full", "url": "https://x/full.png"}]}}  # fmt: skip
+    answer = {
+        "status": True,
+        "data": {"links": [{"kind": "thumb", "url": "https://x/t.png"}, {"kind": "full", "url": "https://x/full.png"}]},
+    }
     fake_host.reply(json=answer)
-    write_host(hosts_dir, "nested", endpoint=fake_host.endpoint(), url_path="data.links[?kind=='full'] | [0].url",
-               thumbnail_path="data.links[0].url")  # fmt: skip
+    write_host(
+        hosts_dir,
+        "nested",
+        endpoint=fake_host.endpoint(),
+        url_path="data.links[?kind=='full'] | [0].url",
+        thumbnail_path="data.links[0].url",
+    )
     write_host(hosts_dir, "alt", endpoint=fake_host.endpoint(), url_path="data.missing || data.links[1].url")
     [path] = images(1)
     done = run_picbeam("upload", path, "--host", "nested", "--format", "json")
@@ -54,8 +66,14 @@ def test_url_prefix_is_prepended(fake_host, hosts_dir, images):
 
 def test_text_response_is_the_url(fake_host, hosts_dir, images):
     fake_host.reply(text="  https://files.example/abc.png\n")
-    write_host(hosts_dir, "plain", endpoint=fake_host.endpoint(), response="text", form={"reqtype": "fileupload"},
-               file_field="fileToUpload")  # fmt: skip
+    write_host(
+        hosts_dir,
+        "plain",
+        endpoint=fake_host.endpoint(),
+        response="text",
+        form={"reqtype": "fileupload"},
+        file_field="fileToUpload",
+    )
     [path] = images(1)
     done = run_picbeam("upload", path, "--host", "plain")
     assert done.lines == ["https://files.example/abc.png"]
@@ -64,10 +82,19 @@ def test_text_response_is_the_url(fake_host, hosts_dir, images):
 
 
 def test_xml_response_with_jmespath(fake_host, hosts_dir, images):
-    fake_host.reply(text="<?xml version='1.0'?><root><success>true</success><data><url>https://x/y.png</url>"
-                         "<hash>h1</hash></data></root>", headers={"Content-Type": "application/xml"})  # fmt: skip
-    write_host(hosts_dir, "xmlhost", endpoint=fake_host.endpoint(), response="xml", url_path="data.url",
-               success_path="success == 'true'")  # fmt: skip
+    fake_host.reply(
+        text="<?xml version='1.0'?><root><success>true</success><data><url>https://x/y.png</url>"
+        "<hash>h1</hash></data></root>",
+        headers={"Content-Type": "application/xml"},
+    )
+    write_host(
+        hosts_dir,
+        "xmlhost",
+        endpoint=fake_host.endpoint(),
+        response="xml",
+        url_path="data.url",
+        success_path="success == 'true'",
+    )
     [path] = images(1)
     assert run_picbeam("upload", path, "--host", "xmlhost").lines == ["https://x/y.png"]
 
@@ -82,8 +109,7 @@ def test_xml_with_entities_is_refused(fake_host, hosts_dir, images):
 
 
 def test_binary_body_sends_the_raw_file(fake_host, hosts_dir, images):
-    write_host(hosts_dir, "raw", endpoint=fake_host.endpoint("/put"), method="PUT", body="binary",
-               url_path="data.url")  # fmt: skip
+    write_host(hosts_dir, "raw", endpoint=fake_host.endpoint("/put"), method="PUT", body="binary", url_path="data.url")
     fake_host.reply(json={"data": {"url": "https://x/raw.png"}})
     [path] = images(1)
     assert run_picbeam("upload", path, "--host", "raw").lines == ["https://x/raw.png"]
@@ -94,8 +120,14 @@ def test_binary_body_sends_the_raw_file(fake_host, hosts_dir, images):
 
 def test_success_path_false_reports_error_path(fake_host, hosts_dir, images):
     fake_host.reply(json={"ok": False, "error": {"message": "quota exceeded"}, "data": {"url": "https://x/a.png"}})
-    write_host(hosts_dir, "strict", endpoint=fake_host.endpoint(), url_path="data.url", success_path="ok",
-               error_path="error.message")  # fmt: skip
+    write_host(
+        hosts_dir,
+        "strict",
+        endpoint=fake_host.endpoint(),
+        url_path="data.url",
+        success_path="ok",
+        error_path="error.message",
+    )
     [path] = images(1)
     done = run_picbeam("upload", path, "--host", "strict")
     assert done.returncode == 1
@@ -114,11 +146,26 @@ def test_http_error_uses_error_path_and_status(fake_host, hosts_dir, images):
 
 
 def test_set_overrides_fields_for_one_run(fake_host, hosts_dir, images):
-    write_host(hosts_dir, "o", endpoint="https://unreachable.invalid/upload", url_path="data.url",
-               headers={"Authorization": "old"})  # fmt: skip
+    write_host(
+        hosts_dir,
+        "o",
+        endpoint="https://unreachable.invalid/upload",
+        url_path="data.url",
+        headers={"Authorization": "old"},
+    )
     [path] = images(1)
-    done = run_picbeam("upload", path, "--host", "o", "--set", f"endpoint={fake_host.endpoint('/mirror')}",
-                       "--set", "headers.Authorization=new-token", "--set", "form.extra=1")  # fmt: skip
+    done = run_picbeam(
+        "upload",
+        path,
+        "--host",
+        "o",
+        "--set",
+        f"endpoint={fake_host.endpoint('/mirror')}",
+        "--set",
+        "headers.Authorization=new-token",
+        "--set",
+        "form.extra=1",
+    )
     assert done.returncode == 0, done.stderr
     [request] = fake_host.requests
     assert request.path == "/mirror" and request.headers["Authorization"] == "new-token"
@@ -127,8 +174,13 @@ def test_set_overrides_fields_for_one_run(fake_host, hosts_dir, images):
 
 def test_extends_starts_from_another_host(fake_host, hosts_dir, images, monkeypatch):
     monkeypatch.setenv("SMMS_TOKEN", "smms-secret-token")
-    write_host(hosts_dir, "mirror", extends="smms", endpoint=fake_host.endpoint("/api/v2/upload"),
-               form={"format": "", "album": "x"})  # fmt: skip
+    write_host(
+        hosts_dir,
+        "mirror",
+        extends="smms",
+        endpoint=fake_host.endpoint("/api/v2/upload"),
+        form={"format": "", "album": "x"},
+    )
     [path] = images(1)
     done = run_picbeam("upload", path, "--host", "mirror")
     assert done.returncode == 0, done.stderr

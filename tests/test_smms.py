@@ -8,14 +8,24 @@ import pytest
 from picbeam.testing import Reply, run_picbeam
 
 SUCCESS = {
-    "success": True, "code": "success", "message": "Upload success.",
-    "data": {"file_id": 0, "width": 4, "height": 4, "filename": "img0000.png", "storename": "D5VpWCKFElUsPcR.png",
-             "size": 100, "path": "/2019/12/16/D5VpWCKFElUsPcR.png", "hash": "Q6vLIbCGZojrMhO2e7BmgFuXRV",
-             "url": "https://vip1.loli.net/2019/12/16/D5VpWCKFElUsPcR.png",
-             "delete": "https://sm.ms/delete/Q6vLIbCGZojrMhO2e7BmgFuXRV",
-             "page": "https://sm.ms/image/D5VpWCKFElUsPcR"},
+    "success": True,
+    "code": "success",
+    "message": "Upload success.",
+    "data": {
+        "file_id": 0,
+        "width": 4,
+        "height": 4,
+        "filename": "img0000.png",
+        "storename": "D5VpWCKFElUsPcR.png",
+        "size": 100,
+        "path": "/2019/12/16/D5VpWCKFElUsPcR.png",
+        "hash": "Q6vLIbCGZojrMhO2e7BmgFuXRV",
+        "url": "https://vip1.loli.net/2019/12/16/D5VpWCKFElUsPcR.png",
+        "delete": "https://sm.ms/delete/Q6vLIbCGZojrMhO2e7BmgFuXRV",
+        "page": "https://sm.ms/image/D5VpWCKFElUsPcR",
+    },
     "RequestId": "8A84DDCA-96B3-4363-B5DF-524E95A5201A",
-}  # fmt: skip
+}
 TOKEN = "smms-token-0123456789abcdef"
 
 
@@ -41,9 +51,15 @@ def test_success(fake_host, smms, images):
 
 
 def test_image_repeated_is_a_success(fake_host, smms, images):
-    fake_host.reply(json={"success": False, "code": "image_repeated",
-                          "message": "Image upload repeated limit, this image exists at: https://i.loli.net/a.png",
-                          "images": "https://i.loli.net/a.png", "RequestId": "X"})  # fmt: skip
+    fake_host.reply(
+        json={
+            "success": False,
+            "code": "image_repeated",
+            "message": "Image upload repeated limit, this image exists at: https://i.loli.net/a.png",
+            "images": "https://i.loli.net/a.png",
+            "RequestId": "X",
+        }
+    )
     [path] = images(1)
     done = run_picbeam("upload", path, *smms)
     assert done.returncode == 0, done.stderr

@@ -86,9 +86,17 @@ def upload(
             progress.error(f"{result.path}: {result.host}: {result.error}")
 
     batch = open_batch(
-        chosen, config, plugins=plugins, jobs=jobs, retries=retries, ledger=False if no_ledger else (ledger or True),
-        force=force, dry_run=dry_run, emit=emit, on_progress=progress.update,
-    )  # fmt: skip
+        chosen,
+        config,
+        plugins=plugins,
+        jobs=jobs,
+        retries=retries,
+        ledger=False if no_ledger else (ledger or True),
+        force=force,
+        dry_run=dry_run,
+        emit=emit,
+        on_progress=progress.update,
+    )
     with batch, progress:
         summary = asyncio.run(_run_interruptible(batch, discovery))
     for line in discovery.summary(non_images=summary.skipped):
@@ -99,8 +107,14 @@ def upload(
             f"{summary.not_started} not started"
         )
         raise typer.Exit(EXIT_INTERRUPTED)
+    files = summary.uploaded + summary.reused + summary.failed
+    if files > 1 or summary.retries:
+        retried = f", {summary.retries} retries" if summary.retries else ""
+        warn(
+            f"done: {summary.uploaded} uploaded, {summary.reused} already there, {summary.failed} failed "
+            f"in {summary.seconds:.1f} s{retried}"
+        )
     if summary.failed:
-        warn(f"{summary.failed} of {summary.failed + summary.uploaded + summary.reused} file(s) failed")
         raise typer.Exit(EXIT_FAILED)
 
 

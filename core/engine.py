@@ -7,8 +7,8 @@ while the window of unfinished files is full; results leave in input order as so
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hashlib
+import itertools
 import os
 import stat
 import time
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 stamina.instrumentation.set_on_retry_hooks([])
 USER_AGENT = f"picbeam/{__version__} (+https://pypi.org/project/picbeam/)"
 HASH_CHUNK = 1024 * 1024
+DISCOVERY_CHUNK = 64
 
 
 class Ledger(Protocol):
@@ -128,14 +129,13 @@ class Batch:
         self._slots = asyncio.Semaphore(self._window)
         self._queue: asyncio.Queue[tuple[int, Found] | None] = asyncio.Queue(maxsize=self.jobs * 2)
         self._gate = HostGate(self.host, self.jobs)
-        loop = asyncio.get_running_loop()
         connector = aiohttp.TCPConnector(limit=self.jobs * 2, limit_per_host=0)
         async with aiohttp.ClientSession(
-            connector=connector, trust_env=True, headers={"User-Agent": USER_AGENT}
+            connector=connector, headers={"User-Agent": USER_AGENT}, **proxy_options(self.host.destination)
         ) as self.session:
             workers = [asyncio.create_task(self._worker()) for _ in range(self.jobs)]
             try:
-                await asyncio.to_thread(self._produce, discovery, loop)
+                await self._feed(discovery)
                 for _ in workers:
                     await self._queue.put(None)
                 await asyncio.gather(*workers)
@@ -164,24 +164,21 @@ class Batch:
         self._stopping = True
         self.summary.interrupted = True
 
-    def _produce(self, discovery: Iterable[Found], loop: asyncio.AbstractEventLoop) -> None:
-        """Runs in a thread: walks the inputs and feeds the queue, blocking while the window is full."""
-        for index, found in enumerate(discovery):
-            queued = asyncio.run_coroutine_threadsafe(self._enqueue(index, found), loop)
-            while True:
+    async def _feed(self, discovery: Iterable[Found]) -> None:
+        """Walk the inputs (in a thread, a chunk at a time) and queue them, waiting while the window is full."""
+        found_files = iter(discovery)
+        index = 0
+        while not self._stopping:
+            chunk = await asyncio.to_thread(list, itertools.islice(found_files, DISCOVERY_CHUNK))
+            if not chunk:
+                return
+            for found in chunk:
+                await self._slots.acquire()
                 if self._stopping:
-                    queued.cancel()
                     return
-                try:
-                    queued.result(timeout=0.2)
-                    break
-                except concurrent.futures.TimeoutError:
-                    continue
-            self.on_progress("found", 1)
-
-    async def _enqueue(self, index: int, found: Found) -> None:
-        await self._slots.acquire()
-        await self._queue.put((index, found))
+                await self._queue.put((index, found))
+                index += 1
+                self.on_progress("found", 1)
 
     async def _worker(self) -> None:
         while (job := await self._queue.get()) is not None:
@@ -367,6 +364,25 @@ class Batch:
             self.summary.uploaded += 1
             self.summary.bytes += result.bytes
         self.on_progress("done", result.bytes)
+
+
+def proxy_options(destination: str) -> dict[str, Any]:
+    """Session options that honour HTTP(S)_PROXY / NO_PROXY.
+
+    For an http(s) destination the proxy is looked up once per run: aiohttp's ``trust_env`` would look it
+    up again in a worker thread for every request. Other destinations keep the per-request lookup.
+    """
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    url = URL(destination) if destination.startswith(("http://", "https://")) else None
+    if url is None:
+        return {"trust_env": True}
+    try:
+        proxy, auth = get_env_proxy_for_url(url)
+    except LookupError:
+        return {}
+    return {"proxy": proxy, "proxy_auth": auth}
 
 
 def _check_unchanged(item: UploadItem) -> None:

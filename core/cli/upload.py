@@ -151,6 +151,7 @@ class ProgressReport:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._progress: Any = None
+        self._interactive = sys.stdout.isatty()
 
     def __enter__(self) -> ProgressReport:
         if self.enabled:
@@ -196,7 +197,8 @@ class ProgressReport:
 
     def print(self, line: str) -> None:
         sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        if self._interactive:  # a person sees each line as it lands; a pipe gets them buffered
+            sys.stdout.flush()
 
     def error(self, line: str) -> None:
         if self._progress is not None:

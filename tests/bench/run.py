@@ -1,0 +1,278 @@
+"""picbeam's benchmark: throughput against the raw-aiohttp floor, scaling, memory and start-up.
+
+    python tests/bench/run.py            # the full run (a few minutes; about 1.5 GB of scratch disk)
+    python tests/bench/run.py --quick    # tiny sizes: a smoke run
+    python tests/bench/run.py --json     # figures for machines
+
+It starts its own fast loopback host in a separate process and generates its own files.
+Nothing here is asserted: machines are noisy, so figures are reported, not tested.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+PNG_HEADER = b"\x89PNG\r\n\x1a\n"
+
+FULL = {
+    "files": 2000,
+    "size": 32 * 1024,
+    "jobs": 16,
+    "scaling": (1000, 4000, 16000),
+    "big": 1024**3,
+    "tree": 50_000,
+    "startup_runs": 10,
+    "repeats": 3,
+}
+QUICK = {
+    "files": 40,
+    "size": 4 * 1024,
+    "jobs": 4,
+    "scaling": (20, 40, 80),
+    "big": 4 * 1024**2,
+    "tree": 200,
+    "startup_runs": 1,
+    "repeats": 1,
+}
+
+
+def picbeam_command() -> list[str]:
+    script = Path(PYTHON).parent / "picbeam"
+    return [str(script)] if script.exists() else [PYTHON, "-m", "picbeam"]
+
+
+def make_files(folder: Path, count: int, size: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (folder / f"f{i:06d}.png").write_bytes(PNG_HEADER + os.urandom(max(0, size - len(PNG_HEADER))))
+    return folder
+
+
+class Bench:
+    def __init__(self, scratch: Path, sizes: dict[str, Any]) -> None:
+        self.scratch, self.sizes = scratch, sizes
+        self.server = subprocess.Popen([PYTHON, str(HERE / "server.py")], stdout=subprocess.PIPE, text=True)
+        assert self.server.stdout is not None
+        self.url = f"http://127.0.0.1:{self.server.stdout.readline().strip()}/upload"
+        hosts = scratch / "hosts.d"
+        hosts.mkdir()
+        (hosts / "bench.toml").write_text(f'endpoint = "{self.url}"\nurl_path = "data.url"\n')
+        self.env = {
+            **os.environ,
+            "PICBEAM_HOSTS_DIR": str(hosts),
+            "XDG_CONFIG_HOME": str(scratch / "config"),
+            "XDG_DATA_HOME": str(scratch / "data"),
+        }
+        self.ledgers = 0
+
+    def close(self) -> None:
+        self.server.kill()
+        self.server.wait()
+
+    def fresh_ledger(self) -> str:
+        self.ledgers += 1
+        return str(self.scratch / f"ledger-{self.ledgers}.sqlite3")
+
+    def timed(self, command: Sequence[str]) -> float:
+        started = time.perf_counter()
+        done = subprocess.run(command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        elapsed = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{done.stderr[-2000:]}")
+        return elapsed
+
+    def peak_rss_mb(self, command: Sequence[str]) -> float:
+        """Peak resident memory of one command, measured by a wrapper whose only child it is."""
+        probe = (
+            "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+            "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        )
+        out = subprocess.run([PYTHON, "-c", probe, *command], env=self.env, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{out.stderr[-2000:]}")
+        return int(out.stdout.strip()) / 1024
+
+    def cli_upload(
+        self, *paths: Path, ledger: bool = True, jobs: int | None = None, recursive: bool = False
+    ) -> list[str]:
+        command = [
+            *picbeam_command(),
+            "upload",
+            *map(str, paths),
+            "--host",
+            "bench",
+            "-j",
+            str(jobs or self.sizes["jobs"]),
+        ]
+        command += ["--ledger", self.fresh_ledger()] if ledger else ["--no-ledger"]
+        return command + (["-r"] if recursive else [])
+
+    # -- the measurements -------------------------------------------------------------------------
+    def throughput(self) -> dict[str, Any]:
+        files, jobs = self.sizes["files"], self.sizes["jobs"]
+        folder = make_files(self.scratch / "throughput", files, self.sizes["size"])
+        api = (
+            "import sys, picbeam; r = picbeam.upload([sys.argv[1]], host='bench', jobs=int(sys.argv[2]), "
+            "ledger=sys.argv[3]); assert all(x.ok for x in r), [x.error for x in r if x.error][:3]"
+        )
+        # Each entry makes a fresh command: picbeam runs get a new, empty ledger every time, so every
+        # timed run really uploads (a reused ledger would answer from its records).
+        runs: dict[str, Callable[[], list[str]]] = {
+            "raw aiohttp (floor)": lambda: [PYTHON, str(HERE / "raw_aiohttp.py"), self.url, str(jobs), str(folder)],
+            "picbeam CLI, ledger on": lambda: self.cli_upload(folder),
+            "picbeam CLI, no ledger": lambda: self.cli_upload(folder, ledger=False),
+            "picbeam Python API, ledger on": lambda: [PYTHON, "-c", api, str(folder), str(jobs), self.fresh_ledger()],
+        }
+        curl = shutil.which("curl")
+        if curl:
+            config = self.scratch / "curl.cfg"
+            config.write_text(
+                "next\n".join(
+                    f'url = "{self.url}"\nform = "file=@{p}"\noutput = "/dev/null"\n' for p in sorted(folder.iterdir())
+                )
+            )
+            runs["curl --parallel"] = lambda: [curl, "-s", "--parallel", "--parallel-max", str(jobs), "-K", str(config)]
+        results: dict[str, Any] = {}
+        for name, command in runs.items():
+            self.timed(command())  # warm the page cache and the server once
+            seconds = min(self.timed(command()) for _ in range(self.sizes["repeats"]))
+            results[name] = {"seconds": seconds, "files_per_s": files / seconds}
+        floor = results["raw aiohttp (floor)"]["files_per_s"]
+        for entry in results.values():
+            entry["ratio_to_floor"] = entry["files_per_s"] / floor
+        return {"files": files, "bytes_each": self.sizes["size"], "jobs": jobs, "runs": results}
+
+    def scaling(self) -> dict[str, Any]:
+        rows = {}
+        for count in self.sizes["scaling"]:
+            folder = make_files(self.scratch / f"scale-{count}", count, self.sizes["size"])
+            seconds = self.timed(self.cli_upload(folder))
+            rows[str(count)] = {"seconds": seconds, "ms_per_file": 1000 * seconds / count}
+            shutil.rmtree(folder)
+        first, last = (rows[str(c)]["ms_per_file"] for c in (self.sizes["scaling"][0], self.sizes["scaling"][-1]))
+        return {"rows": rows, "last_over_first": last / first}
+
+    def memory(self) -> dict[str, Any]:
+        big = self.scratch / "big.png"
+        with open(big, "wb") as handle:  # sparse: the disk holds almost nothing, reads still stream it all
+            handle.write(PNG_HEADER)
+            handle.truncate(self.sizes["big"])
+        big_rss = self.peak_rss_mb(self.cli_upload(big, jobs=1))
+        big.unlink()
+        tree = self.scratch / "tree"
+        per_folder = 1000
+        for start in range(0, self.sizes["tree"], per_folder):
+            make_files(tree / f"d{start // per_folder:03d}", min(per_folder, self.sizes["tree"] - start), 1024)
+        tree_rss = self.peak_rss_mb(self.cli_upload(tree, recursive=True))
+        shutil.rmtree(tree)
+        return {
+            "big_file_bytes": self.sizes["big"],
+            "big_file_peak_rss_mb": big_rss,
+            "tree_files": self.sizes["tree"],
+            "tree_peak_rss_mb": tree_rss,
+        }
+
+    def startup(self) -> dict[str, Any]:
+        one = make_files(self.scratch / "one", 1, 32 * 1024) / "f000000.png"
+        commands = {
+            "python -c pass": [PYTHON, "-c", "pass"],
+            "python -c 'import typer'": [PYTHON, "-c", "import typer"],
+            "picbeam --version": [*picbeam_command(), "--version"],
+            "picbeam upload --help": [*picbeam_command(), "upload", "--help"],
+            "raw aiohttp, one file": [PYTHON, str(HERE / "raw_aiohttp.py"), self.url, "1", str(one)],
+            "picbeam upload, one file": None,
+        }
+        results = {}
+        for name, command in commands.items():
+            times = []
+            for _ in range(self.sizes["startup_runs"]):
+                run = command or self.cli_upload(one, jobs=1)  # a fresh ledger each time: a real upload
+                times.append(self.timed(run))
+            results[name] = {"median_ms": 1000 * statistics.median(times)}
+        results["ratios"] = {
+            "version_over_import_typer": results["picbeam --version"]["median_ms"]
+            / results["python -c 'import typer'"]["median_ms"],
+            "one_file_over_raw": results["picbeam upload, one file"]["median_ms"]
+            / results["raw aiohttp, one file"]["median_ms"],
+        }
+        return results
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(f"machine: {report['machine']}")
+    t = report["throughput"]
+    print(f"\nthroughput: {t['files']} files x {t['bytes_each'] // 1024} KB, {t['jobs']} jobs")
+    print(f"  {'run':<34}{'seconds':>9}{'files/s':>10}{'x floor':>9}")
+    for name, row in t["runs"].items():
+        print(f"  {name:<34}{row['seconds']:>9.2f}{row['files_per_s']:>10.0f}{row['ratio_to_floor']:>9.2f}")
+    s = report["scaling"]
+    print("\nscaling (CLI, ledger on):")
+    for count, row in s["rows"].items():
+        print(f"  {count:>7} files {row['seconds']:>8.2f} s {row['ms_per_file']:>8.3f} ms/file")
+    print(f"  time per file, largest over smallest: {s['last_over_first']:.2f}x")
+    m = report["memory"]
+    print(
+        f"\nmemory: one {m['big_file_bytes'] / 1024**2:.0f} MB file: peak RSS {m['big_file_peak_rss_mb']:.0f} MB;"
+        f" {m['tree_files']} files: peak RSS {m['tree_peak_rss_mb']:.0f} MB"
+    )
+    u = report["startup"]
+    print("\nstart-up (median):")
+    for name, row in u.items():
+        if name != "ratios":
+            print(f"  {name:<30}{row['median_ms']:>8.0f} ms")
+    print(
+        f"  --version over `import typer`: {u['ratios']['version_over_import_typer']:.2f}x;"
+        f" one-file upload over raw aiohttp: {u['ratios']['one_file_over_raw']:.2f}x"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--only", choices=("throughput", "scaling", "memory", "startup"), action="append")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    report: dict[str, Any] = {"machine": machine(), "quick": args.quick}
+    with tempfile.TemporaryDirectory(prefix="picbeam-bench-") as scratch:
+        bench = Bench(Path(scratch), sizes)
+        try:
+            for part in args.only or ("throughput", "scaling", "memory", "startup"):
+                report[part] = getattr(bench, part)()
+        finally:
+            bench.close()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    elif not args.only:
+        print_table(report)
+    else:
+        print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

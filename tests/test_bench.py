@@ -1,0 +1,29 @@
+"""A smoke run of the benchmark at tiny sizes, so it cannot rot. Figures are reported, never asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parent / "bench" / "run.py"
+
+
+def test_benchmark_quick_run_reports_every_figure():
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--json"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    runs = report["throughput"]["runs"]
+    assert {
+        "raw aiohttp (floor)",
+        "picbeam CLI, ledger on",
+        "picbeam CLI, no ledger",
+        "picbeam Python API, ledger on",
+    } <= set(runs)
+    assert all(run["files_per_s"] > 0 for run in runs.values())
+    assert set(report["scaling"]["rows"]) == {"20", "40", "80"}
+    assert report["memory"]["big_file_peak_rss_mb"] > 0 and report["memory"]["tree_peak_rss_mb"] > 0
+    assert report["startup"]["ratios"]["one_file_over_raw"] > 0

@@ -185,10 +185,12 @@ class CheckingResolver(AbstractResolver):
 
 class UrlFetcher:
     """Downloads http(s) entries into a folder: public addresses only (every redirect hop is checked
-    again), at most ``limit`` bytes, within ``timeout`` seconds, no proxy, no cookies."""
+    again), at most ``limit`` bytes for all the fetches together, each within ``timeout`` seconds, no
+    proxy, no cookies."""
 
     def __init__(self, *, allow_private: bool, limit: int, timeout: float) -> None:
         self.allow_private, self.limit, self.timeout = allow_private, limit, timeout
+        self.received = 0
 
     async def __aenter__(self) -> UrlFetcher:
         from .engine import USER_AGENT
@@ -255,11 +257,10 @@ class UrlFetcher:
         if "." not in name:
             name += mimetypes.guess_extension(response.content_type or "") or ""
         path = folder / name
-        received = 0
         with open(path, "wb") as handle:
             async for chunk in response.content.iter_chunked(CHUNK):
-                received += len(chunk)
-                if received > self.limit:
+                self.received += len(chunk)
+                if self.received > self.limit:
                     raise EntryError(f"the URL's file is over the server's limit of {self.limit} bytes")
                 handle.write(chunk)
         return path

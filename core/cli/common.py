@@ -68,6 +68,22 @@ def on_interrupt(callback: Callable[[], None]) -> None:
             loop.add_signal_handler(signum, callback)
 
 
+def on_two_interrupts(first: Callable[[], None], second: Callable[[], None]) -> None:
+    """The first Ctrl-C calls ``first`` (finish what is in flight), another calls ``second`` (stop now)."""
+    presses = 0
+
+    def pressed() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            print("\npicbeam: stopping after the uploads in flight (Ctrl-C again to stop now)", file=sys.stderr)
+            first()
+        else:
+            second()
+
+    on_interrupt(pressed)
+
+
 def output_format(fmt: str | None, config: Config) -> str:
     """``--format``, else ``format`` in config.toml, else ``url``; an unknown one is a usage error."""
     from ..output import FORMATS

@@ -13,7 +13,16 @@ from typing import Annotated, Any
 import typer
 
 from ..output import FORMATS, format_result
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, HostsDirOption, fail, on_interrupt, open_hosts, output_format, warn
+from .common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    HostsDirOption,
+    fail,
+    on_two_interrupts,
+    open_hosts,
+    output_format,
+    warn,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -143,18 +152,7 @@ def copy_results(lines: list[str]) -> None:
 async def _run_interruptible(batch: Any, discovery: Any) -> Any:
     """First Ctrl-C: start nothing new, let uploads in flight finish. Second: stop at once."""
     task = asyncio.current_task()
-    presses = 0
-
-    def interrupted() -> None:
-        nonlocal presses
-        presses += 1
-        if presses == 1:
-            print("\npicbeam: stopping after the uploads in flight (Ctrl-C again to stop now)", file=sys.stderr)
-            batch.stop()
-        elif task is not None:
-            task.cancel()
-
-    on_interrupt(interrupted)
+    on_two_interrupts(batch.stop, lambda: task.cancel() if task is not None else None)
     try:
         return await batch.run(discovery)
     except asyncio.CancelledError:

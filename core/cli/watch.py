@@ -9,6 +9,7 @@ a file whose content the host already has (a restart, a re-saved file) is not se
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import queue
 import stat
@@ -21,7 +22,16 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, HostsDirOption, fail, on_interrupt, open_hosts, output_format, warn
+from .common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    HostsDirOption,
+    fail,
+    on_two_interrupts,
+    open_hosts,
+    output_format,
+    warn,
+)
 
 # Names that are still being written by their program, or are not the user's files.
 TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", ".swp", "~")
@@ -174,13 +184,18 @@ class Settler:
                 )
 
 
-def _wanted(_change: Any, path: str) -> bool:
+@functools.cache
+def _default_filter() -> Any:
     import watchfiles
 
+    return watchfiles.DefaultFilter()
+
+
+def _wanted(change: Any, path: str) -> bool:
     name = os.path.basename(path)
     if name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES):
         return False
-    return watchfiles.DefaultFilter()(_change, path)
+    return bool(_default_filter()(change, path))
 
 
 class Watcher:
@@ -210,18 +225,7 @@ class Watcher:
 
         stop = asyncio.Event()
         uploads = asyncio.create_task(self.batch.run(self._feed()))
-        presses = 0
-
-        def interrupted() -> None:
-            nonlocal presses
-            presses += 1
-            if presses == 1:
-                print("\npicbeam: stopping after the uploads in flight (Ctrl-C again to stop now)", file=sys.stderr)
-                stop.set()
-            else:
-                uploads.cancel()
-
-        on_interrupt(interrupted)
+        on_two_interrupts(stop.set, uploads.cancel)
         settler = Settler(self.settle, self._submit)
         started = False
         async for changes in watchfiles.awatch(self.folder, watch_filter=_wanted, debounce=200, step=50,

@@ -122,8 +122,8 @@ def address_problem(text: str) -> str | None:
         address = ipaddress.ip_address(text.split("%")[0])
     except ValueError:
         return "not an IP address"
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):  # an IPv4 address carried inside IPv6 is judged as itself
+        address = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1] or address
     if address.is_loopback:
         return "a loopback address"
     if address.is_link_local:

@@ -112,6 +112,7 @@ def serve(fake):
         with_servers.append(server)
         return server.port
 
+    start.servers = with_servers  # type: ignore[attr-defined]
     yield start
     for server in with_servers:
         server.__exit__()
@@ -410,7 +411,10 @@ def test_secret_is_required_when_set(serve, fake, images):
     assert upload_json(port, [str(path)], headers={"Authorization": f"Bearer {SECRET}"}).status == 200
     assert upload_json(port, [str(path)], headers={"X-PicGo-Secret": SECRET}).status == 200
     assert upload_json(port, [str(path)], path=f"/upload?secret={SECRET}").status == 200
+    assert upload_json(port, [str(path)], path=f"/upload?key={SECRET}").status == 200  # as PicList sends it
     assert request(port, "/heartbeat").status == 200  # liveness reveals nothing
+    log = "\n".join(serve.servers[0].lines)
+    assert "POST /upload 401" in log and SECRET not in log
 
 
 def test_root_limits_paths_after_resolving_symlinks(serve, fake, images, tmp_path):
@@ -469,6 +473,19 @@ def test_url_entries_with_allow_private_urls(serve, fake, image_server):
     assert "not an image" in errors[2] and "over the server's limit" in errors[3] and "HTTP 404" in errors[4]
     sent = {request.file.filename: request.file.data for request in fake.requests}
     assert sent == {"a.png": png(6, 6, seed=77), "b.png": png(5, 5, seed=78)}
+    # the URLs of one request share the size budget
+    small = serve(allow_private_urls=True, max_body=len(png(6, 6, seed=77)) + 10)
+    shared = upload_json(small, [f"{image_server.url}/a.png", f"{image_server.url}/b.png"]).json["items"]
+    assert sum(1 for item in shared if item["error"] and "limit" in item["error"]) == 1
+
+
+def test_address_policy():
+    from picbeam.server import address_problem
+
+    refused = ["127.0.0.1", "127.1.2.3", "::1", "0.0.0.0", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
+               "fe80::1%eth0", "fc00::1", "::ffff:127.0.0.1", "2002:7f00:1::", "100.64.0.1", "224.0.0.1"]  # fmt: skip
+    assert [text for text in refused if address_problem(text) is None] == []
+    assert address_problem("93.184.215.14") is None and address_problem("2606:4700::6810:84e5") is None
 
 
 async def test_every_redirect_hop_is_checked(monkeypatch, tmp_path):

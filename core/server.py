@@ -314,6 +314,10 @@ class PicGoServer:
             response = _json({"success": False, "message": refused.message}, refused.status, refused.headers)
         except web.HTTPException as exc:
             response = _json({"success": False, "message": exc.reason}, exc.status)
+        except (asyncio.CancelledError, ConnectionError):
+            raise  # the client went away
+        except Exception as exc:  # a bug: one line, not a traceback
+            response = _json({"success": False, "message": f"internal error: {type(exc).__name__}: {exc}"}, 500)
         if listed and origin is not None:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"

@@ -165,11 +165,16 @@ class Batch:
         self.summary.interrupted = True
 
     async def _feed(self, discovery: Iterable[Found]) -> None:
-        """Walk the inputs (in a thread, a chunk at a time) and queue them, waiting while the window is full."""
+        """Walk the inputs (in a thread) and queue them, waiting while the window is full.
+
+        A folder walk or a list is read a chunk at a time; any other iterable (``picbeam watch`` feeds one
+        that blocks until a file settles) one item at a time, so no item waits for the next.
+        """
         found_files = iter(discovery)
+        chunk_size = DISCOVERY_CHUNK if isinstance(discovery, Discovery | Sequence) else 1
         index = 0
         while not self._stopping:
-            chunk = await asyncio.to_thread(list, itertools.islice(found_files, DISCOVERY_CHUNK))
+            chunk = await asyncio.to_thread(list, itertools.islice(found_files, chunk_size))
             if not chunk:
                 return
             for found in chunk:

@@ -121,7 +121,8 @@ class SpecHost(Host):
             body = item.open()
             headers.setdefault("Content-Type", item.mime)
         else:
-            body = aiohttp.FormData()
+            # Unquoted names, as browsers send them: percent-encoding would reach PHP hosts as "a%20b.png".
+            body = aiohttp.FormData(quote_fields=False)
             for key, value in spec.form.items():
                 body.add_field(key, value)
             body.add_field(spec.file_field, item.open(), filename=item.name, content_type=item.mime)

@@ -27,6 +27,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any
 
 from aiohttp import web
@@ -182,7 +183,7 @@ class FakeHost:
 
     def file_url(self, request: RecordedRequest) -> str:
         name = request.files[0].filename if request.files else "upload"
-        return f"{self.url}/files/{request.number}/{name}"
+        return f"{self.url}/files/{request.number}/{quote(name or 'upload')}"
 
     def default_reply(self, request: RecordedRequest) -> Reply:
         url = self.file_url(request)

@@ -44,3 +44,46 @@ def images(tmp_path: Path):
         return paths
 
     return make
+
+
+@pytest.fixture
+def x_display(monkeypatch: pytest.MonkeyPatch):
+    """A real X11 clipboard: Xvfb on a free display, used through xclip. Yields the environment to run
+    picbeam with (also set in this process). Skips only when Xvfb or xclip is not installed."""
+    import os
+    import shutil
+    import subprocess
+
+    missing = [tool for tool in ("Xvfb", "xclip") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (Debian packages xvfb, xclip)")
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-nolisten", "tcp", "-screen", "0", "64x64x24"],
+                              pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    os.close(write)
+    try:
+        with os.fdopen(read) as answer:
+            number = answer.readline().strip()
+        assert number, "Xvfb did not report its display"
+        env = {"DISPLAY": f":{number}", "WAYLAND_DISPLAY": ""}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield env
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def set_clipboard(data: bytes, target: str) -> None:
+    """Put data on the X11 clipboard (xclip forks to serve it; the child ends with the X server)."""
+    import subprocess
+
+    subprocess.run(["xclip", "-selection", "clipboard", "-target", target, "-in"], input=data, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)  # fmt: skip
+
+
+def get_clipboard() -> str:
+    import subprocess
+
+    done = subprocess.run(["xclip", "-selection", "clipboard", "-out"], capture_output=True, timeout=10)
+    return done.stdout.decode()

@@ -196,3 +196,13 @@ def test_later_hosts_folder_overrides_earlier(fake_host, hosts_dir, images, home
     [path] = images(1)
     assert run_picbeam("upload", path, "--host", "layered").returncode == 0
     assert fake_host.requests[0].path == "/winner"
+
+
+def test_file_names_arrive_as_browsers_send_them(fake_host, hosts_dir, tmp_path):
+    from picbeam.samples import png
+
+    write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url")
+    path = tmp_path / "holiday photo é.png"
+    path.write_bytes(png(2, 2, seed=99))
+    assert run_picbeam("upload", path, "--host", "fake").returncode == 0
+    assert fake_host.requests[0].file.filename == "holiday photo é.png"

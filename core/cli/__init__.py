@@ -17,7 +17,7 @@ BUILTIN_COMMANDS = {"upload", "hosts", "config", "plugins", "history", "delete",
 def build_app() -> object:
     import typer
 
-    from . import config, history, hosts, plugins, upload
+    from . import config, history, hosts, plugins, serve, upload, watch
 
     app = typer.Typer(
         name="picbeam",
@@ -41,6 +41,8 @@ def build_app() -> object:
     config.register(app)
     plugins.register(app)
     history.register(app)
+    serve.register(app)
+    watch.register(app)
     return app
 
 

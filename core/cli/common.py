@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -54,6 +57,41 @@ def open_hosts(hosts_dirs: Sequence[Path] | None = None) -> tuple[Plugins, Confi
     for line in [*plugins.errors(), *config.warnings]:
         warn(line)
     return plugins, config, registry
+
+
+def on_interrupt(callback: Callable[[], None]) -> None:
+    """Call ``callback`` on Ctrl-C and SIGTERM in the running event loop (where the platform allows it;
+    on Windows a KeyboardInterrupt ends the run instead)."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, callback)
+
+
+def on_two_interrupts(first: Callable[[], None], second: Callable[[], None]) -> None:
+    """The first Ctrl-C calls ``first`` (finish what is in flight), another calls ``second`` (stop now)."""
+    presses = 0
+
+    def pressed() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            print("\npicbeam: stopping after the uploads in flight (Ctrl-C again to stop now)", file=sys.stderr)
+            first()
+        else:
+            second()
+
+    on_interrupt(pressed)
+
+
+def output_format(fmt: str | None, config: Config) -> str:
+    """``--format``, else ``format`` in config.toml, else ``url``; an unknown one is a usage error."""
+    from ..output import FORMATS
+
+    fmt = fmt or config.get("format", "url")
+    if fmt not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    return fmt
 
 
 def run_app(app: Any, args: list[str]) -> None:

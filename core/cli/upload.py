@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from ..output import FORMATS, format_result
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, HostsDirOption, fail, open_hosts, warn
+from .common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    HostsDirOption,
+    fail,
+    on_two_interrupts,
+    open_hosts,
+    output_format,
+    warn,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
 
 def upload(
-    paths: Annotated[list[Path], typer.Argument(help="Files and folders to upload.", show_default=False)],
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files and folders to upload.", show_default=False)] = None,
     host: Annotated[
         str | None,
         typer.Option("--host", "-H", help="Host name (default: PICBEAM_HOST, config default_host, or 'local')."),
@@ -53,6 +63,10 @@ def upload(
         Path | None, typer.Option("--ledger", help="Ledger database (also PICBEAM_LEDGER).", show_default=False)
     ] = None,
     no_ledger: Annotated[bool, typer.Option("--no-ledger", help="Neither consult nor write the ledger.")] = False,
+    clipboard: Annotated[
+        bool, typer.Option("--clipboard", help="Upload the image on the clipboard (before any files named).")
+    ] = False,
+    copy: Annotated[bool, typer.Option("--copy", help="Put the results on the clipboard as well.")] = False,
     hosts_dir: HostsDirOption = None,
 ) -> None:
     """Upload files (and the images in folders) to a host; print one result per file, in order."""
@@ -60,13 +74,16 @@ def upload(
     from ..inputs import Discovery
 
     plugins, config, registry = open_hosts(hosts_dir)
-    fmt = fmt or config.get("format", "url")
-    if fmt not in FORMATS:
-        fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    fmt = output_format(fmt, config)
+    if not paths and not clipboard:
+        fail("name the files or folders to upload, or use --clipboard")
     host_name = host or config.default_host()
     chosen = registry.select(host_name, overrides or ())
-    discovery = Discovery(paths, recursive=recursive, include=include or (), exclude=exclude or ())
+    cleanup = ExitStack()  # the clipboard's image lives in a temporary folder until the run ends
+    inputs = [_clipboard_image(cleanup), *(paths or ())] if clipboard else list(paths or ())
+    discovery = Discovery(inputs, recursive=recursive, include=include or (), exclude=exclude or ())
     progress = ProgressReport(enabled=sys.stderr.isatty() and not dry_run)
+    copied: list[str] = []
 
     def emit(result: Any) -> None:
         if dry_run and not result.error:
@@ -82,25 +99,30 @@ def upload(
         else:
             line = format_result(result, fmt)
         progress.print(line)
+        if copy and result.ok and not dry_run:
+            copied.append(line)
         if result.error:
             progress.error(f"{result.path}: {result.host}: {result.error}")
 
-    batch = open_batch(
-        chosen,
-        config,
-        plugins=plugins,
-        jobs=jobs,
-        retries=retries,
-        ledger=False if no_ledger else (ledger or True),
-        force=force,
-        dry_run=dry_run,
-        emit=emit,
-        on_progress=progress.update,
-    )
-    with batch, progress:
-        summary = asyncio.run(_run_interruptible(batch, discovery))
+    with cleanup:
+        batch = open_batch(
+            chosen,
+            config,
+            plugins=plugins,
+            jobs=jobs,
+            retries=retries,
+            ledger=False if no_ledger else (ledger or True),
+            force=force,
+            dry_run=dry_run,
+            emit=emit,
+            on_progress=progress.update,
+        )
+        with batch, progress:
+            summary = asyncio.run(_run_interruptible(batch, discovery))
     for line in discovery.summary(non_images=summary.skipped):
         warn(line)
+    if copied:
+        copy_results(copied)
     if summary.interrupted:
         warn(
             f"interrupted: {summary.uploaded} uploaded, {summary.reused} reused, {summary.failed} failed, "
@@ -118,26 +140,32 @@ def upload(
         raise typer.Exit(EXIT_FAILED)
 
 
-async def _run_interruptible(batch: Any, discovery: Any) -> Any:
-    """First Ctrl-C: start nothing new, let uploads in flight finish. Second: stop at once."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    presses = 0
+def _clipboard_image(cleanup: ExitStack) -> Path:
+    """Save the clipboard's image in a temporary folder that ``cleanup`` removes."""
+    from ..clipboard import save_image
 
-    def on_interrupt() -> None:
-        nonlocal presses
-        presses += 1
-        if presses == 1:
-            print("\npicbeam: stopping after the uploads in flight (Ctrl-C again to stop now)", file=sys.stderr)
-            batch.stop()
-        elif task is not None:
-            task.cancel()
+    folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="picbeam-clipboard-")))
+    try:
+        return save_image(folder)
+    except BaseException:
+        cleanup.close()
+        raise
+
+
+def copy_results(lines: list[str]) -> None:
+    """Put result lines on the clipboard; a clipboard that cannot be written is a warning, not a failure."""
+    from ..clipboard import ClipboardError, copy_text
 
     try:
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
-        loop.add_signal_handler(signal.SIGTERM, on_interrupt)
-    except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
-        pass
+        copy_text("\n".join(lines))
+    except ClipboardError as exc:
+        warn(f"--copy: {exc}")
+
+
+async def _run_interruptible(batch: Any, discovery: Any) -> Any:
+    """First Ctrl-C: start nothing new, let uploads in flight finish. Second: stop at once."""
+    task = asyncio.current_task()
+    on_two_interrupts(batch.stop, lambda: task.cancel() if task is not None else None)
     try:
         return await batch.run(discovery)
     except asyncio.CancelledError:
@@ -173,6 +201,7 @@ class ProgressReport:
                 TimeElapsedColumn(),
                 console=Console(stderr=True),
                 transient=True,
+                redirect_stdout=False,  # results go to the real stdout, even when stderr is a terminal
             )
             self._progress.start()
             self._task = self._progress.add_task("upload", total=0, done=0, found=0)

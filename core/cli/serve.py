@@ -1,0 +1,151 @@
+"""`picbeam serve`: a PicGo-compatible upload server for editors, on loopback unless told otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .common import EXIT_FAILED, HostsDirOption, fail, on_interrupt, open_hosts, warn
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option("--host", "-H", help="Host to upload to (a request may pick another with ?host=NAME)."),
+    ] = None,
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on.")] = 36677,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            help="Listen on ADDRESS[:PORT] instead of loopback (then a secret is required).",
+            show_default=False,
+        ),
+    ] = None,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            "--secret",
+            envvar="PICBEAM_SERVER_SECRET",
+            show_default=False,
+            show_envvar=True,
+            help="Secret clients must send (Authorization: Bearer, X-PicGo-Secret or ?secret=).",
+        ),
+    ] = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin", help="Serve (with CORS) requests from this web origin (repeatable).", show_default=False
+        ),
+    ] = None,
+    allow_any_file: Annotated[
+        bool, typer.Option("--allow-any-file", help="Upload files that are not images too.")
+    ] = False,
+    root: Annotated[
+        list[Path] | None,
+        typer.Option("--root", help="Only upload local files under this folder (repeatable).", show_default=False),
+    ] = None,
+    allow_private_urls: Annotated[
+        bool, typer.Option("--allow-private-urls", help="Fetch URL entries from loopback and private addresses.")
+    ] = False,
+    max_body: Annotated[
+        int, typer.Option("--max-body", min=1, help="Largest request body or fetched URL, in MB.")
+    ] = 100,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once.")] = None,
+    ledger: Annotated[
+        Path | None, typer.Option("--ledger", help="Ledger database (also PICBEAM_LEDGER).", show_default=False)
+    ] = None,
+    no_ledger: Annotated[bool, typer.Option("--no-ledger", help="Neither consult nor write the ledger.")] = False,
+    hosts_dir: HostsDirOption = None,
+) -> None:
+    """Serve the PicGo upload protocol (POST /upload, /heartbeat) for Typora, Obsidian, VS Code..."""
+    from ..server import ServerOptions, check_origin
+
+    plugins, config, registry = open_hosts(hosts_dir)
+    host_name = host or config.default_host()
+    registry.select(host_name).prepared()  # a missing ${VAR} or unknown host stops here, not at the first request
+    addresses, port, public = _listen_addresses(listen, port)
+    if public and not secret:
+        fail(f"--listen {listen} lets other machines connect: set a secret with --secret or PICBEAM_SERVER_SECRET")
+    if secret is not None and len(secret) < 16:
+        warn("the secret is short; use at least 16 random characters (e.g. `openssl rand -hex 16`)")
+    for folder in root or ():
+        if not folder.is_dir():
+            fail(f"--root {folder}: not a folder")
+    options = ServerOptions(
+        host=host_name, secret=secret or None, allow_origins=frozenset(check_origin(o) for o in allow_origin or ()),
+        allow_any_file=allow_any_file, roots=tuple(root or ()), allow_private_urls=allow_private_urls,
+        max_body=max_body * 1024 * 1024, public=public, ledger=False if no_ledger else (ledger or True), jobs=jobs,
+    )  # fmt: skip
+    asyncio.run(_serve(options, plugins, config, registry, addresses, port))
+
+
+def _listen_addresses(listen: str | None, port: int) -> tuple[list[str], int, bool]:
+    """The addresses to bind, the port, and whether that reaches beyond this machine."""
+    if listen is None:
+        return ["127.0.0.1", "::1"], port, False
+    address = listen.strip()
+    if address.startswith("["):  # [::1]:36677
+        address, _, rest = address[1:].partition("]")
+        if rest.startswith(":"):
+            port = _port(rest[1:], listen)
+    elif address.count(":") == 1:  # 0.0.0.0:36677
+        address, _, text = address.partition(":")
+        port = _port(text, listen)
+    try:
+        loopback = ipaddress.ip_address(address or "invalid").is_loopback
+    except ValueError:
+        if address != "localhost":
+            fail(f"--listen {listen}: expected an IP address, optionally with :PORT (0.0.0.0, [::], 192.168.1.5:36677)")
+        loopback = True
+    return [address], port, not loopback
+
+
+def _port(text: str, listen: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        fail(f"--listen {listen}: the port must be a number from 0 to 65535")
+    return int(text)
+
+
+async def _serve(options: Any, plugins: Any, config: Any, registry: Any, addresses: list[str], port: int) -> None:
+    from aiohttp import web
+
+    from ..server import PicGoServer
+
+    def log(line: str) -> None:
+        print(f"picbeam serve: {line}", file=sys.stderr, flush=True)
+
+    server = PicGoServer(options, plugins, config, registry, log=log)
+    runner = web.AppRunner(server.app(), handle_signals=False, access_log=None)
+    await runner.setup()
+    bound: list[str] = []
+    try:
+        for address in addresses:
+            try:
+                site = web.TCPSite(runner, address, port)
+                await site.start()
+            except OSError as exc:
+                if bound:  # the second loopback address (::1) is optional: IPv6 may be off
+                    continue
+                fail(f"cannot listen on {address}:{port}: {exc.strerror or exc}", EXIT_FAILED)
+            port = port or runner.addresses[-1][1]  # --port 0: every address gets the port the first got
+            bound.append(f"[{address}]" if ":" in address else address)
+        stop = asyncio.Event()
+        on_interrupt(stop.set)
+        secret = "required" if options.secret else "none"
+        urls = " and ".join(f"http://{address}:{port}/upload" for address in bound)
+        print(f"picbeam: serving the PicGo protocol on {urls} (host {options.host}, secret {secret}); Ctrl-C stops",
+              file=sys.stderr, flush=True)  # fmt: skip
+        await stop.wait()
+        print("picbeam: stopped", file=sys.stderr, flush=True)
+    finally:
+        await runner.cleanup()

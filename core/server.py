@@ -1,0 +1,574 @@
+"""``picbeam serve``: the PicGo server protocol, for editors, with the checks the PicGo server lacks.
+
+Editors (Typora's "PicGo (app)" mode, Obsidian's image-auto-upload plugin, VS Code extensions...) POST
+to ``http://127.0.0.1:36677/upload``. Every upload goes through the same engine, ledger, dedupe and
+retries as ``picbeam upload``. The threat is a web page in the user's browser: it can POST to loopback,
+so every request passes :meth:`PicGoServer.guard` first (Host, Origin, secret), and what a request may
+name is limited (images only, regular files, under ``--root``; public http(s) URLs, fetched with limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import mimetypes
+import os
+import re
+import socket
+import stat
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
+from .errors import ConfigError, PicbeamError
+from .inputs import SNIFF_BYTES, Found, sniff_image
+from .items import UploadResult
+
+DEFAULT_PORT = 36677
+MAX_JSON_BYTES = 1024 * 1024
+MAX_LIST = 100
+MAX_ENTRY_CHARS = 4096
+DEFAULT_MAX_BODY = 100 * 1024 * 1024
+URL_TIMEOUT = 30.0
+MAX_REDIRECTS = 5
+FETCH_CONCURRENCY = 4
+CHUNK = 64 * 1024
+REDIRECTS = (301, 302, 303, 307, 308)
+SECRET_HINT = "send it as Authorization: Bearer SECRET, X-PicGo-Secret: SECRET or ?secret=SECRET"
+
+
+@dataclass
+class ServerOptions:
+    """What ``picbeam serve`` was told; the defaults are the safe ones."""
+
+    host: str
+    secret: str | None = None
+    allow_origins: frozenset[str] = frozenset()
+    allow_any_file: bool = False
+    roots: tuple[Path, ...] = ()
+    allow_private_urls: bool = False
+    max_body: int = DEFAULT_MAX_BODY
+    max_list: int = MAX_LIST
+    url_timeout: float = URL_TIMEOUT
+    # --listen on a non-loopback address: clients name the server by its IP address, not only loopback.
+    public: bool = False
+    ledger: bool | str | os.PathLike[str] = True
+    jobs: int | None = None
+
+    def __post_init__(self) -> None:
+        self.roots = tuple(Path(os.path.realpath(root)) for root in self.roots)
+        self.allow_origins = frozenset(normalize_origin(origin) for origin in self.allow_origins)
+
+
+class Refused(Exception):
+    """A request answered with an error status and a one-line message."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+class EntryError(Exception):
+    """One entry of a request cannot be uploaded; the others go on."""
+
+
+# -- request policy ------------------------------------------------------------------------------
+def normalize_origin(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
+
+
+def check_origin(origin: str) -> str:
+    """An ``--allow-origin`` value, checked: ``null`` or ``scheme://host[:port]`` without a path."""
+    value = normalize_origin(origin)
+    if value == "null" or re.fullmatch(r"[a-z][a-z0-9+.-]*://[^/?#\s]+", value):
+        return value
+    raise ConfigError(f"--allow-origin {origin!r}: expected an origin such as https://example.com (no path)")
+
+
+def host_header_allowed(header: str | None, public: bool) -> bool:
+    """The DNS-rebinding defence: a page on evil.example that re-points its name at 127.0.0.1 still sends
+    ``Host: evil.example``. Loopback names and addresses pass; with ``--listen`` any IP literal too (a
+    literal cannot be re-pointed)."""
+    if not header:
+        return False
+    name = header.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else ""
+    elif name.count(":") == 1:
+        name = name.split(":")[0]
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name.split("%")[0])
+    except ValueError:
+        return False
+    return address.is_loopback or public
+
+
+def address_problem(text: str) -> str | None:
+    """Why an address must not be fetched from (loopback, private, link-local...), or None if public."""
+    try:
+        address = ipaddress.ip_address(text.split("%")[0])
+    except ValueError:
+        return "not an IP address"
+    if isinstance(address, ipaddress.IPv6Address):  # an IPv4 address carried inside IPv6 is judged as itself
+        address = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1] or address
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_private:
+        return "a private address"
+    if not address.is_global or address.is_multicast:
+        return "not a public address"
+    return None
+
+
+def presented_secret(request: web.Request) -> str | None:
+    authorization = request.headers.get("Authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return request.headers.get("X-PicGo-Secret") or request.query.get("secret") or request.query.get("key")
+
+
+def safe_name(name: str | None, fallback: str) -> str:
+    """A posted file's name as a plain file name (clients may send a whole path)."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip().lstrip(".")[:200]
+    return base or fallback
+
+
+def _is_image(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return sniff_image(handle.read(SNIFF_BYTES)) is not None
+
+
+NOT_IMAGE = "not an image (by its content); picbeam serve uploads only images unless started with --allow-any-file"
+
+
+# -- URL entries ---------------------------------------------------------------------------------
+class CheckingResolver(AbstractResolver):
+    """Resolves names and refuses any answer that is not a public address: the check and the connection
+    use the same addresses, so a name cannot answer "public" to the check and "loopback" to the connect."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self._inner = aiohttp.resolver.DefaultResolver()
+        self.allow_private = allow_private
+        self.refused: str | None = None
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        answers = await self._inner.resolve(host, port, family)
+        if not self.allow_private:
+            for answer in answers:
+                problem = address_problem(answer["host"])
+                if problem:
+                    self.refused = f"refused: {host} resolves to {answer['host']}, {problem} (see --allow-private-urls)"
+                    raise OSError(self.refused)
+        return answers
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class UrlFetcher:
+    """Downloads http(s) entries into a folder: public addresses only (every redirect hop is checked
+    again), at most ``limit`` bytes for all the fetches together, each within ``timeout`` seconds, no
+    proxy, no cookies."""
+
+    def __init__(self, *, allow_private: bool, limit: int, timeout: float) -> None:
+        self.allow_private, self.limit, self.timeout = allow_private, limit, timeout
+        self.received = 0
+
+    async def __aenter__(self) -> UrlFetcher:
+        from .engine import USER_AGENT
+
+        self.resolver = CheckingResolver(self.allow_private)
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=self.resolver, limit=FETCH_CONCURRENCY),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            headers={"User-Agent": USER_AGENT},
+            trust_env=False,  # a proxy would connect for us, past the address checks
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.close()
+
+    def check_url(self, url: URL) -> None:
+        if url.scheme not in ("http", "https"):
+            raise EntryError(f"refused: only http and https URLs are fetched, not {url.scheme or 'this'}")
+        if not url.host:
+            raise EntryError("refused: the URL names no host")
+        if self.allow_private:
+            return
+        try:
+            ipaddress.ip_address(url.host.split("%")[0])
+        except ValueError:
+            return  # a name: the resolver checks every address it resolves to
+        problem = address_problem(url.host)
+        if problem:
+            raise EntryError(f"refused: {url.host} is {problem} (see --allow-private-urls)")
+
+    async def fetch(self, text: str, folder: Path) -> Path:
+        try:
+            url = URL(text)
+        except ValueError:
+            raise EntryError("not a valid URL") from None
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._follow(url, folder)
+        except TimeoutError:
+            raise EntryError(f"fetching the URL took more than {self.timeout:.0f} s") from None
+        except aiohttp.ClientError as exc:
+            if self.resolver.refused:
+                raise EntryError(self.resolver.refused) from None
+            raise EntryError(f"cannot fetch the URL: {type(exc).__name__}: {exc}") from None
+
+    async def _follow(self, url: URL, folder: Path) -> Path:
+        for _ in range(MAX_REDIRECTS + 1):
+            self.check_url(url)
+            async with self.session.get(url, allow_redirects=False) as response:
+                if response.status in REDIRECTS and response.headers.get("Location"):
+                    url = url.join(URL(response.headers["Location"]))
+                    continue
+                if not 200 <= response.status < 300:
+                    raise EntryError(f"the URL answered HTTP {response.status}")
+                if response.content_length is not None and response.content_length > self.limit:
+                    raise EntryError(f"the URL's file is over the server's limit of {self.limit} bytes")
+                return await self._save(response, url, folder)
+        raise EntryError(f"more than {MAX_REDIRECTS} redirects")
+
+    async def _save(self, response: aiohttp.ClientResponse, url: URL, folder: Path) -> Path:
+        name = safe_name(url.name, "download")
+        if "." not in name:
+            name += mimetypes.guess_extension(response.content_type or "") or ""
+        path = folder / name
+        with open(path, "wb") as handle:
+            async for chunk in response.content.iter_chunked(CHUNK):
+                self.received += len(chunk)
+                if self.received > self.limit:
+                    raise EntryError(f"the URL's file is over the server's limit of {self.limit} bytes")
+                handle.write(chunk)
+        return path
+
+
+# -- the server ----------------------------------------------------------------------------------
+@dataclass
+class Entry:
+    """One thing a request asked to upload. ``given`` is how the client named it (a path, a URL, a
+    posted file's name); ``path`` is the file to send once it is checked or fetched."""
+
+    given: str
+    path: Path | None = None
+    error: str | None = None
+    clipboard: bool = False
+    result: UploadResult | None = field(default=None, repr=False)
+
+
+class PicGoServer:
+    """The aiohttp application: ``POST /upload`` and ``POST /heartbeat``."""
+
+    def __init__(self, options: ServerOptions, plugins: Any, config: Any, registry: Any,
+                 log: Callable[[str], None] = lambda line: None) -> None:  # fmt: skip
+        self.options, self.plugins, self.config, self.registry, self.log = options, plugins, config, registry, log
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self.guard], client_max_size=self.options.max_body)
+        app.router.add_route("POST", "/upload", self.upload)
+        app.router.add_route("POST", "/heartbeat", self.heartbeat)
+        app.router.add_route("GET", "/heartbeat", self.heartbeat)
+        return app
+
+    # -- every request passes here first -----------------------------------------------------------
+    @web.middleware
+    async def guard(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                    ) -> web.StreamResponse:  # fmt: skip
+        started = time.monotonic()
+        origin = request.headers.get("Origin")
+        listed = origin is not None and normalize_origin(origin) in self.options.allow_origins
+        try:
+            self._check_request(request, origin, listed)
+            if request.method == "OPTIONS":
+                if not listed:
+                    raise Refused(403, "preflight refused: this origin is not allowed (see --allow-origin)")
+                response: web.StreamResponse = web.Response(status=204, headers=_preflight_headers(request))
+            else:
+                if request.path != "/heartbeat":
+                    self._check_secret(request)
+                response = await handler(request)
+        except Refused as refused:
+            response = _json({"success": False, "message": refused.message}, refused.status, refused.headers)
+        except web.HTTPException as exc:
+            response = _json({"success": False, "message": exc.reason}, exc.status)
+        except (asyncio.CancelledError, ConnectionError):
+            raise  # the client went away
+        except Exception as exc:  # a bug: one line, not a traceback
+            response = _json({"success": False, "message": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+        if listed and origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+        summary = response.headers.pop("X-Picbeam-Summary", "")
+        self.log(f"{request.method} {request.path} {response.status}{summary} {time.monotonic() - started:.2f}s")
+        return response
+
+    def _check_request(self, request: web.Request, origin: str | None, listed: bool) -> None:
+        if not host_header_allowed(request.headers.get("Host"), self.options.public):
+            raise Refused(403, "refused: the Host header must name this machine by a loopback name or address")
+        if listed:
+            return
+        if origin is not None:
+            value = normalize_origin(origin)
+            if value in ("null", "file://") or value.startswith(("http://", "https://", "file:")):
+                raise Refused(403, f"refused: requests from web pages ({value}) are not served; "
+                                   "start picbeam serve with --allow-origin ORIGIN to allow one")  # fmt: skip
+            return  # an editor app's own scheme (app://obsidian.md, vscode-webview://...)
+        if request.headers.get("Sec-Fetch-Site", "").lower() in ("cross-site", "same-site"):
+            raise Refused(403, "refused: a cross-site request from a browser")
+
+    def _check_secret(self, request: web.Request) -> None:
+        secret = self.options.secret
+        if not secret:
+            return
+        given = presented_secret(request)
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if not given:
+            raise Refused(401, f"this server needs its secret: {SECRET_HINT}", challenge)
+        if not hmac.compare_digest(given.encode("utf-8"), secret.encode("utf-8")):
+            raise Refused(401, "wrong secret", challenge)
+
+    # -- routes ------------------------------------------------------------------------------------
+    async def heartbeat(self, request: web.Request) -> web.StreamResponse:
+        return _json({"success": True, "result": "alive"})
+
+    async def upload(self, request: web.Request) -> web.StreamResponse:
+        name = request.query.get("host") or request.query.get("picbed") or self.options.host
+        try:
+            host = self.registry.select(name)
+        except PicbeamError as exc:
+            raise Refused(400, str(exc)) from None
+        with tempfile.TemporaryDirectory(prefix="picbeam-serve-") as temporary:
+            folder = Path(temporary)
+            entries = await self._read(request, folder)
+            await self._prepare(entries, folder)
+            try:
+                await self._upload(host, entries)
+            except PicbeamError as exc:
+                raise Refused(500, str(exc)) from None
+        return self._answer(entries)
+
+    # -- reading a request -------------------------------------------------------------------------
+    async def _read(self, request: web.Request, folder: Path) -> list[Entry]:
+        if request.content_type.startswith("multipart/"):
+            return await self._read_multipart(request, folder)
+        body = await self._read_body(request, MAX_JSON_BYTES)
+        if not body.strip():
+            return [Entry("clipboard", clipboard=True)]
+        try:
+            data = json.loads(body.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Refused(400, f'the body is not JSON ({exc}); expected {{"list": ["/path/a.png", ...]}}') from None
+        if not isinstance(data, dict) or not isinstance(data.get("list", []), list):
+            raise Refused(400, 'expected a JSON object {"list": ["/path/a.png", "https://..."]}')
+        entries = data.get("list", [])
+        if not all(isinstance(entry, str) for entry in entries):
+            raise Refused(400, '"list" must hold strings: file paths or http(s) URLs')
+        if len(entries) > self.options.max_list:
+            raise Refused(413, f"too many entries: at most {self.options.max_list} per request")
+        return [Entry(entry) for entry in entries] or [Entry("clipboard", clipboard=True)]
+
+    async def _read_body(self, request: web.Request, limit: int) -> bytes:
+        if request.content_length is not None and request.content_length > limit:
+            raise Refused(413, f"the body is over the limit of {limit} bytes")
+        body = bytearray()
+        while chunk := await request.content.read(CHUNK):
+            body += chunk
+            if len(body) > limit:
+                raise Refused(413, f"the body is over the limit of {limit} bytes")
+        return bytes(body)
+
+    async def _read_multipart(self, request: web.Request, folder: Path) -> list[Entry]:
+        limit = self.options.max_body
+        if request.content_length is not None and request.content_length > limit:
+            raise Refused(413, f"the body is over the limit of {limit} bytes")
+        try:
+            reader = await request.multipart()
+            entries: list[Entry] = []
+            received = 0
+            while (part := await reader.next()) is not None:
+                filename = _part_filename(part)
+                if filename is None:
+                    continue  # text fields (and nested multiparts) carry no file
+                if len(entries) == self.options.max_list:
+                    raise Refused(413, f"too many files: at most {self.options.max_list} per request")
+                number = len(entries) + 1
+                target = folder / f"part{number}"
+                target.mkdir()
+                path = target / safe_name(filename, f"upload-{number}")
+                with open(path, "wb") as handle:
+                    while chunk := await part.read_chunk(CHUNK):
+                        received += len(chunk)
+                        if received > limit:
+                            raise Refused(413, f"the body is over the limit of {limit} bytes")
+                        handle.write(chunk)
+                entries.append(Entry(filename, path))
+        except (ValueError, AssertionError, aiohttp.ClientPayloadError) as exc:  # aiohttp's multipart errors
+            raise Refused(400, f"malformed multipart body: {exc}") from None
+        if not entries:
+            raise Refused(400, "the multipart body carried no file part (send parts named files or list)")
+        return entries
+
+    # -- checking and fetching entries ---------------------------------------------------------------
+    async def _prepare(self, entries: list[Entry], folder: Path) -> None:
+        urls = [(n, e) for n, e in enumerate(entries) if e.path is None and not e.clipboard and _is_url(e.given)]
+        files = [e for e in entries if e.path is not None or e.clipboard or not _is_url(e.given)]
+        fetching = asyncio.create_task(self._fetch_all(urls, folder)) if urls else None
+        await asyncio.to_thread(self._check_files, files, folder)
+        if fetching is not None:
+            await fetching
+
+    def _check_files(self, entries: list[Entry], folder: Path) -> None:
+        """Runs in a thread: the clipboard, local paths and posted files."""
+        for entry in entries:
+            try:
+                if entry.path is not None:  # posted with the request
+                    self._check_content(entry.path)
+                elif entry.clipboard:
+                    from .clipboard import save_image
+
+                    entry.path = save_image(folder)
+                else:
+                    entry.path = self._check_local(entry.given)
+            except (EntryError, PicbeamError) as exc:
+                entry.error, entry.path = str(exc), None
+
+    async def _fetch_all(self, urls: Sequence[tuple[int, Entry]], folder: Path) -> None:
+        options = self.options
+        async with UrlFetcher(allow_private=options.allow_private_urls, limit=options.max_body,
+                              timeout=options.url_timeout) as fetcher:  # fmt: skip
+
+            async def one(number: int, entry: Entry) -> None:
+                target = folder / f"url{number}"
+                target.mkdir()
+                try:
+                    entry.path = await fetcher.fetch(entry.given, target)
+                    await asyncio.to_thread(self._check_content, entry.path)
+                except EntryError as exc:
+                    entry.error, entry.path = str(exc), None
+
+            await asyncio.gather(*(one(number, entry) for number, entry in urls))
+
+    def _check_local(self, text: str) -> Path:
+        if len(text) > MAX_ENTRY_CHARS or "\x00" in text:
+            raise EntryError("not a usable path")
+        if "://" in text:
+            raise EntryError("refused: only file paths and http(s) URLs are accepted")
+        if not os.path.isabs(text):
+            raise EntryError("not an absolute path")
+        real = Path(os.path.realpath(text))
+        if self.options.roots and not any(real.is_relative_to(root) for root in self.options.roots):
+            raise EntryError("refused: outside the folders this server may read (--root)")
+        try:
+            info = real.stat()
+        except FileNotFoundError:
+            raise EntryError("no such file") from None
+        except OSError as exc:
+            raise EntryError(f"cannot read: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise EntryError("not a regular file")
+        self._check_content(real)
+        return real
+
+    def _check_content(self, path: Path) -> None:
+        if self.options.allow_any_file:
+            return
+        try:
+            image = _is_image(path)
+        except OSError as exc:
+            raise EntryError(f"cannot read: {exc.strerror or exc}") from None
+        if not image:
+            raise EntryError(NOT_IMAGE)
+
+    # -- uploading --------------------------------------------------------------------------------
+    async def _upload(self, host: Any, entries: list[Entry]) -> None:
+        from .engine import open_batch
+
+        ready = [entry for entry in entries if entry.path is not None]
+        if not ready:
+            return
+        results: dict[int, UploadResult] = {}
+
+        def emit(result: UploadResult) -> None:
+            results[result.index] = result
+
+        # Not explicit unless --allow-any-file: the engine then skips whatever is not an image by the bytes
+        # it actually reads, whatever was checked before.
+        found = [Found(entry.path, explicit=self.options.allow_any_file) for entry in ready if entry.path]
+        batch = open_batch(host, self.config, plugins=self.plugins, jobs=self.options.jobs,
+                           ledger=self.options.ledger, emit=emit)  # fmt: skip
+        with batch:
+            await batch.run(found)
+        for index, entry in enumerate(ready):
+            entry.result = results.get(index)
+            if entry.result is None:
+                entry.error = NOT_IMAGE
+            elif entry.result.error:
+                entry.error = entry.result.error
+
+    def _answer(self, entries: list[Entry]) -> web.Response:
+        items = []
+        for entry in entries:
+            result = entry.result if entry.error is None else None
+            items.append({"path": entry.given, "url": result.url if result else None,
+                          "reused": bool(result and result.reused), "error": entry.error})  # fmt: skip
+        uploaded = sum(1 for item in items if item["url"])
+        summary = {"X-Picbeam-Summary": f" ({uploaded} uploaded, {len(items) - uploaded} failed)"}
+        if not uploaded:
+            errors = [f"{item['path']}: {item['error']}" for item in items]
+            message = errors[0] if len(errors) == 1 else f"all {len(errors)} uploads failed; first: {errors[0]}"
+            return _json({"success": False, "message": message, "items": items}, 500, summary)
+        # result[i] belongs to list[i]: a failed entry keeps its place (holding what the client sent), so an
+        # editor that pairs URLs with images by position never puts one image's URL on another.
+        result = [item["url"] or item["path"] for item in items]
+        return _json({"success": True, "result": result, "items": items}, 200, summary)
+
+
+def _part_filename(part: Any) -> str | None:
+    """A file part's name as the client wrote it. Clients put whole paths there, unescaped
+    (filename="C:\\vault\\a.png"), which aiohttp's parser turns into another name: read the raw header."""
+    if not isinstance(part, aiohttp.BodyPartReader) or part.filename is None:
+        return None
+    raw = re.search(r'filename="([^"]*)"', part.headers.get("Content-Disposition", ""))
+    return raw.group(1) if raw else part.filename
+
+
+def _is_url(text: str) -> bool:
+    return text[:8].lower().startswith(("http://", "https://"))
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=headers, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def _preflight_headers(request: web.Request) -> dict[str, str]:
+    headers = {
+        "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+        "Access-Control-Allow-Headers": "Authorization, Content-Type, X-PicGo-Secret",
+        "Access-Control-Max-Age": "600",
+    }
+    if request.headers.get("Access-Control-Request-Private-Network") == "true":
+        headers["Access-Control-Allow-Private-Network"] = "true"
+    return headers

@@ -7,6 +7,7 @@ while the window of unfinished files is full; results leave in input order as so
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import itertools
 import os
@@ -118,6 +119,7 @@ class Batch:
         self.destination = self.host.destination
         self._window = max(64, self.jobs * 8)
         self._pending: dict[int, UploadResult | None] = {}
+        self._in_flight: dict[str, asyncio.Future[UploadResult]] = {}
         self._next_index = 0
         self._stopping = False
         self._has_prepare = bool(self.plugins and self.plugins.manager.hook.prepare_upload.get_hookimpls())
@@ -236,6 +238,30 @@ class Batch:
                 index=index,
                 extra={"mime": item.mime},
             )
+        return await self._upload_once(item)
+
+    async def _upload_once(self, item: UploadItem) -> UploadResult:
+        """Send a file unless the same content is already on its way in this run: then wait for that
+        upload and reuse its URL (the ledger covers uploads that have finished)."""
+        earlier = None if self.force else self._in_flight.get(item.sha256)
+        if earlier is not None:
+            first = await asyncio.shield(earlier)
+            if first.ok:
+                return dataclasses.replace(
+                    first, path=printable(item.source), index=item.index, reused=True, extra=dict(first.extra)
+                )
+        future: asyncio.Future[UploadResult] = asyncio.get_running_loop().create_future()
+        self._in_flight.setdefault(item.sha256, future)
+        result = self._failure(item.index, item.source, "not sent", item=item)
+        try:
+            result = await self._upload(item)
+            return result
+        finally:
+            future.set_result(result)
+            if self._in_flight.get(item.sha256) is future:
+                del self._in_flight[item.sha256]
+
+    async def _upload(self, item: UploadItem) -> UploadResult:
         try:
             if self._has_prepare:
                 await asyncio.to_thread(self._prepare, item)
@@ -243,7 +269,7 @@ class Batch:
             if item.data is None:
                 await asyncio.to_thread(_check_unchanged, item)
         except UploadError as exc:
-            result = self._failure(index, item.source, exc.message, status=exc.status, item=item)
+            result = self._failure(item.index, item.source, exc.message, status=exc.status, item=item)
         if self._has_after:
             await asyncio.to_thread(self._after, result)
         if result.ok and self.ledger is not None:

@@ -379,3 +379,16 @@ def test_a_file_that_changes_while_streaming_is_not_recorded(fake, fake_host, tm
     assert done.returncode == 1
     assert "the file changed while it was being uploaded" in done.stderr
     assert not (home / "data" / "picbeam" / "ledger.sqlite3").exists() or ledger_rows(home) == []
+
+
+def test_identical_files_in_one_batch_go_up_once(fake, fake_host, images, tmp_path):
+    [original] = images(1)
+    for copy in ("copy1.png", "copy2.png", "copy3.png"):
+        (tmp_path / "images" / copy).write_bytes(original.read_bytes())
+    for flags in (["--no-ledger"], []):
+        before = len(fake_host.requests)
+        done = run_picbeam("upload", tmp_path / "images", *fake, "-j", "4", "--format", "json", *flags)
+        assert done.returncode == 0, done.stderr
+        records = [json.loads(line) for line in done.lines]
+        assert len({r["url"] for r in records}) == 1 and len(records) == 4
+        assert len(fake_host.requests) - before == 1

@@ -147,7 +147,18 @@ class Batch:
                 raise
             finally:
                 self.summary.seconds = time.monotonic() - started
+            await self._finish_host()
         return self.summary
+
+    async def _finish_host(self) -> None:
+        """The host completes what it batched (GitHub: one commit) and closes its connections (SFTP)."""
+        try:
+            await self.host.finish(self.session)
+        except UploadError as exc:
+            exc.message = f"{self.host.name}: {self.redact(exc.message)}"
+            raise
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise UploadError(f"{self.host.name}: {self.redact(_network_message(exc))}") from None
 
     def close(self) -> None:
         if self.ledger is not None and hasattr(self.ledger, "close"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,4 +68,52 @@ def s3_server() -> Iterator[S3Server]:
         yield s3
     finally:
         settings.INITIAL_NO_AUTH_ACTION_COUNT = saved
+        server.stop()
+
+
+@dataclass
+class WebDAVServer:
+    url: str  # the server's root; shares at /dav (read-write) and /ro (read-only)
+    root: Path  # the folder behind /dav
+    username: str = "alice"
+    password: str = "dav-pass-4321"
+
+    def env(self) -> dict[str, str]:
+        return {"DAV_PASSWORD": self.password}
+
+
+def _start_wsgidav(folder: Path, digest: bool) -> tuple[Any, WebDAVServer]:
+    import threading
+
+    from cheroot import wsgi
+    from wsgidav.wsgidav_app import WsgiDAVApp
+
+    root, readonly = folder / "dav", folder / "ro"
+    root.mkdir(parents=True)
+    (readonly / "blog").mkdir(parents=True)
+    server_info = WebDAVServer("", root)
+    config = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "provider_mapping": {"/dav": str(root), "/ro": {"root": str(readonly), "readonly": True}},
+        "simple_dc": {"user_mapping": {"*": {server_info.username: {"password": server_info.password}}}},
+        "http_authenticator": {"accept_basic": not digest, "accept_digest": digest, "default_to_digest": digest},
+        "verbose": 0,
+        "logging": {"enable": False},
+        "dir_browser": {"enable": False},
+    }
+    server = wsgi.Server(("127.0.0.1", 0), WsgiDAVApp(config), numthreads=8)
+    server.prepare()
+    threading.Thread(target=server.serve, daemon=True).start()
+    server_info.url = f"http://127.0.0.1:{server.bind_addr[1]}"
+    return server, server_info
+
+
+@pytest.fixture(scope="session", params=["basic", "digest"])
+def webdav_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDAVServer]:
+    """wsgidav on cheroot, asking for Basic or for Digest authentication."""
+    server, info = _start_wsgidav(tmp_path_factory.mktemp(f"webdav-{request.param}"), request.param == "digest")
+    try:
+        yield info
+    finally:
         server.stop()

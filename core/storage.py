@@ -17,13 +17,14 @@ host is used) in the settings dataclass::
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar
 from urllib.parse import quote
 
 from .errors import ConfigError, UploadError
@@ -170,6 +171,40 @@ class StorageHost(Host):
         if not path:
             raise UploadError("the record has no stored path (was it uploaded by this host?)")
         return safe_relative_path(str(path))
+
+
+T = TypeVar("T")
+
+
+class RunOnce(Generic[T]):
+    """Async work done once per run and key (a login, a folder, a directory listing), whatever the
+    number of concurrent uploads that need it: they all wait for the one attempt.
+
+    A lasting failure is kept, so every file fails with the same line and no more requests; a transient
+    one (or a network error) is forgotten, so the next file, or the engine's retry, tries again.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: dict[Hashable, asyncio.Future[T]] = {}
+
+    async def get(self, key: Hashable, make: Callable[[], Awaitable[T]]) -> T:
+        task = self._tasks.get(key)
+        if task is None:
+            task = self._tasks[key] = asyncio.ensure_future(make())
+        try:
+            return await asyncio.shield(task)
+        except UploadError as exc:
+            if exc.transient:
+                self._forget(key, task)
+            # A copy: the engine adds to the message of the error it is given.
+            raise UploadError(exc.message, status=exc.status, transient=exc.transient) from None
+        except Exception:
+            self._forget(key, task)
+            raise
+
+    def _forget(self, key: Hashable, task: asyncio.Future[T]) -> None:
+        if task.done() and self._tasks.get(key) is task:
+            del self._tasks[key]
 
 
 def status_error(

@@ -6,7 +6,6 @@ folder and run). Basic or Digest authentication is chosen from the server's chal
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +14,7 @@ from urllib.parse import quote
 from picbeam import Host, UploadError, UploadItem, UploadResult, hookimpl
 from picbeam.answers import snippet
 from picbeam.hosts import request_timeout
-from picbeam.storage import StorageHost, StorageSettings, required, secret, status_error
+from picbeam.storage import RunOnce, StorageHost, StorageSettings, required, secret, status_error
 
 HINTS = {
     401: "wrong username or password",
@@ -62,11 +61,9 @@ class WebDAVHost(StorageHost):
 
     def __init__(self, name: str | None = None, settings: Any = None, source: str | None = None) -> None:
         super().__init__(name, settings, source)
-        # Per run: how to authenticate (learned once), and the folders known to exist.
-        self._auth: Auth | None = None
-        self._auth_failure: UploadError | None = None
-        self._auth_lock = asyncio.Lock()
-        self._folders: dict[str, asyncio.Task[None]] = {}
+        # Per run: how to authenticate (learned once), and the folders made or found.
+        self._auth: RunOnce[Auth] = RunOnce()
+        self._folders: RunOnce[None] = RunOnce()
 
     @property
     def destination(self) -> str:
@@ -77,10 +74,11 @@ class WebDAVHost(StorageHost):
 
     async def upload(self, item: UploadItem, session: Any) -> UploadResult:
         path, context = self.place(item)
-        auth = await self._authenticate(session)
+        auth = await self._auth.get("auth", lambda: self._learn_auth(session))
         parents = path.split("/")[:-1]
         for depth in range(1, len(parents) + 1):
-            await self._folder("/".join(parents[:depth]), session, auth)
+            folder = "/".join(parents[:depth])
+            await self._folders.get(folder, lambda f=folder: self._mkcol(f, session, auth))
         url = self.address(path)
         async with auth.request(
             session, "PUT", url, {"Content-Type": item.mime}, data=item.open(), timeout=request_timeout(item.size)
@@ -91,24 +89,16 @@ class WebDAVHost(StorageHost):
 
     async def delete(self, record: Mapping[str, Any], session: Any) -> None:
         path = self.recorded_path(record)
-        auth = await self._authenticate(session)
+        auth = await self._auth.get("auth", lambda: self._learn_auth(session))
         async with auth.request(session, "DELETE", self.address(path)) as response:
             if response.status == 404:
                 raise UploadError(f"{path} is not there any more")
             if response.status not in (200, 204):
                 raise status_error(response.status, snippet(await response.read()), HINTS)
 
-    async def _authenticate(self, session: Any) -> Auth:
-        """The request arguments that authenticate this run (learned once): none without a username,
-        Digest when the server asks for it, else Basic. Wrong credentials fail every file the same way."""
-        async with self._auth_lock:
-            if self._auth_failure is not None:
-                raise self._auth_failure
-            if self._auth is None:
-                self._auth = await self._learn_auth(session)
-            return self._auth
-
     async def _learn_auth(self, session: Any) -> Auth:
+        """How this run authenticates: not at all without a username, Digest when the server asks for it,
+        else Basic. Learned once a run; wrong credentials fail every file with the same line."""
         import aiohttp
 
         settings = self.settings
@@ -125,23 +115,8 @@ class WebDAVHost(StorageHost):
         # uploads authenticate at once instead of sending each file twice).
         async with auth.request(session, "PROPFIND", root, {"Depth": "0"}) as response:
             if response.status in (401, 404):
-                self._auth_failure = status_error(response.status, f"{root}", HINTS)
-                raise self._auth_failure
+                raise status_error(response.status, root, HINTS)
         return auth
-
-    async def _folder(self, folder: str, session: Any, auth: Auth) -> None:
-        """Make ``folder`` (its parents exist) unless this run already did; concurrent uploads wait for
-        the one MKCOL."""
-        task = self._folders.get(folder)
-        if task is None:
-            task = asyncio.ensure_future(self._mkcol(folder, session, auth))
-            self._folders[folder] = task
-        try:
-            await asyncio.shield(task)
-        except UploadError:
-            if self._folders.get(folder) is task:
-                del self._folders[folder]  # the next file tries again
-            raise
 
     async def _mkcol(self, folder: str, session: Any, auth: Auth) -> None:
         async with auth.request(session, "MKCOL", self.address(folder) + "/") as response:

@@ -117,3 +117,94 @@ def webdav_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         yield info
     finally:
         server.stop()
+
+
+@dataclass
+class SFTPServer:
+    port: int
+    root: Path  # what the server's SFTP root (chroot) is on disk
+    known_hosts: Path  # a known_hosts file that trusts this server
+    key_file: Path  # a private key the server accepts for "bob"
+    username: str = "bob"
+    password: str = "ssh-pass-9876"
+
+
+def _sftp_server_classes(root: Path) -> tuple[type, type]:
+    import asyncssh
+
+    class Server(asyncssh.SSHServer):
+        def begin_auth(self, username: str) -> bool:
+            return True
+
+        def password_auth_supported(self) -> bool:
+            return True
+
+        def validate_password(self, username: str, password: str) -> bool:
+            return username in ("bob", "viewer", "full") and password == SFTPServer.password
+
+    class Files(asyncssh.SFTPServer):
+        """A chrooted SFTP server; the user "viewer" may only read, and "full" finds the disk full."""
+
+        def __init__(self, chan: Any) -> None:
+            super().__init__(chan, chroot=str(root).encode())
+            self.user = chan.get_extra_info("username")
+
+        def open(self, path: bytes, pflags: int, attrs: Any) -> Any:
+            if pflags & asyncssh.FXF_WRITE:
+                self._refuse()
+            return super().open(path, pflags, attrs)
+
+        def mkdir(self, path: bytes, attrs: Any) -> None:
+            self._refuse()
+            return super().mkdir(path, attrs)
+
+        def _refuse(self) -> None:
+            if self.user == "viewer":
+                raise asyncssh.SFTPPermissionDenied("Permission denied")
+            if self.user == "full":
+                raise asyncssh.SFTPFailure("No space left on device")
+
+    return Server, Files
+
+
+@pytest.fixture(scope="session")
+def sftp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SFTPServer]:
+    """asyncssh's SSH server with SFTP on loopback, in its own thread and event loop."""
+    import asyncio
+    import threading
+
+    import asyncssh
+
+    folder = tmp_path_factory.mktemp("sftp")
+    root = folder / "root"
+    root.mkdir()
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    key_file = folder / "id_ed25519"
+    client_key.write_private_key(str(key_file))
+    server_class, files_class = _sftp_server_classes(root)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> Any:
+        return await asyncssh.listen(
+            "127.0.0.1",
+            0,
+            server_host_keys=[host_key],
+            authorized_client_keys=asyncssh.import_authorized_keys(client_key.export_public_key().decode()),
+            server_factory=server_class,
+            sftp_factory=files_class,
+        )
+
+    server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    port = server.sockets[0].getsockname()[1]
+    known_hosts = folder / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{port} {host_key.export_public_key().decode()}")
+    try:
+        yield SFTPServer(port, root, known_hosts, key_file)
+    finally:
+        server.close()
+        asyncio.run_coroutine_threadsafe(server.wait_closed(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

@@ -202,6 +202,10 @@ class RunOnce(Generic[T]):
             self._forget(key, task)
             raise
 
+    def forget(self, key: Hashable) -> None:
+        """Drop what was done for ``key`` (a connection that broke), so the next caller does it again."""
+        self._tasks.pop(key, None)
+
     def _forget(self, key: Hashable, task: asyncio.Future[T]) -> None:
         if task.done() and self._tasks.get(key) is task:
             del self._tasks[key]

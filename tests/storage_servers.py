@@ -208,3 +208,16 @@ def sftp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SFTPServer
         asyncio.run_coroutine_threadsafe(server.wait_closed(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+@pytest.fixture
+def github_server() -> Iterator[Any]:
+    """A GitHub API server on loopback with the repository "me/pics" (branch main, one README)."""
+    from github_server import GitHubServer
+
+    server = GitHubServer().start()
+    server.create_repo("me/pics")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.util
 import os
 import types
 import typing
@@ -73,6 +74,8 @@ class StorageHost(Host):
     settings_class: ClassVar[type[StorageSettings]] = StorageSettings
     url_names: ClassVar[tuple[str, ...]] = ()
     default_description: ClassVar[str] = ""
+    # An optional dependency the host needs: (module, picbeam extra that installs it).
+    requires: ClassVar[tuple[str, str] | None] = None
 
     def __init__(self, name: str | None = None, settings: Any = None, source: str | None = None) -> None:
         self.name = name or self.kind
@@ -104,6 +107,8 @@ class StorageHost(Host):
         names the file and host. Called when a hosts.d file or ``--set`` configures the host."""
 
     def prepared(self) -> Self:
+        if self.requires and importlib.util.find_spec(self.requires[0]) is None:
+            raise missing_extra(*self.requires)
         changes: dict[str, Any] = {}
         for f in dataclasses.fields(self.settings):
             value = getattr(self.settings, f.name)

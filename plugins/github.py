@@ -283,14 +283,11 @@ def _blob_request(item: UploadItem) -> bytes:
 
 def _git_blob_id(item: UploadItem) -> str:
     """Git's id of a file's content: sha1 of "blob <size>\\0" and the bytes."""
-    digest = hashlib.sha1(f"blob {item.size}\0".encode(), usedforsecurity=False)
+    prefix = f"blob {item.size}\0".encode()
     if item.data is not None:
-        digest.update(item.data)
-    else:
-        with open(item.path, "rb") as handle:
-            while chunk := handle.read(1024 * 1024):
-                digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.sha1(prefix + item.data, usedforsecurity=False).hexdigest()
+    with open(item.path, "rb") as handle:
+        return hashlib.file_digest(handle, lambda: hashlib.sha1(prefix, usedforsecurity=False)).hexdigest()
 
 
 @hookimpl

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -55,6 +54,7 @@ class S3Host(StorageHost):
     url_names = ("bucket", "region")
     default_description = "S3-compatible object storage (AWS, R2, B2, MinIO...): needs picbeam[s3]"
     max_bytes = 5 * 1024**4  # S3's object size limit
+    requires = ("botocore", "s3")
 
     def __init__(self, name: str | None = None, settings: Any = None, source: str | None = None) -> None:
         super().__init__(name, settings, source)
@@ -63,11 +63,6 @@ class S3Host(StorageHost):
     def check(self, settings: S3Settings, where: str) -> None:
         if settings.part_size < MIN_PART:
             raise ConfigError(f"{where}: field 'part_size' must be at least {MIN_PART} (5 MiB)")
-
-    def prepared(self) -> S3Host:
-        if importlib.util.find_spec("botocore") is None:
-            raise missing_extra("botocore", "s3")
-        return super().prepared()
 
     # -- addresses ------------------------------------------------------------------------------------
     @property

@@ -8,7 +8,6 @@ key is checked against ``known_hosts`` (``~/.ssh/known_hosts`` by default).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import posixpath
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from picbeam import Host, UploadError, UploadItem, UploadResult, hookimpl
-from picbeam.storage import RunOnce, StorageHost, StorageSettings, missing_extra, required, secret
+from picbeam.storage import RunOnce, StorageHost, StorageSettings, required, secret
 
 NO_CHECK = "none"
 
@@ -47,6 +46,7 @@ class SFTPHost(StorageHost):
     settings: SFTPSettings
     url_names = ("host",)
     default_description = "a folder on your server over SSH (SFTP): needs picbeam[sftp]"
+    requires = ("asyncssh", "sftp")
 
     def __init__(self, name: str | None = None, settings: Any = None, source: str | None = None) -> None:
         super().__init__(name, settings, source)
@@ -54,11 +54,6 @@ class SFTPHost(StorageHost):
         self._client: RunOnce[Any] = RunOnce()
         self._folders: RunOnce[None] = RunOnce()
         self._connection: Any = None
-
-    def prepared(self) -> SFTPHost:
-        if importlib.util.find_spec("asyncssh") is None:
-            raise missing_extra("asyncssh", "sftp")
-        return super().prepared()
 
     @property
     def destination(self) -> str:

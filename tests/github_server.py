@@ -7,17 +7,16 @@ raw.githubusercontent.com. Blob ids are git's; tree and commit ids are content h
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
-import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from picbeam.testing import FakeHost
 
 WRITE_TOKEN = "ghp_writer0123456789abcdef"
 READ_TOKEN = "ghp_reader0123456789abcdef"
@@ -103,17 +102,16 @@ class Repo:
         return False
 
 
-class GitHubServer:
-    """The server: ``repos`` by "owner/name" (an empty Repo has no commit), request counts in ``calls``."""
+class GitHubServer(FakeHost):
+    """The server: ``repos`` by "owner/name" (an empty Repo has no commit), request counts in ``calls``.
+    It runs like picbeam.testing's FakeHost (its own thread and loop), with GitHub's routes."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.repos: dict[str, Repo] = {}
         self.calls: Counter[str] = Counter()
         # Called once before the next ref update: simulates another client pushing meanwhile.
         self.before_ref_update: Callable[[Repo], None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
     @property
     def api(self) -> str:
@@ -129,33 +127,6 @@ class GitHubServer:
             tree = repo.edit_tree(None, [(p, repo.put_blob(d)) for p, d in (files or {"README.md": b"hi\n"}).items()])
             repo.refs["main"] = repo.put_commit(tree, [], "first")
         return repo
-
-    # -- life cycle -------------------------------------------------------------------------------------
-    def start(self) -> GitHubServer:
-        ready = threading.Event()
-
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            runner = web.AppRunner(self._app(), handle_signals=False, access_log=None)
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            self.port = runner.addresses[0][1]
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, name="github-server", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
 
     # -- the API ----------------------------------------------------------------------------------------
     def _app(self) -> web.Application:

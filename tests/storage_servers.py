@@ -221,3 +221,45 @@ def github_server() -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+# -- what every storage host's tests do ------------------------------------------------------------------
+def upload_batch(images: Any, host: str, env: dict[str, str] | None = None) -> tuple[list[Path], list[dict], float]:
+    """Upload 100 new images as one folder with -j 8; their paths, the JSON records in order, and the time."""
+    import time
+
+    from picbeam.testing import run_picbeam
+
+    paths = images(100)
+    started = time.monotonic()
+    done = run_picbeam("upload", paths[0].parent, "--host", host, "-j", "8", "--format", "json", env=env)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    return paths, [json.loads(line) for line in done.lines], elapsed
+
+
+def failure_line(path: Path, host: str, secrets: tuple[str, ...], env: dict[str, str] | None = None) -> str:
+    """Upload one file that must fail: the one line on stderr that names it; no secret anywhere."""
+    from picbeam.testing import run_picbeam
+
+    done = run_picbeam("upload", path, "--host", host, "--retries", "0", env=env)
+    assert done.returncode == 1, (host, done.stderr)
+    [line] = [line for line in done.stderr.splitlines() if str(path) in line]
+    assert "Traceback" not in done.stderr and not [s for s in secrets if s in done.stderr + done.stdout]
+    return line
+
+
+def shows_masked(host: str, field: str, value: str) -> bool:
+    """`hosts show` prints the field masked and never its literal value."""
+    from picbeam.testing import run_picbeam
+
+    shown = run_picbeam("hosts", "show", host).stdout
+    return value not in shown and f'{field} = "***"' in shown
+
+
+def prepared(name: str) -> Any:
+    """A configured host, ready for a run (for calling ``delete`` directly)."""
+    from picbeam.config import Config
+    from picbeam.loader import load_plugins
+
+    return load_plugins().hosts(Config.load()).select(name).prepared()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import urllib.request
 
@@ -11,6 +10,7 @@ import aiohttp
 import picbeam
 from github_server import READ_TOKEN, WRITE_TOKEN, api_error
 from picbeam.testing import run_picbeam, write_host
+from storage_servers import failure_line, prepared, shows_masked, upload_batch
 
 COMMITS = "POST /api/v3/repos/{owner}/{name}/git/commits"
 BLOBS = "POST /api/v3/repos/{owner}/{name}/git/blobs"
@@ -22,31 +22,25 @@ def gh_host(hosts_dir, server, name="gh", **fields):
     write_host(hosts_dir, name, **fields)
 
 
-def test_batch_of_100_is_one_commit_and_identical_files_are_not_sent_again(github_server, hosts_dir, images, tmp_path):
+def test_batch_of_100_is_one_commit_and_identical_files_are_not_sent_again(github_server, hosts_dir, images):
     gh_host(hosts_dir, github_server, path="img/{year}/{month}/{name}-{sha256:8}{ext}")
-    paths = images(100)
     env = {"GITHUB_TOKEN": WRITE_TOKEN}
-    started = time.monotonic()
-    done = run_picbeam("upload", tmp_path / "images", "--host", "gh", "-j", "8", "--format", "json", env=env)
-    elapsed = time.monotonic() - started
-    assert done.returncode == 0, done.stderr
+    paths, records, elapsed = upload_batch(images, "gh", env)
     assert github_server.calls[COMMITS] == 1 and github_server.calls[BLOBS] == 100
     repo = github_server.repos["me/pics"]
     files = repo.files("main")
     folder = f"img/{time.strftime('%Y')}/{time.strftime('%m')}"
-    for line, path in zip(done.lines, paths, strict=True):
-        record = json.loads(line)
-        stored = f"{folder}/{path.stem}-{record['sha256'][:8]}.png"
-        assert files[stored] == path.read_bytes()
+    for record, path in zip(records, paths, strict=True):
+        assert files[f"{folder}/{path.stem}-{record['sha256'][:8]}.png"] == path.read_bytes()
         with urllib.request.urlopen(record["url"]) as answer:  # the URL serves the committed file
             assert answer.read() == path.read_bytes()
     assert "README.md" in files  # the commit adds to the branch; it does not replace it
     assert repo.commits[repo.refs["main"]]["message"] == "Upload 100 file(s) with picbeam"
 
-    again = run_picbeam("upload", tmp_path / "images", "--host", "gh", "-j", "8", env=env)
+    again = run_picbeam("upload", paths[0].parent, "--host", "gh", "-j", "8", env=env)
     assert again.returncode == 0, again.stderr
     assert github_server.calls[COMMITS] == 1 and github_server.calls[BLOBS] == 100  # nothing sent, no commit
-    assert again.lines == [json.loads(line)["url"] for line in done.lines]
+    assert again.lines == [record["url"] for record in records]
     print(f"github: 100 images in {elapsed:.1f}s, {github_server.calls[COMMITS]} commit")
 
 
@@ -76,7 +70,7 @@ def test_cdn_urls_default_branch_and_delete(github_server, hosts_dir, images, mo
     assert repo.files("main")["p/img0000.png"] == path.read_bytes()
 
     async def delete():
-        host = _prepared("gh")
+        host = prepared("gh")
         async with aiohttp.ClientSession() as session:
             await host.delete({"url": result.url, "answer": result.answer, "endpoint": result.endpoint}, session)
 
@@ -103,13 +97,9 @@ def test_errors_are_one_line_each_and_never_show_the_token(github_server, hosts_
     }
     for name, (fields, expected) in cases.items():
         gh_host(hosts_dir, github_server, name=name, **fields)
-        done = run_picbeam("upload", path, "--host", name, "--retries", "0", env={"GITHUB_TOKEN": WRITE_TOKEN})
-        assert done.returncode == 1, (name, done.stderr)
-        [line] = [line for line in done.stderr.splitlines() if str(path) in line]
+        line = failure_line(path, name, ("ghp_wrongwrongwrong123", WRITE_TOKEN), {"GITHUB_TOKEN": WRITE_TOKEN})
         assert expected in line, (name, line)
-        assert "ghp_wrongwrongwrong123" not in done.stderr and WRITE_TOKEN not in done.stderr
-    shown = run_picbeam("hosts", "show", "badtoken")
-    assert "ghp_wrongwrongwrong123" not in shown.stdout and 'token = "***"' in shown.stdout
+    assert shows_masked("badtoken", "token", "ghp_wrongwrongwrong123")
     done = run_picbeam("upload", path, "--host", "norepo", "--set", "repo=nonsense")
     assert done.returncode == 2 and "field 'repo' must be 'owner/name'" in done.stderr
 
@@ -125,10 +115,3 @@ def test_a_failed_commit_fails_the_run_with_one_line(github_server, hosts_dir, i
     assert done.returncode == 1
     assert "the commit of 1 file(s) to me/pics failed, so their URLs above do not work" in done.stderr
     assert "Protected branch update failed" in done.stderr and "Traceback" not in done.stderr
-
-
-def _prepared(name):
-    from picbeam.config import Config
-    from picbeam.loader import load_plugins
-
-    return load_plugins().hosts(Config.load()).select(name).prepared()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import aiohttp
 import picbeam
 from picbeam.testing import run_picbeam, write_host
-from storage_servers import BUCKET
+from storage_servers import BUCKET, failure_line, prepared, shows_masked, upload_batch
 
 
 def s3_host(hosts_dir, s3_server, name="pics", **fields):
@@ -17,20 +16,12 @@ def s3_host(hosts_dir, s3_server, name="pics", **fields):
     write_host(hosts_dir, name, **fields)
 
 
-def test_batch_of_100_arrives_byte_identical_at_templated_keys(s3_server, hosts_dir, images, tmp_path):
+def test_batch_of_100_arrives_byte_identical_at_templated_keys(s3_server, hosts_dir, images):
     s3_host(hosts_dir, s3_server, path="batch/{year}/{name}-{sha256:8}{ext}", cache_control="max-age=60")
-    paths = images(100)
-    started = time.monotonic()
-    done = run_picbeam(
-        "upload", tmp_path / "images", "--host", "pics", "-j", "8", "--format", "json", env=s3_server.env()
-    )
-    elapsed = time.monotonic() - started
-    assert done.returncode == 0, done.stderr
-    records = [json.loads(line) for line in done.lines]
+    paths, records, elapsed = upload_batch(images, "pics", s3_server.env())
     client = s3_server.client()
-    year = time.strftime("%Y")
     for record, path in zip(records, paths, strict=True):
-        key = f"batch/{year}/{path.stem}-{record['sha256'][:8]}.png"
+        key = f"batch/{time.strftime('%Y')}/{path.stem}-{record['sha256'][:8]}.png"
         assert record["url"] == f"{s3_server.endpoint}/{BUCKET}/{key}"
         got = client.get_object(Bucket=BUCKET, Key=key)
         assert got["Body"].read() == path.read_bytes()
@@ -52,13 +43,9 @@ def test_errors_are_one_clear_line_and_never_show_the_secret(s3_server, hosts_di
     }
     for name, (fields, expected) in cases.items():
         s3_host(hosts_dir, s3_server, name=name, **fields)
-        done = run_picbeam("upload", path, "--host", name, "--retries", "0")
-        assert done.returncode == 1, (name, done.stderr)
-        [line] = [line for line in done.stderr.splitlines() if str(path) in line]
+        line = failure_line(path, name, (secret, "wrong-secret-value", s3_server.reader[1]))
         assert expected in line, (name, line)
-        assert secret not in done.stderr and "wrong-secret-value" not in done.stderr
-    shown = run_picbeam("hosts", "show", "wrong-secret")
-    assert "wrong-secret-value" not in shown.stdout and 'secret_access_key = "***"' in shown.stdout
+    assert shows_masked("wrong-secret", "secret_access_key", "wrong-secret-value")
 
 
 def test_missing_environment_credentials_name_the_variable(s3_server, hosts_dir, images):
@@ -82,9 +69,8 @@ def test_multipart_upload_of_a_large_file_and_delete(s3_server, hosts_dir, tmp_p
     assert got["Body"].read() == big.read_bytes()
     assert got["ETag"].strip('"').endswith("-3")  # S3's mark of an object put together from 3 parts
 
-    host = _prepared("pics")
     record = {"url": result.url, "answer": result.answer, "endpoint": result.endpoint}
-    asyncio.run(_call(host.delete, record))
+    asyncio.run(_call(prepared("pics").delete, record))
     assert s3_server.client().list_objects_v2(Bucket=BUCKET, Prefix=key).get("KeyCount") == 0
 
 
@@ -118,13 +104,6 @@ def test_url_template_and_unknown_field(s3_server, hosts_dir, images):
     write_host(hosts_dir, "typo", extends="s3", bucket="b", acces_key_id="x")
     done = run_picbeam("upload", path, "--host", "typo")
     assert done.returncode == 2 and "typo.toml: unknown field 'acces_key_id'" in done.stderr
-
-
-def _prepared(name):
-    from picbeam.config import Config
-    from picbeam.loader import load_plugins
-
-    return load_plugins().hosts(Config.load()).select(name).prepared()
 
 
 async def _call(method, *args):

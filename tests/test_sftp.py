@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import aiohttp
 import asyncssh
 import picbeam
-from picbeam.testing import run_picbeam, write_host
+from picbeam.testing import write_host
+from storage_servers import failure_line, prepared, shows_masked, upload_batch
 
 
 def sftp_host(hosts_dir, server, name="box", **fields):
@@ -24,7 +24,7 @@ def sftp_host(hosts_dir, server, name="box", **fields):
     write_host(hosts_dir, name, **fields)
 
 
-def test_batch_of_100_with_a_key_arrives_byte_identical(sftp_server, hosts_dir, images, tmp_path):
+def test_batch_of_100_with_a_key_arrives_byte_identical(sftp_server, hosts_dir, images):
     sftp_host(
         hosts_dir,
         sftp_server,
@@ -33,14 +33,9 @@ def test_batch_of_100_with_a_key_arrives_byte_identical(sftp_server, hosts_dir, 
         path="{year}/{month}/{name}-{sha256:8}{ext}",
         url_prefix="https://img.example/",
     )
-    paths = images(100)
-    started = time.monotonic()
-    done = run_picbeam("upload", tmp_path / "images", "--host", "box", "-j", "8", "--format", "json")
-    elapsed = time.monotonic() - started
-    assert done.returncode == 0, done.stderr
+    paths, records, elapsed = upload_batch(images, "box")
     folder = f"{time.strftime('%Y')}/{time.strftime('%m')}"
-    for line, path in zip(done.lines, paths, strict=True):
-        record = json.loads(line)
+    for record, path in zip(records, paths, strict=True):
         relative = f"{folder}/{path.stem}-{record['sha256'][:8]}.png"
         assert (sftp_server.root / "www" / "img" / relative).read_bytes() == path.read_bytes()
         assert record["url"] == f"https://img.example/{relative}"
@@ -59,7 +54,7 @@ def test_password_login_large_file_and_delete(sftp_server, hosts_dir, tmp_path, 
     assert result.url == f"sftp://bob@127.0.0.1:{sftp_server.port}/big/big.bin"
 
     async def delete():
-        host = _prepared("box")
+        host = prepared("box")
         async with aiohttp.ClientSession() as session:
             await host.delete({"url": result.url, "answer": result.answer, "endpoint": result.endpoint}, session)
             await host.finish(session)
@@ -84,17 +79,6 @@ def test_login_host_key_permission_and_full_disk_are_one_line_each(sftp_server, 
         "full": "No space left on device",
     }
     for name, text in expected.items():
-        done = run_picbeam("upload", path, "--host", name, "--retries", "0")
-        assert done.returncode == 1, (name, done.stderr)
-        [line] = [line for line in done.stderr.splitlines() if str(path) in line]
+        line = failure_line(path, name, ("not-the-password", sftp_server.password))
         assert text in line, (name, line)
-        assert "not-the-password" not in done.stderr and sftp_server.password not in done.stderr
-    shown = run_picbeam("hosts", "show", "badpw")
-    assert "not-the-password" not in shown.stdout and 'password = "***"' in shown.stdout
-
-
-def _prepared(name):
-    from picbeam.config import Config
-    from picbeam.loader import load_plugins
-
-    return load_plugins().hosts(Config.load()).select(name).prepared()
+    assert shows_masked("badpw", "password", "not-the-password")

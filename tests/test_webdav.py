@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import urllib.request
 
 import aiohttp
 import picbeam
 from picbeam.testing import Reply, run_picbeam, write_host
+from storage_servers import failure_line, prepared, shows_masked, upload_batch
 
 
 def dav_host(hosts_dir, server, name="dav", share="dav", **fields):
@@ -23,26 +23,18 @@ def dav_host(hosts_dir, server, name="dav", share="dav", **fields):
     write_host(hosts_dir, name, **fields)
 
 
-def test_batch_of_100_arrives_byte_identical_in_new_folders(webdav_server, hosts_dir, images, tmp_path):
+def test_batch_of_100_arrives_byte_identical_in_new_folders(webdav_server, hosts_dir, images):
     (webdav_server.root / "blog").mkdir(exist_ok=True)
     dav_host(hosts_dir, webdav_server, path="img/{year}/{month}/{name}-{sha256:8}{ext}")
-    paths = images(100)
-    started = time.monotonic()
-    done = run_picbeam(
-        "upload", tmp_path / "images", "--host", "dav", "-j", "8", "--format", "json", env=webdav_server.env()
-    )
-    elapsed = time.monotonic() - started
-    assert done.returncode == 0, done.stderr
+    paths, records, elapsed = upload_batch(images, "dav", webdav_server.env())
     folder = f"img/{time.strftime('%Y')}/{time.strftime('%m')}"
-    for line, path in zip(done.lines, paths, strict=True):
-        record = json.loads(line)
+    for record, path in zip(records, paths, strict=True):
         name = f"{path.stem}-{record['sha256'][:8]}.png"
         assert (webdav_server.root / "blog" / folder / name).read_bytes() == path.read_bytes()
         assert record["url"] == f"{webdav_server.url}/dav/blog/{folder}/{name}"
     # The URL serves the file (to the account).
-    request = urllib.request.Request(json.loads(done.lines[0])["url"])
-    opener = urllib.request.build_opener(_auth_handler(webdav_server, json.loads(done.lines[0])["url"]))
-    with opener.open(request) as answer:
+    url = records[0]["url"]
+    with urllib.request.build_opener(_auth_handler(webdav_server, url)).open(url) as answer:
         assert answer.read() == paths[0].read_bytes()
     print(f"webdav: 100 images in {elapsed:.1f}s")
 
@@ -53,15 +45,15 @@ def test_wrong_password_missing_collection_and_no_permission(webdav_server, host
     dav_host(hosts_dir, webdav_server, name="badpw", password="not-the-password")
     dav_host(hosts_dir, webdav_server, name="nocoll", endpoint=f"{webdav_server.url}/dav/absent/deeper")
     dav_host(hosts_dir, webdav_server, name="readonly", share="ro")
-    expected = {"badpw": "HTTP 401", "nocoll": "HTTP 404", "readonly": "HTTP 403"}
+    expected = {
+        "badpw": "HTTP 401",
+        "nocoll": "HTTP 404",
+        "readonly": "HTTP 403",
+    }
     for name, status in expected.items():
-        done = run_picbeam("upload", path, "--host", name, "--retries", "0", env=webdav_server.env())
-        assert done.returncode == 1, (name, done.stderr)
-        [line] = [line for line in done.stderr.splitlines() if str(path) in line]
+        line = failure_line(path, name, ("not-the-password", webdav_server.password), webdav_server.env())
         assert status in line and f": {name}: " in line, line
-        assert "not-the-password" not in done.stderr and webdav_server.password not in done.stderr
-    shown = run_picbeam("hosts", "show", "badpw")
-    assert "not-the-password" not in shown.stdout and 'password = "***"' in shown.stdout
+    assert shows_masked("badpw", "password", "not-the-password")
 
 
 def test_delete_removes_the_file(webdav_server, hosts_dir, images, monkeypatch):
@@ -72,8 +64,9 @@ def test_delete_removes_the_file(webdav_server, hosts_dir, images, monkeypatch):
     assert result.ok, result.error
     stored = webdav_server.root / "blog" / "del" / "img0000.png"
     assert stored.read_bytes() == path.read_bytes()
-    host = _prepared("dav")
-    asyncio.run(_call(host.delete, {"url": result.url, "answer": result.answer, "endpoint": result.endpoint}))
+    asyncio.run(
+        _call(prepared("dav").delete, {"url": result.url, "answer": result.answer, "endpoint": result.endpoint})
+    )
     assert not stored.exists()
 
 
@@ -93,13 +86,6 @@ def _auth_handler(server, url):
     if "digest" in str(server.root):
         return urllib.request.HTTPDigestAuthHandler(manager)
     return urllib.request.HTTPBasicAuthHandler(manager)
-
-
-def _prepared(name):
-    from picbeam.config import Config
-    from picbeam.loader import load_plugins
-
-    return load_plugins().hosts(Config.load()).select(name).prepared()
 
 
 async def _call(method, *args):

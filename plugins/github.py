@@ -85,7 +85,7 @@ class GitHubHost(StorageHost):
         self._branch = self.settings.branch  # the default branch once the run has looked it up
 
     def check(self, settings: GitHubSettings, where: str) -> None:
-        if not re.fullmatch(r"[\w.-]+/[\w.-]+|\$\{.*\}", settings.repo):
+        if settings.repo and not re.fullmatch(r"[\w.-]+/[\w.-]+|.*\$\{.*\}.*", settings.repo):
             raise ConfigError(f"{where}: field 'repo' must be 'owner/name', not {settings.repo!r}")
         if settings.cdn not in CDNS:
             raise ConfigError(f"{where}: field 'cdn' must be one of {', '.join(CDNS)}, not {settings.cdn!r}")

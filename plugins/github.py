@@ -59,6 +59,10 @@ class Head:
     tree: str
 
 
+class BranchMoved(UploadError):
+    """The branch got another commit while ours was made."""
+
+
 @dataclass
 class Staged:
     blob: str  # the git blob id of the content
@@ -194,31 +198,48 @@ class GitHubHost(StorageHost):
     async def _commit(
         self, session: Any, entries: list[dict[str, Any]], message: str, branch: str | None = None
     ) -> None:
-        """One tree and one commit on the branch's current head, then move the branch (fast-forward only);
-        when the branch moved meanwhile, again from its new head."""
+        """Commit ``entries`` on the branch: again from its new head when it moved meanwhile, and again
+        after a transient failure (throttling, a server or network error)."""
+        import aiohttp
+
         head = await self._head.get("head", lambda: self._find_head(session))
         branch = branch or head.branch
         for attempt in range(COMMIT_ATTEMPTS):
-            head = await self._find_head(session, branch)  # fresh: someone may have pushed during the run
+            last = attempt == COMMIT_ATTEMPTS - 1
             try:
-                tree = await self._api(session, "POST", "git/trees", {"base_tree": head.tree, "tree": entries})
-            except UploadError as exc:
-                gone = [e["path"] for e in entries if e["sha"] is None]
-                if exc.status == 422 and gone:  # GitHub refuses to delete a file that is not there
-                    raise UploadError(f"{', '.join(gone)} is not in {branch} any more") from None
-                raise
-            if tree["sha"] == head.tree:
-                return  # nothing changes
-            commit = await self._api(
-                session, "POST", "git/commits", {"message": message, "tree": tree["sha"], "parents": [head.commit]}
-            )
-            try:
-                await self._api(session, "PATCH", f"git/refs/heads/{branch}", {"sha": commit["sha"], "force": False})
+                await self._commit_on_head(session, entries, message, branch)
                 return
             except UploadError as exc:
-                if exc.status != 422 or attempt == COMMIT_ATTEMPTS - 1:
+                if last or not (exc.transient or isinstance(exc, BranchMoved)):
                     raise
-            await asyncio.sleep(0.2 * (attempt + 1))  # the branch moved: again from its new head
+                wait = exc.retry_after if exc.retry_after is not None else 0.25 * 2**attempt
+            except (aiohttp.ClientError, TimeoutError):
+                if last:
+                    raise
+                wait = 0.25 * 2**attempt
+            await asyncio.sleep(wait)
+
+    async def _commit_on_head(self, session: Any, entries: list[dict[str, Any]], message: str, branch: str) -> None:
+        """One tree on the branch's current head, one commit, then move the branch (fast-forward only)."""
+        head = await self._find_head(session, branch)  # fresh: someone may have pushed during the run
+        try:
+            tree = await self._api(session, "POST", "git/trees", {"base_tree": head.tree, "tree": entries})
+        except UploadError as exc:
+            gone = [e["path"] for e in entries if e["sha"] is None]
+            if exc.status == 422 and gone:  # GitHub refuses to delete a file that is not there
+                raise UploadError(f"{', '.join(gone)} is not in {branch} any more") from None
+            raise
+        if tree["sha"] == head.tree:
+            return  # nothing changes
+        commit = await self._api(
+            session, "POST", "git/commits", {"message": message, "tree": tree["sha"], "parents": [head.commit]}
+        )
+        try:
+            await self._api(session, "PATCH", f"git/refs/heads/{branch}", {"sha": commit["sha"], "force": False})
+        except UploadError as exc:
+            if exc.status == 422:  # not a fast-forward: the branch moved
+                raise BranchMoved(f"branch {branch} kept moving: {exc.message}", status=422) from None
+            raise
 
     # -- the API ----------------------------------------------------------------------------------------
     async def _api(

@@ -112,6 +112,8 @@ class GitHubServer(FakeHost):
         self.calls: Counter[str] = Counter()
         # Called once before the next ref update: simulates another client pushing meanwhile.
         self.before_ref_update: Callable[[Repo], None] | None = None
+        # Endpoint ("POST /api/v3/...") -> answers to give its next calls instead: (status, message, headers).
+        self.failures: dict[str, list[tuple[int, str, dict[str, str]]]] = {}
 
     @property
     def api(self) -> str:
@@ -145,7 +147,11 @@ class GitHubServer(FakeHost):
 
     def _open(self, request: web.Request, write: bool = False) -> Repo:
         """The repository, after GitHub's checks: bad token 401, unknown repository 404, read-only 403."""
-        self.calls[f"{request.method} {request.match_info.route.resource.canonical}"] += 1  # type: ignore[union-attr]
+        endpoint = f"{request.method} {request.match_info.route.resource.canonical}"  # type: ignore[union-attr]
+        self.calls[endpoint] += 1
+        if self.failures.get(endpoint):
+            status, message, headers = self.failures[endpoint].pop(0)
+            raise api_error(status, message, headers)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if token not in (WRITE_TOKEN, READ_TOKEN):
             raise api_error(401, "Bad credentials")
@@ -258,9 +264,9 @@ class GitHubServer(FakeHost):
         return web.Response(body=data) if data is not None else web.Response(status=404, text="404: Not Found")
 
 
-def api_error(status: int, message: str) -> web.HTTPException:
+def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.HTTPException:
     body = json.dumps({"message": message, "documentation_url": "https://docs.github.com/rest"})
-    return _STATUS[status](text=body, content_type="application/json")
+    return _STATUS[status](text=body, content_type="application/json", headers=headers)
 
 
 _STATUS: dict[int, type[web.HTTPException]] = {
@@ -269,4 +275,5 @@ _STATUS: dict[int, type[web.HTTPException]] = {
     404: web.HTTPNotFound,
     409: web.HTTPConflict,
     422: web.HTTPUnprocessableEntity,
+    502: web.HTTPBadGateway,
 }

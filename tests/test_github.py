@@ -56,6 +56,18 @@ def test_a_branch_that_moved_during_the_run_is_committed_on_again(github_server,
     assert github_server.calls[REF_UPDATES] == 2
 
 
+def test_throttling_and_server_errors_are_retried(github_server, hosts_dir, images):
+    throttled = (403, "You have exceeded a secondary rate limit.", {"Retry-After": "0"})
+    github_server.failures[BLOBS] = [throttled]
+    github_server.failures[COMMITS] = [(502, "Server Error", {})]
+    gh_host(hosts_dir, github_server, path="{name}{ext}")
+    paths = images(2)
+    done = run_picbeam("upload", *paths, "--host", "gh", env={"GITHUB_TOKEN": WRITE_TOKEN})
+    assert done.returncode == 0, done.stderr
+    assert github_server.calls[BLOBS] == 3 and github_server.calls[COMMITS] == 2
+    assert all(github_server.repos["me/pics"].files("main")[p.name] == p.read_bytes() for p in paths)
+
+
 def test_cdn_urls_default_branch_and_delete(github_server, hosts_dir, images, monkeypatch):
     monkeypatch.setenv("GITHUB_TOKEN", WRITE_TOKEN)
     github_server.repos["me/pics"].default_branch = "main"

@@ -63,12 +63,6 @@ class BranchMoved(UploadError):
     """The branch got another commit while ours was made."""
 
 
-@dataclass
-class Staged:
-    blob: str  # the git blob id of the content
-    sha256: str
-
-
 class GitHubHost(StorageHost):
     """Stores files in a GitHub repository, one commit per run; the URL is from ``url_template``,
     ``url_prefix`` or ``cdn``."""
@@ -82,10 +76,11 @@ class GitHubHost(StorageHost):
 
     def __init__(self, name: str | None = None, settings: Any = None, source: str | None = None) -> None:
         super().__init__(name, settings, source)
-        # Per run: the branch's head, directory listings of its tree, and the blobs waiting for the commit.
+        # Per run: the branch's head, directory listings of its tree, and the blobs waiting for the commit
+        # (path -> blob id).
         self._head: RunOnce[Head] = RunOnce()
         self._listings: RunOnce[dict[str, tuple[str, str]]] = RunOnce()
-        self._staged: dict[str, Staged] = {}
+        self._staged: dict[str, str] = {}
         self._branch = self.settings.branch  # the default branch once the run has looked it up
 
     def check(self, settings: GitHubSettings, where: str) -> None:
@@ -114,16 +109,22 @@ class GitHubHost(StorageHost):
             return self.stored(item, path, url, unchanged=True, **answer)
         staged = self._staged.get(path)
         if staged is not None:
-            if staged.blob == blob:
+            if staged == blob:
                 return self.stored(item, path, url, **answer)  # the same content twice in one run
             raise UploadError(
                 f"another file of this run goes to the same path {path}; put {{sha256}} or {{name}} in 'path'"
             )
-        body = await asyncio.to_thread(_blob_request, item)
-        made = await self._api(session, "POST", "git/blobs", body, timeout=request_timeout(len(body)))
-        if made.get("sha") != blob:
-            raise UploadError(f"the server stored the file as {made.get('sha')}, not as {blob}; is 'api' a git server?")
-        self._staged[path] = Staged(blob, item.sha256)
+        self._staged[path] = blob  # taken before the first await, so two files cannot both take it
+        try:
+            body = await asyncio.to_thread(_blob_request, item)
+            made = await self._api(session, "POST", "git/blobs", body, timeout=request_timeout(len(body)))
+            if made.get("sha") != blob:
+                raise UploadError(
+                    f"the server stored the file as {made.get('sha')}, not {blob}; is 'api' a git server?"
+                )
+        except BaseException:
+            del self._staged[path]
+            raise
         return self.stored(item, path, url, **answer)
 
     async def finish(self, session: Any) -> None:
@@ -131,8 +132,7 @@ class GitHubHost(StorageHost):
         if not self._staged:
             return
         entries = [
-            {"path": path, "mode": "100644", "type": "blob", "sha": staged.blob}
-            for path, staged in sorted(self._staged.items())
+            {"path": path, "mode": "100644", "type": "blob", "sha": blob} for path, blob in sorted(self._staged.items())
         ]
         try:
             await self._commit(session, entries, self.settings.message.replace("{count}", str(len(entries))))

@@ -127,3 +127,15 @@ def test_a_failed_commit_fails_the_run_with_one_line(github_server, hosts_dir, i
     assert done.returncode == 1
     assert "the commit of 1 file(s) to me/pics failed, so their URLs above do not work" in done.stderr
     assert "Protected branch update failed" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_two_files_for_one_path_fail_the_second_not_silently(github_server, hosts_dir, images, tmp_path):
+    gh_host(hosts_dir, github_server, path="{name}{ext}")
+    first = images(1, folder="a")[0]
+    second = images(2, folder="b")[1].rename(tmp_path / "b" / first.name)  # same name, other content
+    done = run_picbeam("upload", first, second, "--host", "gh", "-j", "2", env={"GITHUB_TOKEN": WRITE_TOKEN})
+    assert done.returncode == 1
+    assert "another file of this run goes to the same path img0000.png" in done.stderr
+    stored = github_server.repos["me/pics"].files("main")["img0000.png"]
+    assert stored in (first.read_bytes(), second.read_bytes())
+    assert done.lines[0 if stored == first.read_bytes() else 1]  # the URL printed is the stored file's

@@ -238,14 +238,28 @@ def upload_batch(images: Any, host: str, env: dict[str, str] | None = None) -> t
     return paths, [json.loads(line) for line in done.lines], elapsed
 
 
-def failure_line(path: Path, host: str, secrets: tuple[str, ...], env: dict[str, str] | None = None) -> str:
-    """Upload one file that must fail: the one line on stderr that names it; no secret anywhere."""
+def failure_line(
+    path: Path, host: str, secrets: tuple[str, ...], env: dict[str, str] | None = None, *, cli: bool = False
+) -> str:
+    """Upload one file that must fail (through the command with ``cli``, else the Python API, which is
+    quicker): the one line that names it; no secret anywhere."""
+    import os
+    from unittest import mock
+
+    import picbeam
     from picbeam.testing import run_picbeam
 
-    done = run_picbeam("upload", path, "--host", host, "--retries", "0", env=env)
-    assert done.returncode == 1, (host, done.stderr)
-    [line] = [line for line in done.stderr.splitlines() if str(path) in line]
-    assert "Traceback" not in done.stderr and not [s for s in secrets if s in done.stderr + done.stdout]
+    if cli:
+        done = run_picbeam("upload", path, "--host", host, "--retries", "0", env=env)
+        assert done.returncode == 1, (host, done.stderr)
+        [line] = [line for line in done.stderr.splitlines() if str(path) in line]
+        shown = done.stderr + done.stdout
+    else:
+        with mock.patch.dict(os.environ, env or {}):
+            [result] = picbeam.upload([path], host=host, retries=0)
+        assert result.error, host
+        line = shown = f"{result.path}: {result.host}: {result.error}"
+    assert "Traceback" not in shown and "\n" not in line.strip() and not [s for s in secrets if s in shown]
     return line
 
 

@@ -109,7 +109,9 @@ def test_errors_are_one_line_each_and_never_show_the_token(github_server, hosts_
     }
     for name, (fields, expected) in cases.items():
         gh_host(hosts_dir, github_server, name=name, **fields)
-        line = failure_line(path, name, ("ghp_wrongwrongwrong123", WRITE_TOKEN), {"GITHUB_TOKEN": WRITE_TOKEN})
+        line = failure_line(
+            path, name, ("ghp_wrongwrongwrong123", WRITE_TOKEN), {"GITHUB_TOKEN": WRITE_TOKEN}, cli=name == "badtoken"
+        )
         assert expected in line, (name, line)
     assert shows_masked("badtoken", "token", "ghp_wrongwrongwrong123")
     done = run_picbeam("upload", path, "--host", "norepo", "--set", "repo=nonsense")

@@ -43,7 +43,7 @@ def test_errors_are_one_clear_line_and_never_show_the_secret(s3_server, hosts_di
     }
     for name, (fields, expected) in cases.items():
         s3_host(hosts_dir, s3_server, name=name, **fields)
-        line = failure_line(path, name, (secret, "wrong-secret-value", s3_server.reader[1]))
+        line = failure_line(path, name, (secret, "wrong-secret-value", s3_server.reader[1]), cli=name == "wrong-secret")
         assert expected in line, (name, line)
     assert shows_masked("wrong-secret", "secret_access_key", "wrong-secret-value")
 

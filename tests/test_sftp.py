@@ -79,6 +79,6 @@ def test_login_host_key_permission_and_full_disk_are_one_line_each(sftp_server, 
         "full": "No space left on device",
     }
     for name, text in expected.items():
-        line = failure_line(path, name, ("not-the-password", sftp_server.password))
+        line = failure_line(path, name, ("not-the-password", sftp_server.password), cli=name == "badpw")
         assert text in line, (name, line)
     assert shows_masked("badpw", "password", "not-the-password")

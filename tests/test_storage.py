@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 from datetime import datetime
 
+import picbeam
 import pytest
 from picbeam import ConfigError, UploadError
 from picbeam.samples import png
@@ -59,24 +60,28 @@ def test_local_host_path_template_url_template_overwrite_and_delete(hosts_dir, t
         asyncio.run(host.delete({"answer": {"path": "../outside"}}, None))
 
 
-def test_fields_are_typed_checked_and_required(hosts_dir, tmp_path):
+def test_fields_are_typed_checked_and_required(hosts_dir, tmp_path, monkeypatch):
     image = tmp_path / "a.png"
     image.write_bytes(png(4, 4, seed=1))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
     cases = [
-        (("--host", "sftp", "--set", "port=abc"), "field 'port' must be a positive whole number"),
-        (("--host", "s3", "--set", "path_style=maybe"), "field 'path_style' must be true or false"),
-        (("--host", "s3", "--set", "part_size=100"), "field 'part_size' must be at least"),
-        (("--host", "github", "--set", "cdn=fastly"), "field 'cdn' must be one of raw, jsdelivr"),
-        (("--host", "webdav", "--set", "path={nope}"), "field 'path': unknown placeholder '{nope}'"),
-        (("--host", "webdav"), "field 'endpoint' is required"),
-        (("--host", "sftp", "--set", "bogus=1"), "unknown field 'bogus'"),
+        ("sftp", ["port=abc"], "field 'port' must be a positive whole number"),
+        ("s3", ["path_style=maybe"], "field 'path_style' must be true or false"),
+        ("s3", ["part_size=100"], "field 'part_size' must be at least"),
+        ("github", ["cdn=fastly"], "field 'cdn' must be one of raw, jsdelivr"),
+        ("webdav", ["path={nope}"], "field 'path': unknown placeholder '{nope}'"),
+        ("webdav", [], "field 'endpoint' is required"),
+        ("sftp", ["bogus=1"], "unknown field 'bogus'"),
     ]
-    for args, expected in cases:
-        done = run_picbeam("upload", image, *args, env={"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"})
-        assert done.returncode == 2 and expected in done.stderr and len(done.stderr.splitlines()) == 1, (
-            args,
-            done.stderr,
-        )
+    for host, overrides, expected in cases:
+        with pytest.raises(ConfigError) as caught:
+            picbeam.upload([image], host=host, overrides=overrides)
+        assert expected in str(caught.value) and "\n" not in str(caught.value), (host, caught.value)
+    done = run_picbeam("upload", image, "--host", "sftp", "--set", "port=abc")
+    assert done.returncode == 2 and done.stderr == (
+        "picbeam: error: --set: host 'sftp': field 'port' must be a positive whole number, not 'abc'\n"
+    )
 
 
 def test_hosts_show_keeps_env_references_and_masks_literals(hosts_dir):

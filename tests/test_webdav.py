@@ -51,7 +51,9 @@ def test_wrong_password_missing_collection_and_no_permission(webdav_server, host
         "readonly": "HTTP 403",
     }
     for name, status in expected.items():
-        line = failure_line(path, name, ("not-the-password", webdav_server.password), webdav_server.env())
+        line = failure_line(
+            path, name, ("not-the-password", webdav_server.password), webdav_server.env(), cli=name == "badpw"
+        )
         assert status in line and f": {name}: " in line, line
     assert shows_masked("badpw", "password", "not-the-password")
 

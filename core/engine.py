@@ -45,6 +45,8 @@ class Ledger(Protocol):
 
     def record(self, result: UploadResult, destination: str, redact: Callable[[str], str]) -> int: ...
 
+    def mark_deleted(self, record_id: int) -> None: ...
+
 
 @dataclass
 class Summary:
@@ -120,6 +122,7 @@ class Batch:
         self._pending: dict[int, UploadResult | None] = {}
         self._next_index = 0
         self._stopping = False
+        self._recorded: list[int] = []  # ledger ids of this run's uploads, withdrawn if the host's finish fails
         self._has_prepare = bool(self.plugins and self.plugins.manager.hook.prepare_upload.get_hookimpls())
         self._has_after = bool(self.plugins and self.plugins.manager.hook.after_upload.get_hookimpls())
 
@@ -154,10 +157,14 @@ class Batch:
         """The host completes what it batched (GitHub: one commit) and closes its connections (SFTP)."""
         try:
             await self.host.finish(self.session)
-        except UploadError as exc:
-            exc.message = f"{self.host.name}: {self.redact(exc.message)}"
-            raise
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (UploadError, TimeoutError, aiohttp.ClientError) as exc:
+            # What the run recorded is not on the host: the ledger must not offer it for reuse.
+            if self.ledger is not None:
+                for record_id in self._recorded:
+                    await asyncio.to_thread(self.ledger.mark_deleted, record_id)
+            if isinstance(exc, UploadError):
+                exc.message = f"{self.host.name}: {self.redact(exc.message)}"
+                raise
             raise UploadError(f"{self.host.name}: {self.redact(_network_message(exc))}") from None
 
     def close(self) -> None:
@@ -253,7 +260,7 @@ class Batch:
         if self._has_after:
             await asyncio.to_thread(self._after, result)
         if result.ok and self.ledger is not None:
-            await asyncio.to_thread(self.ledger.record, result, self.destination, self.redact)
+            self._recorded.append(await asyncio.to_thread(self.ledger.record, result, self.destination, self.redact))
         return result
 
     def _load(self, index: int, found: Found) -> UploadItem | UploadResult | None:

@@ -129,6 +129,10 @@ def test_a_failed_commit_fails_the_run_with_one_line(github_server, hosts_dir, i
     assert done.returncode == 1
     assert "the commit of 1 file(s) to me/pics failed, so their URLs above do not work" in done.stderr
     assert "Protected branch update failed" in done.stderr and "Traceback" not in done.stderr
+    # The ledger does not offer the file for reuse: the next run sends it and commits it.
+    done = run_picbeam("upload", path, "--host", "gh", env={"GITHUB_TOKEN": WRITE_TOKEN})
+    assert done.returncode == 0, done.stderr
+    assert github_server.repos["me/pics"].files("main")[path.name] == path.read_bytes()
 
 
 def test_two_files_for_one_path_fail_the_second_not_silently(github_server, hosts_dir, images, tmp_path):

@@ -145,3 +145,15 @@ def test_two_files_for_one_path_fail_the_second_not_silently(github_server, host
     stored = github_server.repos["me/pics"].files("main")["img0000.png"]
     assert stored in (first.read_bytes(), second.read_bytes())
     assert done.lines[0 if stored == first.read_bytes() else 1]  # the URL printed is the stored file's
+
+
+def test_picbeam_delete_commits_the_removal(github_server, hosts_dir, images):
+    gh_host(hosts_dir, github_server, path="d/{name}{ext}")
+    [path] = images(1)
+    env = {"GITHUB_TOKEN": WRITE_TOKEN}
+    done = run_picbeam("upload", path, "--host", "gh", env=env)
+    assert done.returncode == 0, done.stderr
+    gone = run_picbeam("delete", done.lines[0], env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert "d/img0000.png" not in github_server.repos["me/pics"].files("main")
+    assert github_server.calls[COMMITS] == 2  # the upload's and the removal's

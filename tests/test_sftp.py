@@ -8,7 +8,7 @@ import time
 import aiohttp
 import asyncssh
 import picbeam
-from picbeam.testing import write_host
+from picbeam.testing import run_picbeam, write_host
 from storage_servers import failure_line, prepared, shows_masked, upload_batch
 
 
@@ -82,3 +82,16 @@ def test_login_host_key_permission_and_full_disk_are_one_line_each(sftp_server, 
         line = failure_line(path, name, ("not-the-password", sftp_server.password), cli=name == "badpw")
         assert text in line, (name, line)
     assert shows_masked("badpw", "password", "not-the-password")
+
+
+def test_picbeam_delete_removes_the_file_and_the_ledger_records_it(sftp_server, hosts_dir, images):
+    sftp_host(hosts_dir, sftp_server, key_file=str(sftp_server.key_file), path="cli/{name}{ext}")
+    [path] = images(1)
+    done = run_picbeam("upload", path, "--host", "box")
+    assert done.returncode == 0, done.stderr
+    stored = sftp_server.root / "cli" / "img0000.png"
+    assert stored.read_bytes() == path.read_bytes()
+    gone = run_picbeam("delete", done.lines[0])
+    assert gone.returncode == 0 and gone.stderr == "", gone.stderr
+    assert not stored.exists()
+    assert "(deleted)" in run_picbeam("history").stdout

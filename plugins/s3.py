@@ -103,7 +103,7 @@ class S3Host(StorageHost):
         await self._send(session, "DELETE", self.recorded_path(record))
 
     async def _multipart(self, session: Any, key: str, item: UploadItem, headers: dict[str, str]) -> None:
-        answer = await self._send(session, "POST", key, query="uploads", headers=headers)
+        _, answer = await self._send(session, "POST", key, query="uploads", headers=headers)
         upload_id = _xml_field(answer, "UploadId")
         if not upload_id:
             raise UploadError(f"the server did not start a multipart upload: {snippet(answer)}")
@@ -115,20 +115,20 @@ class S3Host(StorageHost):
                 while chunk := await asyncio.to_thread(_read_part, source, self.settings.part_size):
                     number += 1
                     digest = await asyncio.to_thread(lambda c=chunk: hashlib.sha256(c).hexdigest())
-                    etag = await self._send(
+                    answered, _ = await self._send(
                         session, "PUT", key, query=f"partNumber={number}&{in_upload}", body=chunk, sha256=digest
                     )
-                    parts.append((number, etag.decode()))
+                    parts.append((number, answered.get("ETag", "")))
             listing = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>" for n, e in parts)
             body = f"<CompleteMultipartUpload>{listing}</CompleteMultipartUpload>".encode()
-            done = await self._send(
+            _, done = await self._send(
                 session, "POST", key, query=in_upload, body=body, sha256=hashlib.sha256(body).hexdigest()
             )
             if b"<Error>" in done:  # S3 may answer 200 and report the failure in the body
                 raise _s3_error(200, done, self.settings.bucket, {})
-        except BaseException:
+        except Exception:
             # The original failure is what matters; an unfinished upload also expires by the bucket's rules.
-            with contextlib.suppress(TimeoutError, UploadError, OSError):
+            with contextlib.suppress(Exception):
                 await self._send(session, "DELETE", key, query=in_upload)
             raise
 
@@ -143,8 +143,8 @@ class S3Host(StorageHost):
         body: bytes | IO[bytes] = b"",
         sha256: str = EMPTY_SHA256,
         size: int | None = None,
-    ) -> bytes:
-        """One signed request; returns the answer body (or the ETag of a part upload)."""
+    ) -> tuple[Mapping[str, str], bytes]:
+        """One signed request; the answer's headers and body."""
         from yarl import URL
 
         url = self.object_url(key) + (f"?{query}" if query else "")
@@ -156,9 +156,7 @@ class S3Host(StorageHost):
             answer = await response.read()
             if not 200 <= response.status < 300:
                 raise _s3_error(response.status, answer, self.settings.bucket, response.headers)
-            if method == "PUT" and query.startswith("partNumber="):
-                return response.headers.get("ETag", "").encode()
-            return answer
+            return response.headers, answer
 
     def _sign(self, method: str, url: str, headers: dict[str, str], sha256: str) -> dict[str, str]:
         """The headers of a SigV4-signed request (botocore's signer; the body's hash is given, so a

@@ -112,9 +112,11 @@ class S3Host(StorageHost):
             parts: list[tuple[int, str]] = []
             with open(item.path, "rb") as source:
                 number = 0
-                while chunk := await asyncio.to_thread(_read_part, source, self.settings.part_size):
+                while True:
+                    chunk, digest = await asyncio.to_thread(_read_part, source, self.settings.part_size)
+                    if not chunk:
+                        break
                     number += 1
-                    digest = await asyncio.to_thread(lambda c=chunk: hashlib.sha256(c).hexdigest())
                     answered, _ = await self._send(
                         session, "PUT", key, query=f"partNumber={number}&{in_upload}", body=chunk, sha256=digest
                     )
@@ -188,8 +190,10 @@ def _make_signer(settings: S3Settings) -> Any:
     return KnownPayloadSigner(credentials, "s3", settings.region)
 
 
-def _read_part(source: IO[bytes], size: int) -> bytes:
-    return source.read(size)
+def _read_part(source: IO[bytes], size: int) -> tuple[bytes, str]:
+    """The next part of a file and its SHA-256 (in a worker thread)."""
+    chunk = source.read(size)
+    return chunk, hashlib.sha256(chunk).hexdigest()
 
 
 def _xml_field(body: bytes, name: str) -> str:

@@ -46,6 +46,8 @@ class Ledger(Protocol):
 
     def record(self, result: UploadResult, destination: str, redact: Callable[[str], str]) -> int: ...
 
+    def mark_deleted(self, record_id: int) -> None: ...
+
 
 @dataclass
 class Summary:
@@ -122,6 +124,7 @@ class Batch:
         self._in_flight: dict[str, asyncio.Future[UploadResult]] = {}
         self._next_index = 0
         self._stopping = False
+        self._recorded: list[int] = []  # ledger ids of this run's uploads, withdrawn if the host's finish fails
         self._has_prepare = bool(self.plugins and self.plugins.manager.hook.prepare_upload.get_hookimpls())
         self._has_after = bool(self.plugins and self.plugins.manager.hook.after_upload.get_hookimpls())
 
@@ -149,7 +152,22 @@ class Batch:
                 raise
             finally:
                 self.summary.seconds = time.monotonic() - started
+            await self._finish_host()
         return self.summary
+
+    async def _finish_host(self) -> None:
+        """The host completes what it batched (GitHub: one commit) and closes its connections (SFTP)."""
+        try:
+            await self.host.finish(self.session)
+        except (UploadError, TimeoutError, aiohttp.ClientError) as exc:
+            # What the run recorded is not on the host: the ledger must not offer it for reuse.
+            if self.ledger is not None:
+                for record_id in self._recorded:
+                    await asyncio.to_thread(self.ledger.mark_deleted, record_id)
+            if isinstance(exc, UploadError):
+                exc.message = f"{self.host.name}: {self.redact(exc.message)}"
+                raise
+            raise UploadError(f"{self.host.name}: {self.redact(_network_message(exc))}") from None
 
     def close(self) -> None:
         if self.ledger is not None and hasattr(self.ledger, "close"):
@@ -273,7 +291,7 @@ class Batch:
         if self._has_after:
             await asyncio.to_thread(self._after, result)
         if result.ok and self.ledger is not None:
-            await asyncio.to_thread(self.ledger.record, result, self.destination, self.redact)
+            self._recorded.append(await asyncio.to_thread(self.ledger.record, result, self.destination, self.redact))
         return result
 
     def _load(self, index: int, found: Found) -> UploadItem | UploadResult | None:

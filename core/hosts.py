@@ -51,6 +51,11 @@ class Host:
         """Remove a file this host stored; ``record`` is what the ledger kept about the upload."""
         raise UploadError(f"host '{self.name}' has no delete API")
 
+    async def finish(self, session: aiohttp.ClientSession) -> None:
+        """Called once after a run's last upload, with the run's session still open: a host that batches
+        its uploads completes the batch here (GitHub: one commit), one that keeps a connection (SFTP)
+        closes it. Raise :class:`~picbeam.UploadError` when the batch could not be completed."""
+
     def configured(self, name: str, options: Mapping[str, Any], *, source: str) -> Host:
         """A new host named ``name`` from this one with ``options`` (a hosts.d file's fields) applied."""
         raise ConfigError(f"{source}: host '{self.name}' cannot be extended (it takes no options)")

@@ -6,16 +6,19 @@ rename processor. Placeholders:
 ``{year}`` (four digits), ``{month}``, ``{day}``, ``{hour}``, ``{minute}``, ``{second}`` (two digits),
 ``{timestamp}`` (unix seconds), ``{name}`` (original stem), ``{ext}`` (with its dot, lower case),
 ``{sha256}`` / ``{md5}`` (``:N`` keeps the first N hex digits), ``{uuid}``, ``{random:N}`` (N letters and
-digits). A URL template also has ``{path}``, the stored path (percent-encoded).
+digits). A URL template also has ``{path}``, the stored path (percent-encoded), and whatever a host adds
+(``{bucket}``, ``{repo}``...).
 """
 
 from __future__ import annotations
 
 import hashlib
+import mimetypes
 import re
 import secrets
 import string
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -39,11 +42,20 @@ class TemplateContext:
     source: Path | None = None
     data: bytes | None = None
     now: datetime = field(default_factory=datetime.now)
+    # The file's type: gives ``{ext}`` for a name without an extension.
+    mime: str = ""
     _md5: str | None = None
 
     @classmethod
     def of(cls, item: UploadItem, now: datetime | None = None) -> TemplateContext:
-        return cls(name=item.name, sha256=item.sha256, source=item.path, data=item.data, now=now or datetime.now())
+        return cls(
+            name=item.name,
+            sha256=item.sha256,
+            source=item.path,
+            data=item.data,
+            now=now or datetime.now(),
+            mime=item.mime,
+        )
 
     def md5(self) -> str:
         if self._md5 is None:
@@ -72,12 +84,15 @@ def render_path(template: str, context: TemplateContext) -> str:
     return safe_relative_path(expanded)
 
 
-def render_url(template: str, path: str, context: TemplateContext) -> str:
-    """Expand a URL template; ``{path}`` is the stored path, percent-encoded."""
+def render_url(template: str, path: str, context: TemplateContext, extra: Mapping[str, str] | None = None) -> str:
+    """Expand a URL template; ``{path}`` is the stored path, percent-encoded; ``extra`` holds a host's own
+    placeholders (``{bucket}``...), inserted as they are."""
 
     def value(match: re.Match[str]) -> str:
         if match.group(1) == "path":
             return quote(path)
+        if extra and match.group(1) in extra:
+            return extra[match.group(1)]
         return quote(_value(match.group(1), match.group(2), context))
 
     return PLACEHOLDER.sub(value, template)
@@ -103,7 +118,10 @@ def _value(name: str, width: str | None, context: TemplateContext) -> str:
     if name == "name":
         return Path(context.name).stem
     if name == "ext":
-        return Path(context.name).suffix.lower()
+        suffix = Path(context.name).suffix.lower()
+        if not suffix and context.mime:
+            return mimetypes.guess_extension(context.mime) or ""
+        return suffix
     if name in ("sha256", "md5"):
         digest = context.sha256 if name == "sha256" else context.md5()
         return digest[: int(width)] if width else digest
@@ -117,4 +135,6 @@ def _value(name: str, width: str | None, context: TemplateContext) -> str:
 
 def _safe(value: str) -> str:
     """A path segment safe in URLs: runs of unsafe characters become '-' (letters of any script stay)."""
+    if not value:
+        return ""  # an empty {ext} stays empty
     return _UNSAFE.sub("-", value).strip("-") or "_"

@@ -54,10 +54,11 @@ def interpret(
         reason = f": {_one_line(message)}" if message else f" (answer: {snippet(body)})"
         raise UploadError(f"the answer has no URL at '{spec.url_path or 'body'}'{reason}", status=status, answer=data)
     # Some hosts answer file names with spaces unencoded; a URL with a space breaks Markdown and HTML.
-    url = (spec.url_prefix + str(url).strip()).replace(" ", "%20")
+    written = spec.url_prefix + str(url).strip()
+    url = written.replace(" ", "%20")
     if not looks_like_url(url):
-        raise UploadError(
-            f"the answer is not a URL: {snippet(url.encode())} (check url_path or url_prefix)",
+        raise UploadError(  # quoted as the host wrote it: often an error message in a text answer
+            f"the answer is not a URL: {snippet(written.encode())} (check url_path or url_prefix)",
             status=status,
             answer=data,
         )

@@ -68,7 +68,7 @@ def credential(value: str, *, table: str, key: str, host: str, notes: list[str],
     secret = is_secret_name(key, secrets)
     scheme = _AUTH_SCHEME.match(value) if secret else None
     prefix, rest = (f"{scheme.group(1)} ", scheme.group(3)) if scheme else ("", value)
-    if not (is_placeholder(value) or (secret and not rest.strip())):
+    if not (is_placeholder(value) or is_placeholder(rest) or (secret and not rest.strip())):
         return escape_env(value)
     env_like = ENV_LIKE.match(rest)
     variable = env_like.group(1) if env_like else env_name(host, key)

@@ -25,6 +25,7 @@ from ..spec import HostSpec
 from ..templates import NAMES as PLACEHOLDER_NAMES
 from ..templates import PLACEHOLDER
 from .common import (
+    ENV_LIKE,
     Imported,
     ImportRefused,
     credential,
@@ -259,7 +260,7 @@ def _request_fields(data: Mapping[str, Any], request: Mapping[str, list[Node]], 
     if destinations and not re.search(r"ImageUploader|FileUploader", destinations):
         ctx.notes.append("ShareX uses it as a text uploader (text sent as a file); picbeam sends the file you give it")
     endpoint, query = split_query(_request_text(request["RequestURL"], "RequestURL", ctx))
-    fields["endpoint"] = _endpoint_placeholders(endpoint, ctx)
+    fields["endpoint"] = _endpoint_placeholders(escape_env(endpoint), ctx)
     query = {k: credential(v, table="query", key=k, host=ctx.host, notes=ctx.notes) for k, v in query.items()}
     tables: dict[str, dict[str, str]] = {"query": query, "headers": {}, "form": {}}
     for key, nodes in request.items():
@@ -286,7 +287,7 @@ def _request_text(nodes: Sequence[Node], where: str, ctx: _Context) -> str:
     out = ""
     for node in nodes:
         if isinstance(node, str):
-            out += escape_env(node)
+            out += node
             if re.search(r"%[a-z]", node):
                 ctx.notes.append(
                     f"{where}: ShareX expands name patterns such as %y here; the host sends them as written"
@@ -336,10 +337,11 @@ def _endpoint_placeholders(url: str, ctx: _Context) -> str:
     """Placeholder parts of a URL ("[INSERT YOUR CHANNEL ID HERE]", "Webhook URL") become ``${VAR}``."""
 
     def variable(text: str) -> str:
+        exported = ENV_LIKE.match(text)  # "<LSKY_URL>", as `hosts export` writes a ${LSKY_URL}
         words = [w for w in re.split(r"[^A-Za-z0-9]+", text) if w and w.lower() not in FILLER_WORDS]
         own = env_name(*words) if words else "URL"
         prefix = env_name(ctx.host)
-        name = own if own.startswith(prefix) else f"{prefix}_{own}"
+        name = exported.group(1) if exported else own if own.startswith(prefix) else f"{prefix}_{own}"
         ctx.notes.append(f"endpoint: {text!r} is a placeholder: export {name}=<your value>")
         return f"${{{name}}}"
 
@@ -393,7 +395,7 @@ def _answer_fields(data: Mapping[str, Any], ctx: _Context) -> dict[str, Any]:
 
 def _endpoint_placeholders_in_text(text: str, ctx: _Context) -> str:
     """A literal URL prefix may hold a placeholder host, like the endpoint; url_prefix expands ``${VAR}``."""
-    return _endpoint_placeholders(text, ctx) if "://" in text else escape_env(text)
+    return _endpoint_placeholders(escape_env(text), ctx) if "://" in text else escape_env(text)
 
 
 def _answer_parts(nodes: Sequence[Node], where: str, ctx: _Context) -> list[tuple[str, str]]:

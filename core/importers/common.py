@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -163,35 +164,32 @@ def multipart_headers(headers: dict[str, str], notes: list[str]) -> dict[str, st
 
 
 def remote_api_host(
-    *,
-    name: str,
-    description: str,
-    url: str,
-    file_field: str,
-    headers: Any,
-    body: Any,
-    prefix: str,
-    json_path: str,
-    where: str,
-    tool: str,
+    settings: Mapping[str, Any], keys: Mapping[str, str], *, name: str, description: str, where: str
 ) -> tuple[dict[str, Any], list[str]]:
     """The fields of a PicGo/Qexo-style "remote API" host: a multipart POST of the file with JSON-text
-    headers and body, and a dot-separated path to the URL (empty: the whole answer is the URL)."""
+    headers and body, and a dot-separated path to the URL (empty: the whole answer is the URL).
+
+    ``keys`` names the tool's setting for each part: url, file_field, headers, body, prefix, json_path."""
     notes: list[str] = []
-    endpoint, query = split_query(url)
-    header_table = json_object(headers, what=f"{tool}'s custom headers", where=where)
+
+    def setting(part: str) -> Any:
+        return settings.get(keys[part])
+
+    endpoint, query = split_query(str(setting("url")))
+    header_table = json_object(setting("headers"), what=keys["headers"], where=where)
     fields: dict[str, Any] = {
         "description": description,
         "endpoint": escape_env(endpoint),
-        "file_field": file_field,
+        "file_field": str(setting("file_field")),
         "query": credentials("query", query, host=name, notes=notes),
         "headers": multipart_headers(credentials("headers", header_table, host=name, notes=notes), notes),
         "form": credentials(
-            "form", json_object(body, what=f"{tool}'s custom body", where=where), host=name, notes=notes
+            "form", json_object(setting("body"), what=keys["body"], where=where), host=name, notes=notes
         ),
-        "url_prefix": escape_env(prefix),
+        "url_prefix": escape_env(str(setting("prefix") or "")),
     }
-    if json_path.strip():
+    json_path = str(setting("json_path") or "").strip()
+    if json_path:
         fields["url_path"] = dotted_path(json_path)
     else:
         fields["response"] = "text"

@@ -48,19 +48,16 @@ def _configs(data: Mapping[str, Any], where: str) -> list[tuple[str | None, Mapp
     return found
 
 
+# Where PicGo keeps each part of a remote-API host.
+SETTINGS = {"url": "url", "file_field": "paramName", "headers": "customHeader", "body": "customBody",
+            "prefix": "customPrefix", "json_path": "jsonPath"}  # fmt: skip
+
+
 def _host(config: Mapping[str, Any], *, where: str, name: str) -> Imported:
     if not config.get("paramName"):
         raise ImportRefused(f"{where}: not imported: paramName (the file's form field) is empty", "bad-config")
+    label = config.get("_configName") or name
     fields, notes = remote_api_host(
-        name=name,
-        description=f"{config.get('_configName') or name} (imported from PicGo: {where})",
-        url=str(config["url"]),
-        file_field=str(config["paramName"]),
-        headers=config.get("customHeader"),
-        body=config.get("customBody"),
-        prefix=str(config.get("customPrefix") or ""),
-        json_path=str(config.get("jsonPath") or ""),
-        where=where,
-        tool="PicGo",
+        config, SETTINGS, name=name, description=f"{label} (imported from PicGo: {where})", where=where
     )
     return Imported(name, fields, notes)

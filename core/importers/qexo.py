@@ -15,6 +15,9 @@ from typing import Any
 from .common import Imported, ImportRefused, dotted_path, host_name, remote_api_host
 
 KEYS = {"api", "post_params"}
+# Where Qexo keeps each part of a remote-API host.
+SETTINGS = {"url": "api", "file_field": "post_params", "headers": "custom_header", "body": "custom_body",
+            "prefix": "custom_url", "json_path": "json_path"}  # fmt: skip
 REMOTE_API = ("远程api", "custom", "remote api", "remote_api")  # compared in lower case
 
 
@@ -56,21 +59,11 @@ def convert(data: Any, *, where: str, name: str | None = None) -> list[Imported]
     if not settings.get("api") or not settings.get("post_params"):
         raise ImportRefused(f"{where}: not imported: api and post_params are both needed", "bad-config")
     name = name or host_name(str(settings["api"]).split("//")[-1].split("/")[0], "qexo")
-    json_path = str(settings.get("json_path") or "")
     fields, notes = remote_api_host(
-        name=name,
-        description=f"{name} (imported from Qexo: {where})",
-        url=str(settings["api"]),
-        file_field=str(settings["post_params"]),
-        headers=settings.get("custom_header"),
-        body=settings.get("custom_body"),
-        prefix=str(settings.get("custom_url") or ""),
-        json_path=json_path,
-        where=where,
-        tool="Qexo",
+        settings, SETTINGS, name=name, description=f"{name} (imported from Qexo: {where})", where=where
     )
     if settings.get("delete_url"):
-        if not json_path.strip():
+        if "url_path" not in fields:
             notes.append("delete_url left out: Qexo reads it from a JSON answer, and this one is text")
         else:
             fields["delete_path"] = dotted_path(str(settings["delete_url"]))

@@ -139,3 +139,13 @@ def test_placeholders_in_form_fields_through_the_cli(fake_host, hosts_dir, image
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["url"]
     assert fake_host.requests[0].form == {"content": "**img0000.png**", "json": '{"a": 1}'}
+
+
+def test_set_regex_gives_one_pattern_and_the_field_round_trips(hosts_dir):
+    spec = HostSpec(name="rx", endpoint="https://x.example/", response="text", regex=["a(b)"], url_path="regex(`1`)")
+    changed = spec.derive({"regex": "id=(?P<id>\\d+)", "url_path": "regex(`1`, 'id')"}, source="--set")
+    assert changed.regex == ["id=(?P<id>\\d+)"]
+    path = write_host(hosts_dir, "rx", **{k: v for k, v in spec.to_mapping().items() if k != "name"})
+    assert "regex = [" in path.read_text()
+    done = run_picbeam("hosts", "show", "rx", "--set", "regex=id=(\\d+)")
+    assert done.returncode == 0 and 'regex = ["id=(\\\\d+)"]' in done.stdout

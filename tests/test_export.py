@@ -148,3 +148,13 @@ def test_an_answer_path_sharex_cannot_express_is_an_error():
     spec = HostSpec(name="odd", endpoint="https://h.example/", url_path="data[?kind=='full'] | [0].url")
     with pytest.raises(picbeam.ConfigError, match=r"url_path \(.*\) cannot be written as a ShareX template"):
         export(spec)
+
+
+@pytest.mark.parametrize("preset", ["chevereto", "lsky", "cloudinary", "imgur", "see"])
+def test_presets_come_back_with_the_same_variables(preset):
+    registry = load_plugins().hosts(Config.load())
+    original = registry.get(preset).spec
+    back = round_trip(original)
+    assert back.endpoint == original.endpoint
+    assert (back.headers, back.form, back.query) == (original.headers, original.form, original.query)
+    assert back.url_path == original.url_path

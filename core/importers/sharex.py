@@ -346,12 +346,14 @@ def _endpoint_placeholders(url: str, ctx: _Context) -> str:
         return f"${{{name}}}"
 
     url = re.sub(r"\[[^\[\]]*\]|<[^<>]*>", lambda m: variable(m.group(0)), url)
-    if "://" not in url:
+    if "://" not in url and not ENV_REFERENCE.match(url):  # "${SITE_URL}/api": the variable holds the scheme
         if is_placeholder(url) or " " in url.strip() or "." not in url:
             return variable(url)
         ctx.notes.append(f"endpoint: {url!r} has no scheme; ShareX sends it to http://{url}")
         url = "http://" + url
-    scheme, _, rest = url.partition("://")
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
     netloc, slash, path = rest.partition("/")
     # A host name cannot hold '_', so "jirafeau_domain_address" is a placeholder; a path segment can.
     netloc = ".".join(variable(w) if _placeholder_token(w) or "_" in w else w for w in netloc.split("."))

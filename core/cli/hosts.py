@@ -169,7 +169,8 @@ def write_host_file(spec: HostSpec, directory: Path | None, *, force: bool) -> P
         key
         for table in ("headers", "form", "query")
         for key, value in getattr(spec, table).items()
-        if is_secret_name(key, spec.secrets) and value and not ENV_REFERENCE.search(value)
+        # Very short values ("true", "json") are settings whose names merely look secret (genDeletionKey).
+        if is_secret_name(key, spec.secrets) and len(value) >= 6 and not ENV_REFERENCE.search(value)
     ]
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -40,17 +40,17 @@ def interpret(
         text=body.decode("utf-8-sig", errors="replace"), headers=headers, url=response_url, patterns=spec.patterns
     )
 
-    def search(name: str) -> Any:
-        return _search(spec, name, data, functions)
+    def find(name: str) -> Any:
+        return search(spec, name, data, functions)
 
     if not ok_status:
-        raise http_error(status, headers, body, search("error_path"))
-    if spec.expression("success_path") is not None and not search("success_path"):
-        message = search("error_path") or "the host reported a failure"
+        raise http_error(status, headers, body, find("error_path"))
+    if spec.expression("success_path") is not None and not find("success_path"):
+        message = find("error_path") or "the host reported a failure"
         raise UploadError(f"rejected: {_one_line(message)}", status=status, answer=data)
-    url = data if spec.response == "text" and not spec.url_path else search("url_path")
+    url = data if spec.response == "text" and not spec.url_path else find("url_path")
     if not isinstance(url, str | int) or not str(url).strip():
-        message = search("error_path")
+        message = find("error_path")
         reason = f": {_one_line(message)}" if message else f" (answer: {snippet(body)})"
         raise UploadError(f"the answer has no URL at '{spec.url_path or 'body'}'{reason}", status=status, answer=data)
     # Some hosts answer file names with spaces unencoded; a URL with a space breaks Markdown and HTML.
@@ -64,8 +64,8 @@ def interpret(
         )
     return Extracted(
         url=url,
-        thumbnail_url=_optional_text(search("thumbnail_path")),
-        delete_url=_optional_text(search("delete_path")),
+        thumbnail_url=_optional_text(find("thumbnail_path")),
+        delete_url=_optional_text(find("delete_path")),
         data=data,
     )
 
@@ -147,12 +147,16 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return min(max(0.0, when - (time.time() if now is None else now)), RETRY_AFTER_CAP)
 
 
-def _search(spec: HostSpec, name: str, data: Any, functions: AnswerFunctions) -> Any:
+def search(spec: HostSpec, name: str, data: Any, functions: AnswerFunctions | None = None) -> Any:
+    """Evaluate one of the spec's ``*_path`` expressions; None when absent or the shape does not fit.
+
+    ``functions`` binds picbeam's functions (``regex()``, ``header()``...) to the answer; without it they
+    see an empty one."""
     expression = spec.expression(name)
     if expression is None or data is None:
         return None
     try:
-        return expression.search(data, options=options(functions))
+        return expression.search(data, options=options(functions or AnswerFunctions(patterns=spec.patterns)))
     except Exception:  # JMESPath type errors on unexpected shapes: treat as "not there"
         return None
 

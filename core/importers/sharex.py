@@ -646,6 +646,8 @@ def export(spec: HostSpec, *, environ: Mapping[str, str] | None = None) -> tuple
         dropped.append("accept")
     if dropped:
         warnings.append(f"{', '.join(dropped)}: no ShareX equivalent, not exported")
+    if request.defaults:
+        warnings.append(f"{', '.join(request.defaults)}: written as their ${{VAR:-default}} defaults")
     if request.variables:
         warnings.append(
             f"ShareX cannot read environment variables: replace {', '.join(f'<{v}>' for v in request.variables)} "
@@ -664,6 +666,7 @@ class _Exporter:
     def __init__(self, spec: HostSpec, environ: Mapping[str, str] | None, warnings: list[str]) -> None:
         self.spec, self.environ, self.warnings = spec, environ, warnings
         self.variables: list[str] = []
+        self.defaults: list[str] = []
 
     def value(self, value: str, where: str) -> str:
         out = ""
@@ -687,6 +690,10 @@ class _Exporter:
     def _variable(self, reference: re.Match[str], where: str) -> str:
         name, default = reference.group(1), reference.group(2)
         if self.environ is None:
+            if default is not None:  # a working value already: ShareX gets it as written
+                if name not in self.defaults:
+                    self.defaults.append(name)
+                return default
             if name not in self.variables:
                 self.variables.append(name)
             return f"<{name}>"

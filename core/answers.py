@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UploadError
+from .expressions import AnswerFunctions, options
 from .spec import HostSpec
 
 # Statuses worth another attempt: the host is overloaded, throttling or briefly unavailable.
@@ -27,32 +28,44 @@ class Extracted:
     data: Any
 
 
-def interpret(spec: HostSpec, status: int, headers: Mapping[str, str], body: bytes) -> Extracted:
-    """Turn one HTTP answer into a URL (and thumbnail/delete URLs), or raise :class:`UploadError`."""
+def interpret(
+    spec: HostSpec, status: int, headers: Mapping[str, str], body: bytes, response_url: str | None = None
+) -> Extracted:
+    """Turn one HTTP answer into a URL (and thumbnail/delete URLs), or raise :class:`UploadError`.
+
+    ``response_url`` is where the answer came from after redirects, for ``response_url()``."""
     ok_status = 200 <= status < 300
     data = parse_body(spec.response, body, status)
+    functions = AnswerFunctions(
+        text=body.decode("utf-8-sig", errors="replace"), headers=headers, url=response_url, patterns=spec.patterns
+    )
+
+    def find(name: str) -> Any:
+        return search(spec, name, data, functions)
+
     if not ok_status:
-        raise http_error(status, headers, body, search(spec, "error_path", data))
-    if spec.expression("success_path") is not None and not search(spec, "success_path", data):
-        message = search(spec, "error_path", data) or "the host reported a failure"
+        raise http_error(status, headers, body, find("error_path"))
+    if spec.expression("success_path") is not None and not find("success_path"):
+        message = find("error_path") or "the host reported a failure"
         raise UploadError(f"rejected: {_one_line(message)}", status=status, answer=data)
-    url = data if spec.response == "text" and not spec.url_path else search(spec, "url_path", data)
+    url = data if spec.response == "text" and not spec.url_path else find("url_path")
     if not isinstance(url, str | int) or not str(url).strip():
-        message = search(spec, "error_path", data)
+        message = find("error_path")
         reason = f": {_one_line(message)}" if message else f" (answer: {snippet(body)})"
         raise UploadError(f"the answer has no URL at '{spec.url_path or 'body'}'{reason}", status=status, answer=data)
     # Some hosts answer file names with spaces unencoded; a URL with a space breaks Markdown and HTML.
-    url = (spec.url_prefix + str(url).strip()).replace(" ", "%20")
+    written = spec.url_prefix + str(url).strip()
+    url = written.replace(" ", "%20")
     if not looks_like_url(url):
-        raise UploadError(
-            f"the answer is not a URL: {snippet(url.encode())} (check url_path or url_prefix)",
+        raise UploadError(  # quoted as the host wrote it: often an error message in a text answer
+            f"the answer is not a URL: {snippet(written.encode())} (check url_path or url_prefix)",
             status=status,
             answer=data,
         )
     return Extracted(
         url=url,
-        thumbnail_url=_optional_text(search(spec, "thumbnail_path", data)),
-        delete_url=_optional_text(search(spec, "delete_path", data)),
+        thumbnail_url=_optional_text(find("thumbnail_path")),
+        delete_url=_optional_text(find("delete_path")),
         data=data,
     )
 
@@ -134,13 +147,16 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return min(max(0.0, when - (time.time() if now is None else now)), RETRY_AFTER_CAP)
 
 
-def search(spec: HostSpec, name: str, data: Any) -> Any:
-    """Evaluate one of the spec's ``*_path`` expressions; None when absent or the shape does not fit."""
+def search(spec: HostSpec, name: str, data: Any, functions: AnswerFunctions | None = None) -> Any:
+    """Evaluate one of the spec's ``*_path`` expressions; None when absent or the shape does not fit.
+
+    ``functions`` binds picbeam's functions (``regex()``, ``header()``...) to the answer; without it they
+    see an empty one."""
     expression = spec.expression(name)
     if expression is None or data is None:
         return None
     try:
-        return expression.search(data)
+        return expression.search(data, options=options(functions or AnswerFunctions(patterns=spec.patterns)))
     except Exception:  # JMESPath type errors on unexpected shapes: treat as "not there"
         return None
 

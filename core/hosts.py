@@ -118,9 +118,11 @@ class SpecHost(Host):
         import aiohttp
 
         from .answers import interpret
+        from .templates import TemplateContext
 
         spec = self.spec
-        headers = dict(spec.headers)
+        request = spec.request_for(TemplateContext.of(item))
+        headers = request.headers
         body: Any
         if spec.body == "binary":
             body = item.open()
@@ -128,19 +130,19 @@ class SpecHost(Host):
         else:
             # Unquoted names, as browsers send them: percent-encoding would reach PHP hosts as "a%20b.png".
             body = aiohttp.FormData(quote_fields=False)
-            for key, value in spec.form.items():
+            for key, value in request.form.items():
                 body.add_field(key, value)
             body.add_field(spec.file_field, item.open(), filename=item.name, content_type=item.mime)
         async with session.request(
             spec.method,
-            spec.endpoint,
-            params=spec.query or None,
+            request.endpoint,
+            params=request.query or None,
             headers=headers,
             data=body,
             timeout=request_timeout(item.size, spec.timeout),
         ) as response:
             answer = await response.read()
-            extracted = interpret(spec, response.status, response.headers, answer)
+            extracted = interpret(spec, response.status, response.headers, answer, str(response.url))
         return self.result(
             item,
             extracted.url,

@@ -67,5 +67,9 @@ def literal_secrets(fields: Mapping[str, Any]) -> list[str]:
         f"{table}.{key}"
         for table in ("query", "headers", "form")
         for key, value in (fields.get(table) or {}).items()
-        if is_secret_name(key) and isinstance(value, str) and value and not ENV_REFERENCE.search(value)
+        # Very short values ("true", "json") are settings whose names merely look secret (genDeletionKey).
+        if is_secret_name(key, fields.get("secrets") or ())
+        and isinstance(value, str)
+        and len(value) >= 6
+        and not ENV_REFERENCE.search(value)
     ]

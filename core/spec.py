@@ -21,7 +21,9 @@ import jmespath
 import jmespath.exceptions
 
 from .errors import ConfigError
+from .expressions import check_calls, compile_patterns
 from .secrets import ENV_REFERENCE, is_secret_name, mask_table
+from .templates import TemplateContext, fill_placeholders, has_placeholders
 
 METHODS = ("POST", "PUT", "PATCH", "GET")
 BODIES = ("multipart", "binary")
@@ -66,6 +68,7 @@ class HostSpec:
     timeout: float | None = None
     accept: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
+    regex: list[str] = field(default_factory=list)
     source: str = field(default="python", compare=False)
 
     def __post_init__(self) -> None:
@@ -91,14 +94,36 @@ class HostSpec:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
                 raise ConfigError(f"{where}: field '{name}' must be a positive number, not {value!r}")
+        if isinstance(self.regex, str):  # `--set regex=PATTERN` gives one pattern
+            self.regex = [self.regex]
+        self.patterns = compile_patterns(self.regex, where=where)
         self._compiled = {
-            name: _compile(where, name, getattr(self, name)) for name in JMESPATH_FIELDS if getattr(self, name)
+            name: _compile(where, name, getattr(self, name), self.patterns)
+            for name in JMESPATH_FIELDS
+            if getattr(self, name)
         }
+        # Whether the request carries per-file placeholders such as {filename}; most hosts do not.
+        self.per_file = any(has_placeholders(value) for value in self._request_values())
 
     # -- the answer ---------------------------------------------------------------------------------
     def expression(self, name: str) -> Any:
         """The compiled JMESPath expression of one of the ``*_path`` fields, or None."""
         return self._compiled.get(name)
+
+    # -- the request --------------------------------------------------------------------------------
+    def _request_values(self) -> list[str]:
+        return [self.endpoint, *(v for table in TABLE_FIELDS for v in getattr(self, table).values())]
+
+    def request_for(self, context: TemplateContext) -> RequestParts:
+        """Endpoint, query, headers and form for one file: ``{filename}``-style placeholders filled in."""
+        if not self.per_file:
+            return RequestParts(self.endpoint, dict(self.query), dict(self.headers), dict(self.form))
+        return RequestParts(
+            fill_placeholders(self.endpoint, context, quote_values=True),
+            {k: fill_placeholders(v, context) for k, v in self.query.items()},
+            {k: fill_placeholders(v, context) for k, v in self.headers.items()},
+            {k: fill_placeholders(v, context) for k, v in self.form.items()},
+        )
 
     # -- TOML and dict forms ------------------------------------------------------------------------
     @classmethod
@@ -174,14 +199,26 @@ def _scalar_text(where: str, name: str, value: Any) -> str:
     raise ConfigError(f"{where}: field '{name}' must be a string, not {type(value).__name__}")
 
 
-def _compile(where: str, name: str, expression: str) -> Any:
+def _compile(where: str, name: str, expression: str, patterns: list[re.Pattern[str]]) -> Any:
     try:
-        return jmespath.compile(expression)
+        compiled = jmespath.compile(expression)
     except jmespath.exceptions.JMESPathError as exc:
         reason = str(exc).splitlines()[0]
         raise ConfigError(
             f"{where}: field '{name}' is not a valid JMESPath expression {expression!r}: {reason}"
         ) from None
+    check_calls(compiled.parsed, where=where, field=name, patterns=patterns)
+    return compiled
+
+
+@dataclass
+class RequestParts:
+    """What one upload request is sent with, placeholders filled in."""
+
+    endpoint: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    form: dict[str, str]
 
 
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(HostSpec) if f.name != "source")

@@ -4,7 +4,8 @@ Shared by every host that stores under a key or path (local, S3, WebDAV, GitHub,
 rename processor. Placeholders:
 
 ``{year}`` (four digits), ``{month}``, ``{day}``, ``{hour}``, ``{minute}``, ``{second}`` (two digits),
-``{timestamp}`` (unix seconds), ``{name}`` (original stem), ``{ext}`` (with its dot, lower case),
+``{timestamp}`` (unix seconds), ``{filename}`` (the file's name), ``{name}`` (original stem), ``{ext}`` (with
+its dot, lower case),
 ``{sha256}`` / ``{md5}`` (``:N`` keeps the first N hex digits), ``{uuid}``, ``{random:N}`` (N letters and
 digits). A URL template also has ``{path}``, the stored path (percent-encoded), and whatever a host adds
 (``{bucket}``, ``{repo}``...).
@@ -29,7 +30,7 @@ from .items import UploadItem
 
 PLACEHOLDER = re.compile(r"\{([a-z0-9]+)(?::(\d+))?\}")
 DATE_FIELDS = {"year": "%Y", "month": "%m", "day": "%d", "hour": "%H", "minute": "%M", "second": "%S"}
-NAMES = {*DATE_FIELDS, "timestamp", "name", "ext", "sha256", "md5", "uuid", "random"}
+NAMES = {*DATE_FIELDS, "timestamp", "filename", "name", "ext", "sha256", "md5", "uuid", "random"}
 _UNSAFE = re.compile(r"[^\w.\-~]+", re.UNICODE)
 
 
@@ -98,6 +99,25 @@ def render_url(template: str, path: str, context: TemplateContext, extra: Mappin
     return PLACEHOLDER.sub(value, template)
 
 
+def has_placeholders(text: str) -> bool:
+    """True when ``text`` holds a placeholder picbeam fills (other brace text is left alone)."""
+    return any(match.group(1) in NAMES for match in PLACEHOLDER.finditer(text))
+
+
+def fill_placeholders(text: str, context: TemplateContext, *, quote_values: bool = False) -> str:
+    """Fill the known placeholders of a request value (``{filename}``...); any other brace text stays as
+    written, since form fields and headers may legitimately hold braces. ``quote_values`` percent-encodes
+    what is filled in, for a URL."""
+
+    def value(match: re.Match[str]) -> str:
+        if match.group(1) not in NAMES:
+            return match.group(0)
+        filled = _value(match.group(1), match.group(2), context)
+        return quote(filled) if quote_values else filled
+
+    return PLACEHOLDER.sub(value, text)
+
+
 def safe_relative_path(path: str) -> str:
     """Normalise a relative path, refusing NUL, backslashes, absolute paths and ``..``."""
     if "\0" in path or "\\" in path:
@@ -115,6 +135,8 @@ def _value(name: str, width: str | None, context: TemplateContext) -> str:
         return context.now.strftime(DATE_FIELDS[name])
     if name == "timestamp":
         return str(int(context.now.timestamp()))
+    if name == "filename":
+        return context.name
     if name == "name":
         return Path(context.name).stem
     if name == "ext":

@@ -1,9 +1,10 @@
-"""`picbeam hosts`: list, show, check and add hosts."""
+"""`picbeam hosts`: list, show, check, add, import and export hosts."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,9 +14,9 @@ from ..config import user_hosts_dir
 from ..errors import ConfigError
 from ..secrets import literal_secrets
 from ..spec import HostSpec, dump_toml
-from .common import EXIT_FAILED, HostsDirOption, JsonOption, fail, open_hosts, warn
+from .common import EXIT_FAILED, EXIT_USAGE, HostsDirOption, JsonOption, fail, open_hosts, warn
 
-hosts_app = typer.Typer(help="List, show, check and add hosts.", no_args_is_help=True)
+hosts_app = typer.Typer(help="List, show, check, add, import and export hosts.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -155,8 +156,14 @@ def add_host(
     spec = HostSpec.from_mapping(
         {k: v for k, v in fields.items() if v not in (None, "")}, source="hosts add", name=name
     )
+    write_host_file(spec, directory, force=force)
+
+
+def write_host_file(spec: HostSpec, directory: Path | None, *, force: bool) -> Path:
+    """Write NAME.toml (mode 0600: it may hold tokens) to the user's hosts folder or ``directory``;
+    refuse to replace a file without ``force``, and warn about literal secrets."""
     folder = directory or user_hosts_dir()
-    target = folder / f"{name}.toml"
+    target = folder / f"{spec.name}.toml"
     if target.exists() and not force:
         fail(f"{target} exists; use --force to replace it")
     folder.mkdir(parents=True, exist_ok=True)
@@ -167,6 +174,7 @@ def add_host(
     print(f"wrote {target}")
     if literal:
         warn(f"{', '.join(literal)} holds a literal secret in {target}; prefer a reference such as '${{MY_TOKEN}}'")
+    return target
 
 
 def _pairs(values: list[str] | None, separator: str, option: str) -> dict[str, str]:
@@ -177,3 +185,72 @@ def _pairs(values: list[str] | None, separator: str, option: str) -> dict[str, s
             raise ConfigError(f"{option} {value!r}: expected KEY{separator}VALUE")
         pairs[key.strip()] = rest.strip()
     return pairs
+
+
+@hosts_app.command("import")
+def import_hosts(
+    file: Annotated[
+        Path, typer.Argument(help="ShareX .sxcu, PicGo/PicList config.json, Qexo settings or uPic export.")
+    ],
+    name: Annotated[str | None, typer.Option("--name", help="Name of the new host [default: from the file].")] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Folder to write to [default: ~/.config/picbeam/hosts.d].")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="sharex, picgo, qexo or upic [default: detected].")
+    ] = None,
+) -> None:
+    """Write hosts.d files from another tool's configuration, so nobody retypes a host."""
+    from ..importers import ImportRefused, read
+
+    results = read(file, name=name, format=file_format)
+    written = 0
+    for result in results:
+        if isinstance(result, ImportRefused):
+            print(f"picbeam: error: {result}", file=sys.stderr)
+            continue
+        spec = HostSpec.from_mapping(result.fields, source=str(file), name=result.name)
+        write_host_file(spec, directory, force=force)
+        written += 1
+        for note in result.notes:
+            warn(f"{result.name}: {note}")
+    if written == 0:
+        raise typer.Exit(EXIT_USAGE)
+    if written < len(results):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@hosts_app.command("export")
+def export_host(
+    name: Annotated[str, typer.Argument(help="A declarative host (a hosts.d file or a HostSpec preset).")],
+    as_format: Annotated[str, typer.Option("--as", help="Format to write: sxcu (a ShareX custom uploader).")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write [default: stdout].")] = None,
+    expand: Annotated[
+        bool, typer.Option("--expand", help="Fill ${VAR} references from the environment (the file holds secrets).")
+    ] = False,
+    hosts_dir: HostsDirOption = None,
+) -> None:
+    """Write a host in another tool's format, e.g. a ShareX custom uploader."""
+    from ..hosts import SpecHost
+    from ..importers import sharex
+
+    if as_format != "sxcu":
+        fail(f"--as {as_format!r}: picbeam exports sxcu (ShareX custom uploaders)")
+    if expand and output is None:
+        fail("--expand writes your secrets into the file: give it one with -o FILE (never stdout)")
+    _, _, registry = open_hosts(hosts_dir)
+    host = registry.get(name)
+    if not isinstance(host, SpecHost):
+        fail(f"host '{name}' is a {type(host).__name__} written in Python; only declarative hosts export to sxcu")
+    document, warnings = sharex.export(host.spec, environ=os.environ if expand else None)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"wrote {output}")
+    for line in warnings:
+        warn(f"{name}: {line}")

@@ -17,11 +17,14 @@ from picbeam.testing import write_host
 
 
 class Watch:
+    running: list[subprocess.Popen[str]] = []
+
     def __init__(self, folder: Path, *args: str) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "picbeam", "watch", str(folder), "--host", "fake", "--settle", "0.3", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
+        Watch.running.append(self.process)
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         threading.Thread(target=self._read, args=(self.process.stdout, self.stdout), daemon=True).start()
@@ -45,6 +48,17 @@ class Watch:
         code = self.process.wait(20)
         time.sleep(0.1)  # let the readers drain
         return code
+
+
+@pytest.fixture(autouse=True)
+def no_watch_left_running():
+    """A failed test must not leave a watcher behind."""
+    yield
+    while Watch.running:
+        process = Watch.running.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
 
 
 @pytest.fixture

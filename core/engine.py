@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import itertools
 import os
+import random
 import stat
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
-import stamina
 
 from . import __version__
 from .errors import UploadError
@@ -32,11 +33,14 @@ if TYPE_CHECKING:
     from .config import Config
     from .loader import Plugins
 
-# picbeam reports retries in its own words; stamina's default hook would log every one to stderr.
-stamina.instrumentation.set_on_retry_hooks([])
 USER_AGENT = f"picbeam/{__version__} (+https://pypi.org/project/picbeam/)"
 HASH_CHUNK = 1024 * 1024
 DISCOVERY_CHUNK = 64
+# Files up to this size are read while discovering (bounding memory to a chunk plus the queue of these).
+PRELOAD_LIMIT = 256 * 1024
+NOT_LOADED: Any = object()
+Loaded = Any  # an UploadItem, a failed UploadResult, None for a file passed over, or NOT_LOADED
+Job = tuple[int, Found, Loaded]
 
 
 class Ledger(Protocol):
@@ -132,7 +136,7 @@ class Batch:
     async def run(self, discovery: Iterable[Found]) -> Summary:
         started = time.monotonic()
         self._slots = asyncio.Semaphore(self._window)
-        self._queue: asyncio.Queue[tuple[int, Found] | None] = asyncio.Queue(maxsize=self.jobs * 2)
+        self._queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=self.jobs * 2)
         self._gate = HostGate(self.host, self.jobs)
         connector = aiohttp.TCPConnector(limit=self.jobs * 2, limit_per_host=0)
         async with aiohttp.ClientSession(
@@ -194,26 +198,34 @@ class Batch:
         chunk_size = DISCOVERY_CHUNK if isinstance(discovery, Discovery | Sequence) else 1
         index = 0
         while not self._stopping:
-            chunk = await asyncio.to_thread(list, itertools.islice(found_files, chunk_size))
+            chunk = await asyncio.to_thread(self._next_chunk, found_files, chunk_size, index)
             if not chunk:
                 return
-            for found in chunk:
+            for job in chunk:
                 await self._slots.acquire()
                 if self._stopping:
                     return
-                await self._queue.put((index, found))
+                await self._queue.put(job)
                 index += 1
                 self.on_progress("found", 1)
 
+    def _next_chunk(self, found_files: Iterator[Found], size: int, first: int) -> list[Job]:
+        """Runs in a thread: the next files, with the small ones already read, hashed and looked up, so
+        that a batch of small files costs one thread hop per chunk rather than one per file."""
+        return [
+            (index, found, self._load(index, found, PRELOAD_LIMIT) if size > 1 else NOT_LOADED)
+            for index, found in enumerate(itertools.islice(found_files, size), start=first)
+        ]
+
     async def _worker(self) -> None:
         while (job := await self._queue.get()) is not None:
-            index, found = job
+            index, found, loaded = job
             if self._stopping:
                 self._finish(index, None)
                 self.summary.not_started += 1
                 continue
             try:
-                result = await self._process(index, found)
+                result = await self._process(index, found, loaded)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug in a host or plugin fails this file, not the run
@@ -233,10 +245,9 @@ class Batch:
                 self.emit(ready)
 
     # -- one file -----------------------------------------------------------------------------------
-    async def _process(self, index: int, found: Found) -> UploadResult | None:
-        if found.error:
-            return self._failure(index, found.path, found.error)
-        loaded = await asyncio.to_thread(self._load, index, found)
+    async def _process(self, index: int, found: Found, loaded: Loaded) -> UploadResult | None:
+        if loaded is NOT_LOADED:
+            loaded = await asyncio.to_thread(self._load, index, found)
         if loaded is None:
             self.summary.skipped += 1
             self.on_progress("skipped", 1)
@@ -291,15 +302,21 @@ class Batch:
         if self._has_after:
             await asyncio.to_thread(self._after, result)
         if result.ok and self.ledger is not None:
-            self._recorded.append(await asyncio.to_thread(self.ledger.record, result, self.destination, self.redact))
+            # On the loop, not in a thread: one small WAL transaction (~60 us) costs less than a thread
+            # hop, and it is committed before the result is printed.
+            self._recorded.append(self.ledger.record(result, self.destination, self.redact))
         return result
 
-    def _load(self, index: int, found: Found) -> UploadItem | UploadResult | None:
+    def _load(self, index: int, found: Found, limit: int | None = None) -> Loaded:
         """Runs in a thread: checks the file, recognises its type, hashes it (small files are read once)
-        and looks it up in the ledger."""
+        and looks it up in the ledger. A file over ``limit`` bytes is left to a worker (NOT_LOADED)."""
         path = found.path
+        if found.error:
+            return self._failure(index, path, found.error)
         try:
             info = path.stat()
+            if limit is not None and info.st_size > limit:
+                return NOT_LOADED
             if not stat.S_ISREG(info.st_mode):
                 return self._failure(index, path, "not a regular file")
             with open(path, "rb") as handle:
@@ -366,19 +383,32 @@ class Batch:
                 return 0.0  # the gate itself makes every worker wait
             return wait if wait is not None else True
 
+        async def attempt() -> UploadResult:
+            nonlocal attempts
+            attempts += 1
+            async with gate:
+                return await self.host.upload(item, self.session)
+
         try:
-            async for attempt in stamina.retry_context(
-                on=backoff,
-                attempts=self.retries + 1,
-                timeout=None,
-                wait_initial=self.retry_wait,
-                wait_max=30.0,
-                wait_jitter=self.retry_wait,
-            ):
-                with attempt:
-                    attempts += 1
-                    async with gate:
-                        result = await self.host.upload(item, self.session)
+            try:
+                # Most uploads succeed at once; building stamina's retry state for each of them costs more
+                # than the request itself on a fast host, so stamina takes over from the first failure.
+                result = await attempt()
+            except Exception as failure:
+                wait = backoff(failure)
+                if wait is False or self.retries == 0:
+                    raise
+                await asyncio.sleep(wait if not isinstance(wait, bool) else self.retry_wait * (1 + random.random()))
+                async for retry in _stamina().retry_context(
+                    on=backoff,
+                    attempts=self.retries,
+                    timeout=None,
+                    wait_initial=self.retry_wait * 2,
+                    wait_max=30.0,
+                    wait_jitter=self.retry_wait,
+                ):
+                    with retry:
+                        result = await attempt()
         except UploadError as exc:
             exc.message = self.redact(exc.message) + _tries(attempts)
             raise
@@ -413,6 +443,16 @@ class Batch:
             self.summary.uploaded += 1
             self.summary.bytes += result.bytes
         self.on_progress("done", result.bytes)
+
+
+@functools.cache
+def _stamina() -> Any:
+    """stamina, imported on the first failure only (most runs never retry, and every run pays imports)."""
+    import stamina
+
+    # picbeam reports retries in its own words; stamina's default hook would log every one to stderr.
+    stamina.instrumentation.set_on_retry_hooks([])
+    return stamina
 
 
 def proxy_options(destination: str) -> dict[str, Any]:

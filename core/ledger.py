@@ -74,12 +74,11 @@ class Ledger:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
+            self._db = self._connect()
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise ConfigError(
@@ -89,6 +88,9 @@ class Ledger:
                 with self._db:
                     self._db.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
             self._db.execute("SELECT count(*) FROM uploads WHERE id < 0").fetchone()
+            # Dedupe look-ups run in loading threads while the run records uploads: with WAL, a second
+            # connection reads without waiting for the writer's lock.
+            self._reader = self._connect()
         except sqlite3.DatabaseError as exc:
             raise ConfigError(
                 f"ledger {self.path} cannot be used ({exc}); it was left untouched: move it aside, "
@@ -97,9 +99,16 @@ class Ledger:
         except OSError as exc:
             raise ConfigError(f"ledger {self.path} cannot be created: {exc.strerror or exc}") from None
 
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA busy_timeout=30000")
+        return connection
+
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
             self._db.close()
+            self._reader.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -110,11 +119,13 @@ class Ledger:
     # -- the engine's side ----------------------------------------------------------------------------
     def find(self, sha256: str, host: str, destination: str, variant: str = "") -> UploadResult | None:
         """The newest live upload of this content to this destination, as a reused result."""
-        row = self._one(
+        rows = self._all(
             "SELECT * FROM uploads WHERE sha256 = ? AND host = ? AND destination = ? AND variant = ? "
             "AND deleted IS NULL ORDER BY id DESC LIMIT 1",
             (sha256, host, destination, variant),
+            reader=True,
         )
+        row = rows[0] if rows else None
         if row is None:
             return None
         return UploadResult(
@@ -203,10 +214,10 @@ class Ledger:
         rows = self._all(sql, args)
         return rows[0] if rows else None
 
-    def _all(self, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+    def _all(self, sql: str, args: tuple[Any, ...], reader: bool = False) -> list[dict[str, Any]]:
         try:
-            with self._lock:
-                cursor = self._db.execute(sql, args)
+            with self._read_lock if reader else self._lock:
+                cursor = (self._reader if reader else self._db).execute(sql, args)
                 names = [d[0] for d in cursor.description]
                 return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         except sqlite3.DatabaseError as exc:

@@ -11,13 +11,25 @@ from collections.abc import Sequence
 
 from .. import __version__
 
-BUILTIN_COMMANDS = {"upload", "hosts", "config", "plugins", "history", "delete", "serve", "watch"}
+# Each built-in command and the module (in this package) that registers it.
+BUILTIN_COMMANDS = {
+    "upload": "upload",
+    "hosts": "hosts",
+    "config": "config",
+    "plugins": "plugins",
+    "history": "history",
+    "delete": "history",
+    "serve": "serve",
+    "watch": "watch",
+}
 
 
-def build_app() -> object:
+def build_app(command: str | None = None) -> object:
+    """The typer app; with ``command``, only the module of that built-in command is imported, which
+    keeps a Typora paste (`picbeam upload ...`) from importing the server, the watcher and the rest."""
+    import importlib
+
     import typer
-
-    from . import config, history, hosts, plugins, serve, upload, watch
 
     app = typer.Typer(
         name="picbeam",
@@ -36,13 +48,9 @@ def build_app() -> object:
             print(f"picbeam {__version__}")
             raise typer.Exit()
 
-    upload.register(app)
-    hosts.register(app)
-    config.register(app)
-    plugins.register(app)
-    history.register(app)
-    serve.register(app)
-    watch.register(app)
+    modules = [BUILTIN_COMMANDS[command]] if command in BUILTIN_COMMANDS else dict.fromkeys(BUILTIN_COMMANDS.values())
+    for module in modules:
+        importlib.import_module(f"{__name__}.{module}").register(app)
     return app
 
 
@@ -53,8 +61,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     from .common import run_app
 
-    app = build_app()
     command = next((a for a in args if not a.startswith("-")), None)
+    app = build_app(command)
     if command not in BUILTIN_COMMANDS:
         from .common import load_plugins_reporting
 

@@ -146,32 +146,45 @@ class Ledger:
         self, result: UploadResult, destination: str, redact: Callable[[str], str] = str, variant: str = ""
     ) -> int:
         """Commit one successful upload; returns its id. ``redact`` scrubs secrets from the stored answer."""
-        answer = (
-            redact(json.dumps(result.answer, ensure_ascii=False, default=str)) if result.answer is not None else None
-        )
-        values = (
-            result.sha256,
-            result.bytes,
-            result.path,
-            result.host,
-            destination,
-            variant,
-            result.endpoint,
-            result.url,
-            result.delete_url,
-            result.thumbnail_url,
-            answer,
-            time.time(),
-        )
+        return self.record_many([result], destination, redact, variant)[0]
+
+    def record_many(
+        self, results: list[UploadResult], destination: str, redact: Callable[[str], str] = str, variant: str = ""
+    ) -> list[int]:
+        """Commit several successful uploads in one transaction (each gets ``extra["id"]``)."""
+        ids = []
         with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO uploads (sha256, size, path, host, destination, variant, endpoint, url, delete_url,"
-                " thumbnail_url, answer, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
-        record_id = int(cursor.lastrowid or 0)
-        result.extra["id"] = record_id
-        return record_id
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for result in results:
+                    answer = None
+                    if result.answer is not None:
+                        answer = redact(json.dumps(result.answer, ensure_ascii=False, default=str))
+                    cursor = self._db.execute(
+                        "INSERT INTO uploads (sha256, size, path, host, destination, variant, endpoint, url,"
+                        " delete_url, thumbnail_url, answer, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            result.sha256,
+                            result.bytes,
+                            result.path,
+                            result.host,
+                            destination,
+                            variant,
+                            result.endpoint,
+                            result.url,
+                            result.delete_url,
+                            result.thumbnail_url,
+                            answer,
+                            time.time(),
+                        ),
+                    )
+                    result.extra["id"] = int(cursor.lastrowid or 0)
+                    ids.append(result.extra["id"])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return ids
 
     # -- history and delete ---------------------------------------------------------------------------
     def get(self, record_id: int) -> dict[str, Any] | None:

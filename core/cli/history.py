@@ -114,13 +114,16 @@ async def _delete_all(rows: list[dict[str, Any]], registry: Any, overrides: Any,
     from ..secrets import Redactor
 
     failed = 0
+    hosts: dict[str, Any] = {}  # one prepared host per name, so its connections (SFTP) are shared
     async with aiohttp.ClientSession(trust_env=True, headers={"User-Agent": USER_AGENT}) as session:
         for row in rows:
             if row["deleted"]:
                 warn(f"{row['url']}: already deleted")
                 continue
             try:
-                host = registry.select(row["host"], overrides).prepared()
+                if row["host"] not in hosts:
+                    hosts[row["host"]] = registry.select(row["host"], overrides).prepared()
+                host = hosts[row["host"]]
             except ConfigError as exc:
                 warn(f"{row['url']}: {exc}")
                 failed += 1
@@ -138,4 +141,9 @@ async def _delete_all(rows: list[dict[str, Any]], registry: Any, overrides: Any,
                 continue
             record.mark_deleted(row["id"])
             print(f"deleted {row['url']}")
+        for name, host in hosts.items():
+            try:
+                await host.finish(session)  # closes what the host opened (an SSH connection)
+            except (UploadError, aiohttp.ClientError, TimeoutError) as exc:
+                warn(f"{name}: {Redactor(host.secret_values())(str(exc))}")
     return failed

@@ -19,6 +19,7 @@ SETTINGS: dict[str, tuple[type, str]] = {
     "retries": (int, "attempts after the first for transient failures (--retries)"),
     "retry_wait": (float, "seconds before the first retry; later ones back off exponentially"),
     "ledger": (str, "path of the upload ledger database"),
+    "process": (dict, "processing defaults, a [process] table: process.convert, process.quality... (see README)"),
 }
 DEFAULT_HOST = "local"
 
@@ -84,22 +85,49 @@ class Config:
 def _check_setting(key: str, value: Any, source: Path | str) -> None:
     if key not in SETTINGS:
         raise ConfigError(f"{source}: unknown setting '{key}' (known: {', '.join(SETTINGS)})")
-    kind = SETTINGS[key][0]
-    if kind is float and isinstance(value, int):
+    typed(value, SETTINGS[key][0], f"{source}: setting '{key}'")
+    if key == "process":
+        from .processing import check_options
+
+        check_options(value, f"{source} [process]")
+
+
+def typed(value: Any, kind: type, what: str) -> Any:
+    """``value`` checked to be a ``kind`` (a whole number is a fine float; a bool is no number), or a
+    ConfigError that starts with ``what``."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise ConfigError(f"{source}: setting '{key}' must be a {kind.__name__}, not {value!r}")
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{what} must be a {kind.__name__}, not {value!r}")
+    return value
+
+
+def from_text(text: str, kind: type, what: str) -> Any:
+    """A ``kind`` typed on the command line (true/false/yes/no/1/0 for a bool)."""
+    if kind is bool:
+        if text.lower() not in ("true", "false", "yes", "no", "1", "0"):
+            raise ConfigError(f"{what} must be true or false, not {text!r}")
+        return text.lower() in ("true", "yes", "1")
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"{what} must be a {kind.__name__}, not {text!r}") from None
 
 
 def parse_setting(key: str, text: str) -> Any:
-    """A value typed on the command line (`config set jobs 8`), converted and checked."""
+    """A value typed on the command line (`config set jobs 8`), converted and checked.
+
+    ``process.OPTION`` names one entry of the ``[process]`` table.
+    """
+    if key.startswith("process."):
+        from .processing import parse_option
+
+        return parse_option(key.removeprefix("process."), text)
+    if key == "process":
+        raise ConfigError("set one processing option at a time: process.convert, process.quality, ...")
     if key not in SETTINGS:
         raise ConfigError(f"unknown setting '{key}' (known: {', '.join(SETTINGS)})")
-    kind = SETTINGS[key][0]
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ConfigError(f"setting '{key}' must be a {kind.__name__}, not {text!r}") from None
+    value = from_text(text, SETTINGS[key][0], f"setting '{key}'")
     if key == "jobs" and value < 1:
         raise ConfigError("setting 'jobs' must be at least 1")
     if key == "format":
@@ -108,6 +136,38 @@ def parse_setting(key: str, text: str) -> Any:
         if value not in FORMATS:
             raise ConfigError(f"setting 'format' must be one of {', '.join(FORMATS)}, not {value!r}")
     return value
+
+
+def split_key(key: str) -> tuple[str, str | None]:
+    """``process.convert`` -> ``("process", "convert")``; a plain setting -> ``(key, None)``."""
+    table, dot, entry = key.partition(".")
+    if dot and table == "process":
+        return table, entry
+    if key not in SETTINGS:
+        raise ConfigError(f"unknown setting '{key}' (known: {', '.join(SETTINGS)}, process.OPTION)")
+    return key, None
+
+
+def change_setting(values: dict[str, Any], key: str, value: Any = None, *, remove: bool = False) -> dict[str, Any]:
+    """``values`` with one setting (or one ``process.OPTION``) set to ``value``, or removed."""
+    name, entry = split_key(key)
+    changed = dict(values)
+    if entry is None:
+        if remove:
+            changed.pop(name, None)
+        else:
+            changed[name] = value
+        return changed
+    table = dict(changed.get(name) or {})
+    if remove:
+        table.pop(entry, None)
+    else:
+        table[entry] = value
+    if table:
+        changed[name] = table
+    else:
+        changed.pop(name, None)
+    return changed
 
 
 def write_config(values: dict[str, Any]) -> Path:

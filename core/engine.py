@@ -15,7 +15,7 @@ import os
 import random
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +32,7 @@ from .secrets import Redactor
 if TYPE_CHECKING:
     from .config import Config
     from .loader import Plugins
+    from .processing import Processing
 
 USER_AGENT = f"picbeam/{__version__} (+https://pypi.org/project/picbeam/)"
 HASH_CHUNK = 1024 * 1024
@@ -46,9 +47,11 @@ Job = tuple[int, Found, Loaded]
 class Ledger(Protocol):
     """What the engine needs from the upload record (see :mod:`picbeam.ledger`)."""
 
-    def find(self, sha256: str, host: str, destination: str) -> UploadResult | None: ...
+    def find(self, sha256: str, host: str, destination: str, variant: str = "") -> UploadResult | None: ...
 
-    def record_many(self, results: list[UploadResult], destination: str, redact: Callable[[str], str]) -> list[int]: ...
+    def record_many(
+        self, results: list[UploadResult], destination: str, redact: Callable[[str], str], variant: str = ""
+    ) -> list[int]: ...
 
     def mark_deleted(self, record_id: int) -> None: ...
 
@@ -78,8 +81,8 @@ class GroupCommit:
     It runs on the loop, not in a thread: a few inserts take less time than a thread hop.
     """
 
-    def __init__(self, ledger: Ledger, destination: str, redact: Callable[[str], str]) -> None:
-        self.ledger, self.destination, self.redact = ledger, destination, redact
+    def __init__(self, ledger: Ledger, destination: str, redact: Callable[[str], str], variant: str) -> None:
+        self.ledger, self.destination, self.redact, self.variant = ledger, destination, redact, variant
         self._pending: list[UploadResult] = []
         self._committed: asyncio.Future[None] | None = None
 
@@ -97,7 +100,7 @@ class GroupCommit:
         committed, self._committed = self._committed, None
         assert committed is not None
         try:
-            self.ledger.record_many(results, self.destination, self.redact)
+            self.ledger.record_many(results, self.destination, self.redact, self.variant)
         except Exception as exc:
             committed.set_exception(exc)
         else:
@@ -149,6 +152,8 @@ class Batch:
     force: bool = False
     plugins: Plugins | None = None
     ledger: Ledger | None = None
+    # Processors run on each file before it is sent (see picbeam.processing); open_batch sets it up.
+    processing: Processing | None = None
     emit: Callable[[UploadResult], None] = lambda result: None
     on_progress: Callable[[str, int], None] = lambda event, amount: None
     summary: Summary = field(default_factory=Summary)
@@ -162,9 +167,16 @@ class Batch:
         self._in_flight: dict[str, asyncio.Future[UploadResult]] = {}
         self._next_index = 0
         self._stopping = False
-        self._writer = GroupCommit(self.ledger, self.destination, self.redact) if self.ledger is not None else None
         self._recorded: list[int] = []  # ledger ids of this run's uploads, withdrawn if the host's finish fails
-        self._has_prepare = bool(self.plugins and self.plugins.manager.hook.prepare_upload.get_hookimpls())
+        if self.processing is None and self.plugins is not None:
+            from .processing import Processing, collect_steps
+
+            self.processing = Processing(steps=collect_steps(self.plugins))
+        # The ledger's dedupe key is the original content plus what processing does to it.
+        self.variant = self.processing.signature if self.processing is not None else ""
+        self._writer = None
+        if self.ledger is not None:
+            self._writer = GroupCommit(self.ledger, self.destination, self.redact, self.variant)
         self._has_after = bool(self.plugins and self.plugins.manager.hook.after_upload.get_hookimpls())
 
     # -- the run ------------------------------------------------------------------------------------
@@ -177,7 +189,9 @@ class Batch:
         async with aiohttp.ClientSession(
             connector=connector, headers={"User-Agent": USER_AGENT}, **proxy_options(self.host.destination)
         ) as self.session:
-            workers = [asyncio.create_task(self._worker()) for _ in range(self.jobs)]
+            # While `jobs` files upload (the HostGate admits no more), extra workers process the next files.
+            extra = self.processing.workers if self.processing is not None and self.processing.active else 0
+            workers = [asyncio.create_task(self._worker()) for _ in range(self.jobs + extra)]
             try:
                 await self._feed(discovery)
                 for _ in workers:
@@ -209,6 +223,8 @@ class Batch:
             raise UploadError(f"{self.host.name}: {self.redact(_network_message(exc))}") from None
 
     def close(self) -> None:
+        if self.processing is not None:
+            self.processing.close()
         if self.ledger is not None and hasattr(self.ledger, "close"):
             self.ledger.close()
 
@@ -294,15 +310,27 @@ class Batch:
         if item.previous is not None:
             return item.previous
         if self.dry_run:
-            return UploadResult(
-                path=printable(item.source),
-                host=self.host.name,
-                bytes=item.size,
-                sha256=item.sha256,
-                index=index,
-                extra={"mime": item.mime},
-            )
+            return await self._dry_run(item)
         return await self._upload_once(item)
+
+    async def _dry_run(self, item: UploadItem) -> UploadResult:
+        """What would be sent; with ``--explain``, the file is processed (and the result thrown away)."""
+        try:
+            await self._prepare(item, dry_run=True)
+        except UploadError as exc:
+            return self._failure(item.index, item.source, exc.message, item=item)
+        finally:
+            if self.processing is not None:
+                await self.processing.release(item)
+        extra = {"mime": item.mime, "name": item.name, "notes": item.notes}
+        return UploadResult(
+            path=printable(item.source),
+            host=self.host.name,
+            bytes=item.size,
+            sha256=item.sha256,
+            index=item.index,
+            extra=extra,
+        )
 
     async def _upload_once(self, item: UploadItem) -> UploadResult:
         """Send a file unless the same content is already on its way in this run: then wait for that
@@ -327,13 +355,15 @@ class Batch:
 
     async def _upload(self, item: UploadItem) -> UploadResult:
         try:
-            if self._has_prepare:
-                await asyncio.to_thread(self._prepare, item)
+            await self._prepare(item)
             result = await self._send(item)
             if item.data is None:
                 await asyncio.to_thread(_check_unchanged, item)
         except UploadError as exc:
             result = self._failure(item.index, item.source, exc.message, status=exc.status, item=item)
+        finally:
+            if self.processing is not None:
+                await self.processing.release(item)
         if self._has_after:
             await asyncio.to_thread(self._after, result)
         if result.ok and self._writer is not None:
@@ -374,11 +404,12 @@ class Batch:
             data=data,
             mtime_ns=info.st_mtime_ns,
         )
-        problem = self._refuse(item)
+        # Before processing too, unless processing re-encodes (a big photo may fit the host once converted).
+        problem = None if self.processing is not None and self.processing.reencodes else self._refuse(item)
         if problem:
             return self._failure(index, path, problem, item=item)
         if self.ledger is not None and not self.force:
-            item.previous = self.ledger.find(item.sha256, self.host.name, self.destination)
+            item.previous = self.ledger.find(item.sha256, self.host.name, self.destination, self.variant)
             if item.previous is not None:
                 item.previous.path, item.previous.index = printable(path), index
         return item
@@ -393,9 +424,14 @@ class Batch:
             return f"the host takes only {', '.join(host.accept)}, and this file is {item.mime}"
         return None
 
-    def _prepare(self, item: UploadItem) -> None:
-        assert self.plugins is not None
-        self.plugins.manager.hook.prepare_upload(item=item)
+    async def _prepare(self, item: UploadItem, dry_run: bool = False) -> None:
+        """Run the processors on ``item`` (raises UploadError), then check what will be sent against the
+        host's limits: processing changes sizes and types."""
+        if item.size and self.processing is not None and (not dry_run or self.processing.explain):
+            await self.processing.prepare(item)
+        problem = self._refuse(item)
+        if problem:
+            raise UploadError(problem)
 
     def _after(self, result: UploadResult) -> None:
         assert self.plugins is not None
@@ -568,19 +604,30 @@ def open_batch(
     jobs: int | None = None,
     retries: int | None = None,
     ledger: bool | str | os.PathLike[str] = True,
+    process: Mapping[str, Any] | None = None,
+    explain: bool = False,
     **options: Any,
 ) -> Batch:
     """A Batch for ``host`` with the user's settings as defaults and the ledger opened.
 
-    ``ledger`` is True for the configured ledger, False for none, or a path. Close the batch when done.
+    ``ledger`` is True for the configured ledger, False for none, or a path. ``process`` holds processing
+    options given for this run (``{"convert": "webp"}``), over the host's ``[process]`` table and
+    config.toml's; ``explain`` makes a dry run process files to say what it would do. Close the batch
+    when done.
     """
+    from .hosts import keep_process
     from .ledger import Ledger, ledger_path
+    from .processing import Processing
 
+    processing = Processing.for_run(
+        plugins, flags=process, host=host.process, config=config.get("process"), host_name=host.name, explain=explain
+    )
     record = None
     if ledger is not False:
         record = Ledger(ledger_path(None if ledger is True else ledger, config))
     return Batch(
-        host.prepared(),
+        keep_process(host, host.prepared()),
+        processing=processing,
         jobs=jobs or config.get("jobs", 4),
         retries=config.get("retries", 3) if retries is None else retries,
         retry_wait=config.get("retry_wait", 0.5),
@@ -603,12 +650,14 @@ async def upload_async(
     hosts_dirs: Sequence[str | os.PathLike[str]] = (),
     force: bool = False,
     ledger: bool | str | os.PathLike[str] = True,
+    process: Mapping[str, Any] | None = None,
 ) -> list[UploadResult]:
     """Upload files and folders to a host (by name, or a :class:`Host`); results in input order.
 
     Failures are results too (``result.error``), so one bad file never hides the others' URLs. The
     ledger is used as by the command line (``ledger=False`` for none, or a path); ``force`` re-sends
-    files the ledger already has.
+    files the ledger already has. ``process`` sets processing options as the command line's flags do
+    (``{"convert": "webp", "max_width": 1600}``; see the README's "Processing").
     """
     from .config import Config
     from .loader import load_plugins
@@ -619,7 +668,15 @@ async def upload_async(
         host = plugins.hosts(config).select(host or config.default_host(), overrides)
     results: list[UploadResult] = []
     batch = open_batch(
-        host, config, plugins=plugins, jobs=jobs, retries=retries, ledger=ledger, force=force, emit=results.append
+        host,
+        config,
+        plugins=plugins,
+        jobs=jobs,
+        retries=retries,
+        ledger=ledger,
+        force=force,
+        process=process,
+        emit=results.append,
     )
     with batch:
         await batch.run(Discovery([Path(p) for p in paths], recursive=recursive, include=include, exclude=exclude))

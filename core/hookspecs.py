@@ -42,9 +42,11 @@ def register_commands(app: typer.Typer) -> None:
 def prepare_upload(item: UploadItem) -> Any:
     """Process one file before it is uploaded, like PicGo's ``beforeUpload``.
 
-    Runs in a worker thread, in plugin order, once per file. A processor replaces the bytes that are
-    sent by calling ``item.replace(path=..., name=..., mime=...)`` with a file it wrote; raising
-    :class:`~picbeam.UploadError` fails this file alone. The return value is ignored.
+    Runs once per file in a worker process (or thread), in the order of the plugins' ``PROCESS_ORDER``
+    (see :mod:`picbeam.processing`). A processor replaces the bytes that are sent by calling
+    ``item.replace(path=..., name=..., mime=...)`` with a file it wrote to ``item.temp_path(suffix)``;
+    ``item.settings`` holds the run's processing settings; raising :class:`~picbeam.UploadError` fails
+    this file alone. The return value is ignored.
     """
 
 

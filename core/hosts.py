@@ -36,6 +36,8 @@ class Host:
     source: str = "python"
     # Option names whose values are credentials, masked in `hosts show` and redacted from errors.
     secret_options: ClassVar[tuple[str, ...]] = ()
+    # The host's [process] table: processing options for uploads to it (see picbeam.processing).
+    process: Mapping[str, Any] = {}
 
     @property
     def destination(self) -> str:
@@ -97,6 +99,7 @@ class SpecHost(Host):
         self.rate_limit = spec.rate_limit
         self.accept = tuple(spec.accept)
         self.source = spec.source
+        self.process = spec.process
 
     @property
     def destination(self) -> str:
@@ -176,6 +179,14 @@ class SpecHost(Host):
             raise http_error(response.status, response.headers, body, search(spec, "error_path", data))
         if isinstance(data, dict) and spec.expression("success_path") and not search(spec, "success_path", data):
             raise UploadError(f"delete refused: {search(spec, 'error_path', data) or 'the host reported a failure'}")
+
+
+def keep_process(old: Host, new: Host) -> Host:
+    """``new``, a host made from ``old`` (configured, prepared), with ``old``'s ``[process]`` table under
+    its own: a code host's ``configured()`` and ``prepared()`` need not know about processing."""
+    if new is not old and old.process:
+        new.process = {**old.process, **new.process}
+    return new
 
 
 def fill_from_answer(template: str, answer: Any) -> str:
@@ -287,7 +298,14 @@ class HostRegistry:
         if base is None:
             reason = self.broken.get(draft.extends, "no such host")
             raise ConfigError(f"{draft.source}: extends '{draft.extends}': {reason}")
-        host = base.host.configured(draft.name, draft.changes, source=draft.source)
+        changes = dict(draft.changes)
+        table = None if isinstance(base.host, SpecHost) else changes.pop("process", None)
+        host = base.host.configured(draft.name, changes, source=draft.source)
+        host = keep_process(base.host, host)
+        if table is not None:  # a code host's options do not include [process]: it is the same for every host
+            from .processing import check_options
+
+            host.process = {**host.process, **check_options(table, f"{draft.source} [process]")}
         if draft.name == draft.extends:  # a file that customises a host of the same name replaces it
             del self.entries[draft.name]
         self.register(host, plugin)
@@ -305,7 +323,7 @@ class HostRegistry:
         """The host to use for a run, with ``--set FIELD=VALUE`` overrides applied."""
         host = self.get(name)
         changes = overrides if isinstance(overrides, Mapping) else parse_assignments(overrides)
-        return host.configured(name, changes, source="--set") if changes else host
+        return keep_process(host, host.configured(name, changes, source="--set")) if changes else host
 
     def names(self) -> list[str]:
         return sorted(self.entries)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .processing import ProcessSettings
 
 # Files up to this size are read once, hashed and sent from memory; larger ones are streamed from disk.
 IN_MEMORY_LIMIT = 1024 * 1024
@@ -28,12 +33,17 @@ class UploadItem:
     size: int = 0
     sha256: str = ""
     data: bytes | None = None
-    # Labels such as "processed:strip" that processors add, for the record and --explain.
+    # What each processor did, "processor: what" (shown by --dry-run --explain).
     notes: list[str] = field(default_factory=list)
     # The file's modification time when it was hashed: a streamed file that changes is caught.
     mtime_ns: int = 0
     # The ledger's record of the same content at the same destination, when there is one.
     previous: UploadResult | None = None
+    # Set while processors run (see picbeam.processing): the run's settings, and this file's own folder
+    # for what they write, removed after the upload.
+    settings: ProcessSettings | None = None
+    workdir: Path | None = None
+    _sent_sha256: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if self.path is None:
@@ -44,13 +54,37 @@ class UploadItem:
     def replace(self, *, path: Path | None = None, name: str | None = None, mime: str | None = None) -> None:
         """Send another file (a processed copy) in place of this one."""
         if path is not None:
-            self.path = path
-            self.size = os.stat(path).st_size
-            self.data = None
+            info = os.stat(path)
+            self.path, self.size, self.mtime_ns, self.data = path, info.st_size, info.st_mtime_ns, None
+            self._sent_sha256 = ""
         if name is not None:
             self.name = name
         if mime is not None:
             self.mime = mime
+
+    def content_sha256(self) -> str:
+        """The SHA-256 of the bytes that are sent: ``sha256`` (the original file's, the ledger's key) unless
+        a processor replaced the file. Content-addressed names use it, so two versions of one photo
+        (say, two qualities) never take each other's place."""
+        if self.path == self.source:
+            return self.sha256
+        if not self._sent_sha256:
+            digest = hashlib.sha256()
+            with open(self.path, "rb") as handle:
+                while chunk := handle.read(1024 * 1024):
+                    digest.update(chunk)
+            self._sent_sha256 = digest.hexdigest()
+        return self._sent_sha256
+
+    def temp_path(self, suffix: str = "") -> Path:
+        """A new empty file for a processor to write this item's processed bytes to; picbeam removes it
+        after the upload (and whatever happens, when the run ends)."""
+        if self.workdir is None:
+            raise RuntimeError("temp_path() is for processors that picbeam runs (the item has no workdir)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=self.workdir, suffix=suffix)
+        os.close(handle)
+        return Path(name)
 
     def open(self) -> bytes | IO[bytes]:
         """A fresh body for one attempt: the bytes in memory, or a newly opened file (closed by aiohttp)."""

@@ -69,6 +69,8 @@ class HostSpec:
     accept: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
     regex: list[str] = field(default_factory=list)
+    # Processing options for uploads to this host (a [process] table; see picbeam.processing).
+    process: dict[str, Any] = field(default_factory=dict)
     source: str = field(default="python", compare=False)
 
     def __post_init__(self) -> None:
@@ -97,6 +99,10 @@ class HostSpec:
         if isinstance(self.regex, str):  # `--set regex=PATTERN` gives one pattern
             self.regex = [self.regex]
         self.patterns = compile_patterns(self.regex, where=where)
+        if self.process:
+            from .processing import check_options
+
+            check_options(self.process, f"{where} [process]")
         self._compiled = {
             name: _compile(where, name, getattr(self, name), self.patterns)
             for name in JMESPATH_FIELDS

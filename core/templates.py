@@ -5,10 +5,9 @@ rename processor. Placeholders:
 
 ``{year}`` (four digits), ``{month}``, ``{day}``, ``{hour}``, ``{minute}``, ``{second}`` (two digits),
 ``{timestamp}`` (unix seconds), ``{filename}`` (the file's name), ``{name}`` (original stem), ``{ext}`` (with
-its dot, lower case),
-``{sha256}`` / ``{md5}`` (``:N`` keeps the first N hex digits), ``{uuid}``, ``{random:N}`` (N letters and
-digits). A URL template also has ``{path}``, the stored path (percent-encoded), and whatever a host adds
-(``{bucket}``, ``{repo}``...).
+its dot, lower case), ``{sha256}`` / ``{md5}`` (of the bytes stored, after any processing; ``:N`` keeps the
+first N hex digits), ``{uuid}``, ``{random:N}`` (N letters and digits). A URL template also has ``{path}``,
+the stored path (percent-encoded), and whatever a host adds (``{bucket}``, ``{repo}``...).
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ class TemplateContext:
     def of(cls, item: UploadItem, now: datetime | None = None) -> TemplateContext:
         return cls(
             name=item.name,
-            sha256=item.sha256,
+            sha256=item.content_sha256(),
             source=item.path,
             data=item.data,
             now=now or datetime.now(),

@@ -226,7 +226,7 @@ class FakeHost:
     # -- the server ---------------------------------------------------------------------------------
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=1024**4)
-        app.router.add_get("/files/{number}/{name}", self._serve_file)
+        app.router.add_get("/files/{number}/{name:.+}", self._serve_file)  # a renamed upload's name has '/'s
         app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
 

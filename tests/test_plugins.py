@@ -37,10 +37,8 @@ def make_distribution(root: Path, name: str, module: str, code: str) -> Path:
     return source
 
 
-@pytest.fixture(scope="module")
-def plugin_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv that sees picbeam's environment and has three throwaway plugins pip-installed."""
-    root = tmp_path_factory.mktemp("plugins")
+def venv_with(root: Path, *sources: Path) -> Path:
+    """A fresh venv under ``root`` that sees picbeam's environment, with these distributions installed."""
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     ask = "import sysconfig; print(sysconfig.get_path('purelib'))"
@@ -49,6 +47,30 @@ def plugin_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # addsitedir (not a bare path) so the outer environment's own .pth files, such as an editable
     # install's finder, are processed too.
     (site / "outer.pth").write_text(f"import site; site.addsitedir({sysconfig.get_path('purelib')!r})\n")
+    for source in sources:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                str(venv / "bin" / "python"),
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "--no-index",
+                str(source),
+            ],
+            check=True,
+        )
+    return venv
+
+
+@pytest.fixture(scope="module")
+def plugin_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv that sees picbeam's environment and has three throwaway plugins pip-installed."""
+    root = tmp_path_factory.mktemp("plugins")
     good = make_distribution(
         root,
         "picbeam-example",
@@ -87,24 +109,7 @@ def plugin_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
             pass
     """,
     )
-    for source in (good, broken, clash):
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "--python",
-                str(venv / "bin" / "python"),
-                "install",
-                "-q",
-                "--no-deps",
-                "--no-build-isolation",
-                "--no-index",
-                str(source),
-            ],
-            check=True,
-        )
-    return venv
+    return venv_with(root, good, broken, clash)
 
 
 def run_in(venv: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..config import SETTINGS, Config, config_file, parse_setting, write_config
-from .common import JsonOption, fail
+from ..config import SETTINGS, Config, change_setting, config_file, parse_setting, split_key, write_config
+from .common import JsonOption
 
 config_app = typer.Typer(help="Read and write settings (default_host, jobs, format, ...).", no_args_is_help=True)
 
@@ -19,10 +19,11 @@ def register(app: typer.Typer) -> None:
 
 @config_app.command("get")
 def get(key: Annotated[str, typer.Argument(help="Setting name.")]) -> None:
-    """Print one setting (nothing, and exit 1, when it is not set)."""
-    if key not in SETTINGS:
-        fail(f"unknown setting '{key}' (known: {', '.join(SETTINGS)})")
-    value = Config.load().get(key)
+    """Print one setting, or one processing option as process.OPTION (nothing, and exit 1, when not set)."""
+    name, entry = split_key(key)
+    value = Config.load().get(name)
+    if entry is not None:
+        value = (value or {}).get(entry)
     if value is None:
         raise typer.Exit(1)
     print(value)
@@ -32,18 +33,14 @@ def get(key: Annotated[str, typer.Argument(help="Setting name.")]) -> None:
 def set_(
     key: Annotated[str, typer.Argument(help="Setting name.")], value: Annotated[str, typer.Argument(help="New value.")]
 ) -> None:
-    """Change one setting."""
-    values = dict(Config.load().values)
-    values[key] = parse_setting(key, value)
-    write_config(values)
+    """Change one setting, or one processing option as process.OPTION (process.convert webp)."""
+    write_config(change_setting(Config.load().values, key, parse_setting(key, value)))
 
 
 @config_app.command("unset")
 def unset(key: Annotated[str, typer.Argument(help="Setting name.")]) -> None:
-    """Remove one setting, so its default applies."""
-    values = dict(Config.load().values)
-    values.pop(key, None)
-    write_config(values)
+    """Remove one setting (or process.OPTION), so its default applies."""
+    write_config(change_setting(Config.load().values, key, remove=True))
 
 
 @config_app.command("list")
@@ -54,6 +51,11 @@ def list_settings(as_json: JsonOption = False) -> None:
         print(json.dumps(values, indent=2))
         return
     for key, (_, meaning) in SETTINGS.items():
+        if key == "process":
+            print(f"{key:<14}{'':<24}{meaning}")
+            for option, value in (values.get(key) or {}).items():
+                print(f"  {option:<36}{value}")
+            continue
         shown = values.get(key, "(not set)")
         print(f"{key:<14}{shown!s:<24}{meaning}")
 

@@ -62,6 +62,8 @@ def show_host(
     _, _, registry = open_hosts(hosts_dir)
     host = registry.select(name, overrides or ())
     described = host.describe()
+    if host.process:  # a code host's describe() need not know about its [process] table
+        described["process"] = dict(host.process)
     if as_json:
         print(json.dumps({**described, "source": host.source}, indent=2, ensure_ascii=False))
     else:

@@ -24,6 +24,8 @@ from .common import (
     warn,
 )
 
+PROCESSING = "Processing (see the README's 'Processing')"
+
 
 def register(app: typer.Typer) -> None:
     app.command(no_args_is_help=True)(upload)
@@ -68,11 +70,137 @@ def upload(
     ] = False,
     copy: Annotated[bool, typer.Option("--copy", help="Put the results on the clipboard as well.")] = False,
     hosts_dir: HostsDirOption = None,
+    keep_metadata: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-metadata/--strip-metadata",
+            show_default=False,
+            rich_help_panel=PROCESSING,
+            help="Send EXIF/XMP/IPTC (GPS location, camera serial...) as they are (default: strip).",
+        ),
+    ] = None,
+    apply_orientation: Annotated[
+        bool | None,
+        typer.Option(
+            "--apply-orientation",
+            show_default=False,
+            rich_help_panel=PROCESSING,
+            help="Rotate the pixels as the EXIF orientation says (re-encodes; needs Pillow).",
+        ),
+    ] = None,
+    convert: Annotated[
+        str | None,
+        typer.Option(
+            "--convert",
+            show_default=False,
+            rich_help_panel=PROCESSING,
+            help="Convert images to webp, avif, jpeg or png (none: keep the format).",
+        ),
+    ] = None,
+    quality: Annotated[
+        int | None,
+        typer.Option(
+            "--quality",
+            min=1,
+            max=100,
+            show_default=False,
+            rich_help_panel=PROCESSING,
+            help="Quality 1-100 for JPEG, WebP and AVIF (recompresses).",
+        ),
+    ] = None,
+    max_width: Annotated[
+        int | None,
+        typer.Option(
+            "--max-width",
+            min=0,
+            show_default=False,
+            rich_help_panel=PROCESSING,
+            help="Shrink wider images to this width (never enlarges).",
+        ),
+    ] = None,
+    max_height: Annotated[
+        int | None,
+        typer.Option(
+            "--max-height",
+            min=0,
+            show_default=False,
+            rich_help_panel=PROCESSING,
+            help="Shrink taller images to this height (never enlarges).",
+        ),
+    ] = None,
+    watermark: Annotated[
+        str | None,
+        typer.Option(
+            "--watermark", show_default=False, rich_help_panel=PROCESSING, help="Draw this text on each image."
+        ),
+    ] = None,
+    watermark_image: Annotated[
+        str | None,
+        typer.Option(
+            "--watermark-image",
+            show_default=False,
+            rich_help_panel=PROCESSING,
+            help="Draw this image (a PNG with transparency) on each image.",
+        ),
+    ] = None,
+    watermark_position: Annotated[
+        str | None,
+        typer.Option(
+            "--watermark-position",
+            show_default=False,
+            rich_help_panel=PROCESSING,
+            help="top-left, top, top-right, left, center, right, bottom-left, bottom, "
+            "bottom-right (default: bottom-right).",
+        ),
+    ] = None,
+    watermark_opacity: Annotated[
+        float | None,
+        typer.Option(
+            "--watermark-opacity", show_default=False, rich_help_panel=PROCESSING, help="0 to 1 (default: 0.5)."
+        ),
+    ] = None,
+    watermark_scale: Annotated[
+        float | None,
+        typer.Option(
+            "--watermark-scale",
+            show_default=False,
+            rich_help_panel=PROCESSING,
+            help="Watermark width as a fraction of the image width (default: 0.25).",
+        ),
+    ] = None,
+    watermark_font: Annotated[
+        str | None,
+        typer.Option(
+            "--watermark-font",
+            show_default=False,
+            rich_help_panel=PROCESSING,
+            help="Font file for --watermark (default: Pillow's own font).",
+        ),
+    ] = None,
+    rename: Annotated[
+        str | None,
+        typer.Option(
+            "--rename",
+            show_default=False,
+            rich_help_panel=PROCESSING,
+            help='Name uploads from a template, e.g. "{year}/{month}/{sha256:8}{ext}".',
+        ),
+    ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            rich_help_panel=PROCESSING,
+            help="With --dry-run: process each file and say what was done to it.",
+        ),
+    ] = False,
 ) -> None:
     """Upload files (and the images in folders) to a host; print one result per file, in order."""
     from ..engine import open_batch
     from ..inputs import Discovery
 
+    if explain and not dry_run:
+        fail("--explain goes with --dry-run: picbeam upload --dry-run --explain ...")
     plugins, config, registry = open_hosts(hosts_dir)
     fmt = output_format(fmt, config)
     if not paths and not clipboard:
@@ -86,24 +214,28 @@ def upload(
     copied: list[str] = []
 
     def emit(result: Any) -> None:
-        if dry_run and not result.error:
-            line = (
-                json.dumps({**result.to_json(), "dry_run": True})
-                if fmt == "json"
-                else (
-                    f"would reuse {result.url}"
-                    if result.reused
-                    else f"would upload {result.path} ({result.bytes} bytes, {result.extra['mime']}) to {result.host}"
-                )
-            )
-        else:
-            line = format_result(result, fmt)
+        line = dry_run_line(result, fmt, explain) if dry_run and not result.error else format_result(result, fmt)
         progress.print(line)
         if copy and result.ok and not dry_run:
             copied.append(line)
         if result.error:
             progress.error(f"{result.path}: {result.host}: {result.error}")
 
+    process = {
+        "keep_metadata": keep_metadata,
+        "apply_orientation": apply_orientation,
+        "convert": convert,
+        "quality": quality,
+        "max_width": max_width,
+        "max_height": max_height,
+        "watermark": watermark,
+        "watermark_image": watermark_image,
+        "watermark_position": watermark_position,
+        "watermark_opacity": watermark_opacity,
+        "watermark_scale": watermark_scale,
+        "watermark_font": watermark_font,
+        "rename": rename,
+    }
     with cleanup:
         batch = open_batch(
             chosen,
@@ -116,10 +248,12 @@ def upload(
             dry_run=dry_run,
             emit=emit,
             on_progress=progress.update,
+            process=process,
+            explain=explain,
         )
         with batch, progress:
             summary = asyncio.run(_run_interruptible(batch, discovery))
-    for line in discovery.summary(non_images=summary.skipped):
+    for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings]:
         warn(line)
     if copied:
         copy_results(copied)
@@ -138,6 +272,23 @@ def upload(
         )
     if summary.failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+def dry_run_line(result: Any, fmt: str, explain: bool) -> str:
+    """What ``--dry-run`` prints for one file; with ``--explain``, what processing did to it."""
+    extra = result.extra
+    if fmt == "json":
+        record = {**result.to_json(), "dry_run": True}
+        if explain and not result.reused:
+            record.update(name=extra["name"], mime=extra["mime"], processing=extra["notes"])
+        return json.dumps(record)
+    if result.reused:
+        return f"would reuse {result.url}"
+    if not explain:
+        return f"would upload {result.path} ({result.bytes} bytes, {extra['mime']}) to {result.host}"
+    done = "; ".join(note for note in extra["notes"] if not note.startswith("warning: ")) or "no processing"
+    sent = f"{extra['name']} ({result.bytes} bytes, {extra['mime']})"
+    return f"would upload {result.path} as {sent} to {result.host}: {done}"
 
 
 def _clipboard_image(cleanup: ExitStack) -> Path:

@@ -132,7 +132,7 @@ def add_host(
     max_bytes: Annotated[int | None, typer.Option("--max-bytes", help="Largest file the host takes.")] = None,
     description: Annotated[str, typer.Option("--description", help="One line about the host.")] = "",
     directory: Annotated[
-        Path | None, typer.Option("--dir", help="Folder to write to [default: ~/.config/picbeam/hosts.d].")
+        Path | None, typer.Option("--dir", help="Folder to write to (default: ~/.config/picbeam/hosts.d).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
 ) -> None:
@@ -194,13 +194,13 @@ def import_hosts(
     file: Annotated[
         Path, typer.Argument(help="ShareX .sxcu, PicGo/PicList config.json, Qexo settings or uPic export.")
     ],
-    name: Annotated[str | None, typer.Option("--name", help="Name of the new host [default: from the file].")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Name of the new host (default: from the file).")] = None,
     directory: Annotated[
-        Path | None, typer.Option("--dir", help="Folder to write to [default: ~/.config/picbeam/hosts.d].")
+        Path | None, typer.Option("--dir", help="Folder to write to (default: ~/.config/picbeam/hosts.d).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
     file_format: Annotated[
-        str | None, typer.Option("--format", help="sharex, picgo, qexo or upic [default: detected].")
+        str | None, typer.Option("--format", help="sharex, picgo, qexo or upic (default: detected).")
     ] = None,
 ) -> None:
     """Write hosts.d files from another tool's configuration, so nobody retypes a host."""
@@ -227,7 +227,7 @@ def import_hosts(
 def export_host(
     name: Annotated[str, typer.Argument(help="A declarative host (a hosts.d file or a HostSpec preset).")],
     as_format: Annotated[str, typer.Option("--as", help="Format to write: sxcu (a ShareX custom uploader).")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write [default: stdout].")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
     expand: Annotated[
         bool, typer.Option("--expand", help="Fill ${VAR} references from the environment (the file holds secrets).")
     ] = False,

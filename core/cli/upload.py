@@ -38,7 +38,7 @@ def upload(
         typer.Option("--host", "-H", help="Host name (default: PICBEAM_HOST, config default_host, or 'local')."),
     ] = None,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once [default: 4].")
+        int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once (default: 4).")
     ] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include sub-folders.")] = False,
     include: Annotated[
@@ -48,7 +48,7 @@ def upload(
         list[str] | None, typer.Option("--exclude", help="Skip files in folders matching this glob (repeatable).")
     ] = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)} [default: url].")
+        str | None, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)} (default: url).")
     ] = None,
     overrides: Annotated[
         list[str] | None,
@@ -56,7 +56,7 @@ def upload(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be uploaded; send nothing.")] = False,
     retries: Annotated[
-        int | None, typer.Option("--retries", min=0, max=20, help="Retries of transient failures [default: 3].")
+        int | None, typer.Option("--retries", min=0, max=20, help="Retries of transient failures (default: 3).")
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Upload even files the ledger says this host already has.")

@@ -64,7 +64,7 @@ def watch(
     ] = 1.0,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once.")] = None,
     retries: Annotated[
-        int | None, typer.Option("--retries", min=0, max=20, help="Retries of transient failures [default: 3].")
+        int | None, typer.Option("--retries", min=0, max=20, help="Retries of transient failures (default: 3).")
     ] = None,
     ledger: Annotated[
         Path | None, typer.Option("--ledger", help="Ledger database (also PICBEAM_LEDGER).", show_default=False)

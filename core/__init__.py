@@ -1,24 +1,41 @@
 """picbeam: upload images and files to any image host, concurrently; every host is a plugin.
 
-The public API. Heavy modules (aiohttp, the engine) load on first use, so that ``picbeam --version``
-and shell completion stay fast.
+The public API. Every name loads on first use, so that ``picbeam --version`` and shell completion
+import nothing but this file.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .errors import ConfigError, PicbeamError, PluginError, UploadError
-from .hookspecs import hookimpl
-from .hosts import BrokenHost, Host, HostDraft, SpecHost
-from .items import UploadItem, UploadResult
-from .spec import HostSpec
-
 if TYPE_CHECKING:
     from .engine import upload, upload_async
+    from .errors import ConfigError, PicbeamError, PluginError, UploadError
+    from .hookspecs import hookimpl
+    from .hosts import BrokenHost, Host, HostDraft, SpecHost
+    from .items import UploadItem, UploadResult
+    from .spec import HostSpec
 
+# Public name -> the module that defines it.
+_PUBLIC = {
+    "BrokenHost": "hosts",
+    "ConfigError": "errors",
+    "Host": "hosts",
+    "HostDraft": "hosts",
+    "HostSpec": "spec",
+    "PicbeamError": "errors",
+    "PluginError": "errors",
+    "SpecHost": "hosts",
+    "UploadError": "errors",
+    "UploadItem": "items",
+    "UploadResult": "items",
+    "hookimpl": "hookspecs",
+    "upload": "engine",
+    "upload_async": "engine",
+}
 __all__ = [
     "BrokenHost",
     "ConfigError",
@@ -39,8 +56,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("upload", "upload_async"):
-        from . import engine
-
-        return getattr(engine, name)
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
     raise AttributeError(f"module 'picbeam' has no attribute {name!r}")

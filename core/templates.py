@@ -44,18 +44,26 @@ class TemplateContext:
     now: datetime = field(default_factory=datetime.now)
     # The file's type: gives ``{ext}`` for a name without an extension.
     mime: str = ""
+    # The file being stored: its hash is computed only when a template asks for ``{sha256}``.
+    item: UploadItem | None = field(default=None, repr=False)
     _md5: str | None = None
 
     @classmethod
     def of(cls, item: UploadItem, now: datetime | None = None) -> TemplateContext:
         return cls(
             name=item.name,
-            sha256=item.content_sha256(),
+            item=item,
             source=item.path,
             data=item.data,
             now=now or datetime.now(),
             mime=item.mime,
         )
+
+    def sha256_hex(self) -> str:
+        """The SHA-256 of the bytes stored (a processed file is hashed on first use, not on every upload)."""
+        if not self.sha256 and self.item is not None:
+            self.sha256 = self.item.content_sha256()
+        return self.sha256
 
     def md5(self) -> str:
         if self._md5 is None:
@@ -144,7 +152,7 @@ def _value(name: str, width: str | None, context: TemplateContext) -> str:
             return mimetypes.guess_extension(context.mime) or ""
         return suffix
     if name in ("sha256", "md5"):
-        digest = context.sha256 if name == "sha256" else context.md5()
+        digest = context.sha256_hex() if name == "sha256" else context.md5()
         return digest[: int(width)] if width else digest
     if name == "uuid":
         return uuid.uuid4().hex

@@ -54,7 +54,7 @@ class LocalHost(StorageHost):
     def _store(self, item: UploadItem, target: Path) -> None:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_file() and target.stat().st_size == item.size and _sha256(target) == item.sha256:
+            if target.is_file() and target.stat().st_size == item.size and _sha256(target) == item.content_sha256():
                 return  # the same content is already there
             with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".picbeam-", delete=False) as out:
                 if item.data is not None:

@@ -109,3 +109,16 @@ def test_url_template_and_unknown_field(s3_server, hosts_dir, images):
 async def _call(method, *args):
     async with aiohttp.ClientSession() as session:
         return await method(*args, session)
+
+
+def test_a_processed_photo_is_stored(s3_server, hosts_dir, tmp_path):
+    """The stripped copy is what is sent (its payload hash, which AWS checks and moto does not, is the copy's)."""
+    from pictures import jpeg_with_exif
+
+    s3_host(hosts_dir, s3_server, path="photos/{name}{ext}")
+    photo = tmp_path / "holiday.jpg"
+    photo.write_bytes(jpeg_with_exif())
+    done = run_picbeam("upload", photo, "--host", "pics", env=s3_server.env())
+    assert done.returncode == 0, done.stderr
+    stored = s3_server.client().get_object(Bucket=BUCKET, Key="photos/holiday.jpg")["Body"].read()
+    assert len(stored) < len(photo.read_bytes())  # the stripped copy was sent, and S3 accepted its signature

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UploadError
-from .expressions import AnswerFunctions, options
+from .jmespath_functions import AnswerFunctions, options
 from .spec import HostSpec
 
 # Statuses worth another attempt: the host is overloaded, throttling or briefly unavailable.

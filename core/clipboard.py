@@ -167,3 +167,11 @@ def copy_text(text: str) -> None:
         done = _run(["powershell", "-NoProfile", "-NonInteractive", "-STA", "-Command", script], input=data)
     if done.returncode:
         raise ClipboardError(f"cannot write the clipboard: {done.stderr.decode('utf-8', 'replace').strip()[:200]}")
+
+
+def copy_results(lines: list[str]) -> None:
+    """Put result lines on the clipboard; a clipboard that cannot be written is a warning, not a failure."""
+    try:
+        copy_text("\n".join(lines))
+    except ClipboardError as exc:
+        print(f"picbeam: --copy: {exc}", file=sys.stderr)

@@ -27,7 +27,7 @@ from .errors import UploadError
 from .hosts import Host
 from .inputs import SNIFF_BYTES, Discovery, Found, guess_type, sniff_image
 from .items import IN_MEMORY_LIMIT, UploadItem, UploadResult, printable
-from .secrets import Redactor
+from .redaction import Redactor
 
 if TYPE_CHECKING:
     from .config import Config

@@ -21,8 +21,8 @@ import jmespath
 import jmespath.exceptions
 
 from .errors import ConfigError
-from .expressions import check_calls, compile_patterns
-from .secrets import ENV_REFERENCE, is_secret_name, mask_table
+from .jmespath_functions import check_calls, compile_patterns
+from .redaction import ENV_REFERENCE, is_secret_name, mask_table
 from .templates import TemplateContext, fill_placeholders, has_placeholders
 
 METHODS = ("POST", "PUT", "PATCH", "GET")

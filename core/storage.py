@@ -31,7 +31,7 @@ from urllib.parse import quote
 from .errors import ConfigError, UploadError
 from .hosts import Host
 from .items import UploadItem, UploadResult
-from .secrets import ENV_REFERENCE, MASK
+from .redaction import ENV_REFERENCE, MASK
 from .spec import check_fields, expand
 from .templates import TemplateContext, check_template, render_path, render_url
 

@@ -30,7 +30,7 @@ def test_hosts_list_shows_builtins_and_presets():
     hosts = {h["name"]: h for h in json.loads(done.stdout)["hosts"]}
     assert {"local", "smms", "imgbb", "catbox"} <= set(hosts)
     assert hosts["local"]["default"] is True
-    assert hosts["imgbb"]["plugin"] == "remote_api" and hosts["smms"]["plugin"] == "smms"
+    assert hosts["imgbb"]["plugin"] == "hosts_folder" and hosts["smms"]["plugin"] == "smms"
 
 
 def test_hosts_show_masks_literal_secrets_and_keeps_references(hosts_dir):
@@ -124,7 +124,7 @@ def test_plugins_lists_builtins_with_distribution():
     plugins = {p["name"]: p for p in json.loads(run_picbeam("plugins", "--json").stdout)}
     assert plugins["smms"]["distribution"] == "picbeam" and plugins["smms"]["hosts"] == ["smms"]
     assert plugins["local"]["hosts"] == ["local"]
-    assert set(plugins["remote_api"]["hosts"]) >= {"imgbb", "catbox"}
+    assert set(plugins["hosts_folder"]["hosts"]) >= {"imgbb", "catbox"}
     assert all(not p["errors"] for p in plugins.values())
 
 

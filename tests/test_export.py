@@ -12,10 +12,10 @@ import picbeam
 import pytest
 from picbeam import HostSpec, SpecHost
 from picbeam.config import Config
+from picbeam.exporters.sharex import export
 from picbeam.importers import Imported, read_data
-from picbeam.importers.sharex import export
 from picbeam.loader import load_plugins
-from picbeam.secrets import ENV_REFERENCE
+from picbeam.redaction import ENV_REFERENCE
 from picbeam.testing import Reply, run_picbeam, write_host
 
 RICH = {

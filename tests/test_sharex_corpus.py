@@ -19,7 +19,7 @@ import pytest
 from picbeam import HostSpec, SpecHost
 from picbeam.answers import looks_like_url
 from picbeam.importers import Imported, ImportRefused, read
-from picbeam.secrets import ENV_REFERENCE
+from picbeam.redaction import ENV_REFERENCE
 from picbeam.testing import Reply
 
 CORPUS = Path(__file__).parents[2] / "shared" / "corpus" / "sharex-custom-uploaders"

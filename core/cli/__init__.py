@@ -18,7 +18,7 @@ BUILTIN_COMMANDS = {
     "config": "config",
     "plugins": "plugins",
     "history": "history",
-    "delete": "history",
+    "delete": "delete",
     "serve": "serve",
     "watch": "watch",
 }

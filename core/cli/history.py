@@ -1,20 +1,19 @@
-"""`picbeam history` and `picbeam delete`: what the ledger recorded, and removing uploads from hosts."""
+"""`picbeam history`: what the ledger recorded."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from ..config import Config
-from ..errors import ConfigError, UploadError
+from ..errors import ConfigError
 from ..ledger import Ledger, export, ledger_path, public_record
-from .common import EXIT_FAILED, HostsDirOption, JsonOption, fail, open_hosts, warn
+from .common import JsonOption, fail
 
 LedgerOption = Annotated[
     Path | None, typer.Option("--ledger", help="Ledger database (also PICBEAM_LEDGER).", show_default=False)
@@ -23,7 +22,6 @@ LedgerOption = Annotated[
 
 def register(app: typer.Typer) -> None:
     app.command("history")(history)
-    app.command("delete")(delete)
 
 
 def open_ledger(path: Path | None) -> Ledger:
@@ -69,81 +67,3 @@ def parse_since(text: str) -> datetime:
         return datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"--since {text!r}: expected a date such as 2026-11-01, or 7d, 12h, 30m") from None
-
-
-def delete(
-    urls: Annotated[
-        list[str] | None, typer.Argument(help="URLs (or delete URLs) of uploads to remove.", show_default=False)
-    ] = None,
-    last: Annotated[int | None, typer.Option("--last", min=1, help="Remove the newest N uploads.")] = None,
-    record_id: Annotated[
-        list[int] | None, typer.Option("--id", help="Remove the upload with this ledger id (repeatable).")
-    ] = None,
-    host: Annotated[str | None, typer.Option("--host", "-H", help="With --last: only uploads to this host.")] = None,
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a host field: FIELD=VALUE.")] = None,
-    ledger: LedgerOption = None,
-    hosts_dir: HostsDirOption = None,
-) -> None:
-    """Remove uploads from their host (where it has a delete API) and mark them deleted in the ledger."""
-    if not (urls or last or record_id):
-        fail("say what to delete: URL..., --last N or --id ID")
-    with open_ledger(ledger) as record:
-        rows: list[dict[str, Any]] = []
-        for url in urls or ():
-            row = record.by_url(url)
-            if row is None:
-                fail(f"{url} is not in the ledger ({record.path}); `picbeam history` lists what is")
-            rows.append(row)
-        for number in record_id or ():
-            row = record.get(number)
-            if row is None:
-                fail(f"no upload with id {number} in the ledger")
-            rows.append(row)
-        if last:
-            rows.extend(record.last(last, host=host))
-        _, _, registry = open_hosts(hosts_dir)
-        failed = asyncio.run(_delete_all(rows, registry, overrides or (), record))
-    if failed:
-        raise typer.Exit(EXIT_FAILED)
-
-
-async def _delete_all(rows: list[dict[str, Any]], registry: Any, overrides: Any, record: Ledger) -> int:
-    import aiohttp
-
-    from ..engine import USER_AGENT
-    from ..secrets import Redactor
-
-    failed = 0
-    hosts: dict[str, Any] = {}  # one prepared host per name, so its connections (SFTP) are shared
-    async with aiohttp.ClientSession(trust_env=True, headers={"User-Agent": USER_AGENT}) as session:
-        for row in rows:
-            if row["deleted"]:
-                warn(f"{row['url']}: already deleted")
-                continue
-            try:
-                if row["host"] not in hosts:
-                    hosts[row["host"]] = registry.select(row["host"], overrides).prepared()
-                host = hosts[row["host"]]
-            except ConfigError as exc:
-                warn(f"{row['url']}: {exc}")
-                failed += 1
-                continue
-            redact = Redactor(host.secret_values())
-            try:
-                await host.delete(public_record(row), session)
-            except UploadError as exc:
-                warn(f"{row['url']}: {row['host']}: cannot delete: {redact(exc.message)}")
-                failed += 1
-                continue
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                warn(f"{row['url']}: {row['host']}: cannot delete: {redact(str(exc) or type(exc).__name__)}")
-                failed += 1
-                continue
-            record.mark_deleted(row["id"])
-            print(f"deleted {row['url']}")
-        for name, host in hosts.items():
-            try:
-                await host.finish(session)  # closes what the host opened (an SSH connection)
-            except (UploadError, aiohttp.ClientError, TimeoutError) as exc:
-                warn(f"{name}: {Redactor(host.secret_values())(str(exc))}")
-    return failed

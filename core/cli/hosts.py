@@ -12,7 +12,7 @@ import typer
 
 from ..config import user_hosts_dir
 from ..errors import ConfigError
-from ..secrets import literal_secrets
+from ..redaction import literal_secrets
 from ..spec import HostSpec, dump_toml
 from .common import EXIT_FAILED, EXIT_USAGE, HostsDirOption, JsonOption, fail, open_hosts, warn
 
@@ -234,8 +234,8 @@ def export_host(
     hosts_dir: HostsDirOption = None,
 ) -> None:
     """Write a host in another tool's format, e.g. a ShareX custom uploader."""
+    from ..exporters import sharex
     from ..hosts import SpecHost
-    from ..importers import sharex
 
     if as_format != "sxcu":
         fail(f"--as {as_format!r}: picbeam exports sxcu (ShareX custom uploaders)")

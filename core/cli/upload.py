@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..clipboard import copy_results
 from ..output import FORMATS, format_result
 from .common import (
     EXIT_FAILED,
@@ -23,6 +24,7 @@ from .common import (
     output_format,
     warn,
 )
+from .progress import ProgressReport
 
 PROCESSING = "Processing (see the README's 'Processing')"
 
@@ -303,16 +305,6 @@ def _clipboard_image(cleanup: ExitStack) -> Path:
         raise
 
 
-def copy_results(lines: list[str]) -> None:
-    """Put result lines on the clipboard; a clipboard that cannot be written is a warning, not a failure."""
-    from ..clipboard import ClipboardError, copy_text
-
-    try:
-        copy_text("\n".join(lines))
-    except ClipboardError as exc:
-        warn(f"--copy: {exc}")
-
-
 async def _run_interruptible(batch: Any, discovery: Any) -> Any:
     """First Ctrl-C: start nothing new, let uploads in flight finish. Second: stop at once."""
     task = asyncio.current_task()
@@ -322,66 +314,3 @@ async def _run_interruptible(batch: Any, discovery: Any) -> Any:
     except asyncio.CancelledError:
         batch.summary.interrupted = True
         return batch.summary
-
-
-class ProgressReport:
-    """A rich progress bar on stderr (files, bytes, rate), only when stderr is a terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._progress: Any = None
-        self._interactive = sys.stdout.isatty()
-
-    def __enter__(self) -> ProgressReport:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TransferSpeedColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("{task.fields[done]}/{task.fields[found]} files"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-                redirect_stdout=False,  # results go to the real stdout, even when stderr is a terminal
-            )
-            self._progress.start()
-            self._task = self._progress.add_task("upload", total=0, done=0, found=0)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def update(self, event: str, amount: int) -> None:
-        if self._progress is None:
-            return
-        task = self._progress.tasks[0]
-        if event == "found":
-            self._progress.update(self._task, found=task.fields["found"] + amount)
-        elif event == "skipped":
-            self._progress.update(self._task, found=task.fields["found"] - amount)
-        elif event == "bytes_found":
-            self._progress.update(self._task, total=(task.total or 0) + amount)
-        elif event == "done":
-            self._progress.update(self._task, advance=amount, done=task.fields["done"] + 1)
-
-    def print(self, line: str) -> None:
-        sys.stdout.write(line + "\n")
-        if self._interactive:  # a person sees each line as it lands; a pipe gets them buffered
-            sys.stdout.flush()
-
-    def error(self, line: str) -> None:
-        if self._progress is not None:
-            self._progress.console.print(f"picbeam: {line}", markup=False, highlight=False)
-        else:
-            print(f"picbeam: {line}", file=sys.stderr)

@@ -114,7 +114,7 @@ class Report:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
         if self.copy:
-            from .upload import copy_results
+            from ..clipboard import copy_results
 
             copy_results([line])
 

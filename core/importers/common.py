@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ..errors import ConfigError
-from ..secrets import is_secret_name
+from ..redaction import is_secret_name
 
 
 @dataclass

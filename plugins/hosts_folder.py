@@ -11,7 +11,7 @@ from pathlib import Path
 
 from picbeam import BrokenHost, ConfigError, HostDraft, HostSpec, hookimpl
 from picbeam.config import Config
-from picbeam.secrets import literal_secrets
+from picbeam.redaction import literal_secrets
 from picbeam.spec import load_toml
 
 

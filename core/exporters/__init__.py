@@ -1,0 +1,1 @@
+"""Writing a host in another tool's format (the reverse of :mod:`picbeam.importers`)."""

@@ -164,7 +164,7 @@ class Batch:
         self.destination = self.host.destination
         self._window = max(64, self.jobs * 8)
         self._pending: dict[int, UploadResult | None] = {}
-        self._in_flight: dict[str, asyncio.Future[UploadResult]] = {}
+        self._in_flight: dict[str, asyncio.Future[UploadResult]] = {}  # by _dedupe_key
         self._next_index = 0
         self._stopping = False
         self._recorded: list[int] = []  # ledger ids of this run's uploads, withdrawn if the host's finish fails
@@ -335,7 +335,8 @@ class Batch:
     async def _upload_once(self, item: UploadItem) -> UploadResult:
         """Send a file unless the same content is already on its way in this run: then wait for that
         upload and reuse its URL (the ledger covers uploads that have finished)."""
-        earlier = None if self.force else self._in_flight.get(item.sha256)
+        key = self._dedupe_key(item)
+        earlier = None if self.force else self._in_flight.get(key)
         if earlier is not None:
             first = await asyncio.shield(earlier)
             if first.ok:
@@ -343,15 +344,30 @@ class Batch:
                     first, path=printable(item.source), index=item.index, reused=True, extra=dict(first.extra)
                 )
         future: asyncio.Future[UploadResult] = asyncio.get_running_loop().create_future()
-        self._in_flight.setdefault(item.sha256, future)
+        self._in_flight.setdefault(key, future)
         result = None
         try:
             result = await self._upload(item)
             return result
         finally:
             future.set_result(result or self._failure(item.index, item.source, "not sent", item=item))
-            if self._in_flight.get(item.sha256) is future:
-                del self._in_flight[item.sha256]
+            if self._in_flight.get(key) is future:
+                del self._in_flight[key]
+
+    def _dedupe_key(self, item: UploadItem) -> str:
+        """What makes two files of a batch one upload: the content, as for the ledger. Without a ledger,
+        a storage host's destination path too, so identical files under their own names ({name}{ext})
+        are each stored rather than all given the URL of whichever finished first."""
+        if self.ledger is not None:
+            return item.sha256
+        from .storage import StorageHost
+
+        if not isinstance(self.host, StorageHost):
+            return item.sha256
+        try:
+            return f"{item.sha256}:{self.host.place(item)[0]}"
+        except UploadError:
+            return item.sha256  # the upload itself reports the bad path
 
     async def _upload(self, item: UploadItem) -> UploadResult:
         try:
@@ -563,7 +579,10 @@ def _hash_rest(handle: Any, head: bytes) -> str:
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, UploadError):
         return exc.transient
-    return isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | asyncio.TimeoutError)
+    # ConnectionError: a broken pipe or a reset from a host's own transport (SSH), as aiohttp's are retried.
+    return isinstance(
+        exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | asyncio.TimeoutError | ConnectionError
+    )
 
 
 def _network_message(exc: BaseException) -> str:
@@ -576,7 +595,12 @@ def _network_message(exc: BaseException) -> str:
         return "the host closed the connection before answering"
     if isinstance(exc, aiohttp.ClientError):
         return f"network error: {type(exc).__name__}: {exc}"
-    return f"cannot read the file: {getattr(exc, 'strerror', None) or exc}"
+    reason = getattr(exc, "strerror", None) or exc
+    if isinstance(exc, ConnectionError):
+        return f"the connection to the host broke ({reason}); check the endpoint or your network"
+    if isinstance(exc, OSError) and exc.filename is not None:  # only a named file is a local file's fault
+        return f"cannot read {exc.filename}: {reason}"
+    return f"input/output error while sending ({reason})"
 
 
 def _tries(attempts: int) -> str:

@@ -41,5 +41,10 @@ class UploadError(PicbeamError):
         self.answer = answer
 
 
+class AlreadyGone(UploadError):
+    """Raised by a host's ``delete`` when the file is not there any more: the goal of the delete is met,
+    so ``picbeam delete`` marks the upload deleted and says so in a note."""
+
+
 class PluginError(PicbeamError):
     """A plugin could not be loaded or registered something invalid."""

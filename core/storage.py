@@ -84,6 +84,8 @@ class StorageHost(Host):
         self.description = self.settings.description or self.default_description
         self.max_bytes = self.settings.max_bytes or type(self).max_bytes
         self.concurrency = self.settings.concurrency or type(self).concurrency
+        # The settings as the host file wrote them, ${ENV} references unexpanded (hints name the variables).
+        self.written = self.settings
 
     # -- configuration --------------------------------------------------------------------------------
     def configured(self, name: str, options: Mapping[str, Any], *, source: str) -> Host:
@@ -121,7 +123,15 @@ class StorageHost(Host):
                     f"{self.source}: host '{self.name}': field '{f.name}' is required "
                     f'(set it in a hosts.d file with extends = "{self.kind}", or with --set {f.name}=...)'
                 )
-        return type(self)(self.name, settings, self.source)
+        host = type(self)(self.name, settings, self.source)
+        host.written = self.written
+        return host
+
+    def field_name(self, name: str) -> str:
+        """How a hint names field ``name``: with the environment variables its value comes from, as this
+        host's file wrote it (``secret_access_key (R2_SECRET)``)."""
+        variables = [m.group(1) for m in ENV_REFERENCE.finditer(str(getattr(self.written, name, "")))]
+        return f"field '{name}'" + (f" ({', '.join(variables)})" if variables else "")
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind}

@@ -392,3 +392,54 @@ def test_identical_files_in_one_batch_go_up_once(fake, fake_host, images, tmp_pa
         records = [json.loads(line) for line in done.lines]
         assert len({r["url"] for r in records}) == 1 and len(records) == 4
         assert len(fake_host.requests) - before == 1
+
+
+class BreakingHost:
+    """A code host whose transport fails the first ``failures`` attempts with ``error`` (as an SSH
+    connection does: a plain OSError, not an aiohttp one)."""
+
+    def __new__(cls, error: OSError, failures: int):
+        from picbeam import Host
+
+        class Breaking(Host):
+            name = "breaking"
+            calls = 0
+
+            async def upload(self, item, session):
+                self.calls += 1
+                if self.calls <= failures:
+                    raise error
+                return self.result(item, f"https://breaking.example/{item.sha256[:8]}")
+
+        return Breaking()
+
+
+def test_a_network_oserror_is_retried_and_never_blamed_on_the_file(images, fast_retries):
+    import picbeam
+
+    [path] = images(1)
+    host = BreakingHost(BrokenPipeError(32, "Broken pipe"), failures=1)
+    [result] = picbeam.upload([path], host=host, ledger=False, retries=2)
+    assert result.ok and host.calls == 2, result.error
+    host = BreakingHost(ConnectionResetError(104, "Connection reset by peer"), failures=9)
+    [result] = picbeam.upload([path], host=host, ledger=False, retries=1)
+    assert "connection to the host broke (Connection reset by peer)" in result.error, result.error
+    assert "cannot read" not in result.error and host.calls == 2
+    host = BreakingHost(FileNotFoundError(2, "No such file or directory", str(path)), failures=9)
+    [result] = picbeam.upload([path], host=host, ledger=False, retries=2)
+    assert result.error == f"cannot read {path}: No such file or directory" and host.calls == 1
+
+
+def test_without_the_ledger_identical_files_under_their_own_names_are_each_stored(images, tmp_path, hosts_dir):
+    """path = "{name}{ext}": the same bytes as a.png and b.png are two stored files with their own URLs."""
+    [original] = images(1)
+    folder = tmp_path / "images"
+    for copy in ("a.png", "b.png"):
+        (folder / copy).write_bytes(original.read_bytes())
+    root = tmp_path / "www"
+    write_host(hosts_dir, "named", extends="local", root=str(root), path="{name}{ext}", url_prefix="https://i.example/")
+    for _ in range(3):  # the same answer every time, whichever upload finishes first
+        done = run_picbeam("upload", folder, "--host", "named", "-j", "4", "--no-ledger")
+        assert done.returncode == 0, done.stderr
+        assert done.lines == [f"https://i.example/{name}" for name in ("a.png", "b.png", "img0000.png")]
+    assert sorted(p.name for p in root.iterdir()) == ["a.png", "b.png", "img0000.png"]

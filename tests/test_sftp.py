@@ -51,7 +51,7 @@ def test_password_login_large_file_and_delete(sftp_server, hosts_dir, tmp_path, 
     assert result.ok, result.error
     stored = sftp_server.root / "big" / "big.bin"
     assert stored.read_bytes() == big.read_bytes()
-    assert result.url == f"sftp://bob@127.0.0.1:{sftp_server.port}/big/big.bin"
+    assert result.url == f"sftp://bob@127.0.0.1:{sftp_server.port}/~/big/big.bin"  # in the login folder
 
     async def delete():
         host = prepared("box")

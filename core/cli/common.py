@@ -94,8 +94,19 @@ def output_format(fmt: str | None, config: Config) -> str:
     return fmt
 
 
+def quiet_library_logs() -> None:
+    """picbeam reports failures in its own one-line words; without a handler of their own, asyncio's and
+    asyncssh's warnings (dozens of "socket.send() raised exception." when an SSH connection drops) would
+    reach stderr through logging's last-resort handler."""
+    import logging
+
+    for name in ("asyncio", "asyncssh"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
+
+
 def run_app(app: Any, args: list[str]) -> None:
     """Run typer; an expected failure is one line (exit 2 for configuration, 1 otherwise)."""
+    quiet_library_logs()
     try:
         app(args=args, prog_name="picbeam")
     except ConfigError as exc:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import ConfigError, UploadError
+from ..errors import AlreadyGone, ConfigError, UploadError
 from ..ledger import Ledger, public_record
 from .common import EXIT_FAILED, HostsDirOption, fail, open_hosts, warn
 from .history import LedgerOption, open_ledger
@@ -77,6 +77,11 @@ async def _delete_all(rows: list[dict[str, Any]], registry: Any, overrides: Any,
             redact = Redactor(host.secret_values())
             try:
                 await host.delete(public_record(row), session)
+            except AlreadyGone as exc:  # what the delete was for is done: the ledger says so too
+                record.mark_deleted(row["id"])
+                warn(f"{row['url']}: {row['host']}: already gone, marked deleted ({redact(exc.message)})")
+                print(f"deleted {row['url']}")
+                continue
             except UploadError as exc:
                 warn(f"{row['url']}: {row['host']}: cannot delete: {redact(exc.message)}")
                 failed += 1

@@ -1,0 +1,140 @@
+"""The sftp host against OpenSSH's sshd (its own instance and login account, see tests/real_servers.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from urllib.parse import quote
+
+import pytest
+from picbeam.testing import run_picbeam, write_host
+from real_servers import sshd, started
+
+BIG = 64 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from started(sshd)
+
+
+def box(hosts_dir, server, name="box", **fields):
+    fields = {
+        "extends": "sftp",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "username": server.username,
+        "known_hosts": str(server.known_hosts),
+        "key_file": str(server.plain_key_file),
+        **fields,
+    }
+    write_host(hosts_dir, name, **fields)
+
+
+def big_file(tmp_path):
+    path = tmp_path / "photo.bin"
+    path.write_bytes(bytes(range(256)) * (BIG // 256))
+    return path
+
+
+def upload_and_drop(server, folder, path, *args):
+    """Run an upload of ``path`` and drop the SSH connection once part of it has arrived in ``folder``."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "picbeam", "upload", str(path), "--host", "box", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    dropped = False
+    while process.poll() is None and not dropped:
+        arrived = [p for p in folder.glob("*") if p.is_file() and p.stat().st_size > 4 * 1024 * 1024]
+        if arrived:
+            dropped = bool(server.drop_connections())
+        time.sleep(0.005)
+    stdout, stderr = process.communicate(timeout=120)
+    assert dropped, stderr + "the upload ended before the connection could be dropped"
+    return process.returncode, stdout, stderr
+
+
+def test_a_dropped_connection_is_retried_on_a_new_one_and_no_partial_stays(server, hosts_dir, tmp_path):
+    folder = server.home / "drop"
+    box(hosts_dir, server, root="drop", path="{name}{ext}")
+    path = big_file(tmp_path)
+    code, stdout, stderr = upload_and_drop(server, folder, path, "--retries", "2")
+    assert code == 0, stderr
+    assert stderr.count("\n") <= 1 and "socket.send" not in stderr and "Traceback" not in stderr, stderr
+    assert (folder / "photo.bin").read_bytes() == path.read_bytes()
+    assert sorted(p.name for p in folder.iterdir()) == ["photo.bin"]  # the retry wrote the same partial
+
+
+def test_a_dropped_connection_without_retries_blames_the_connection_not_the_file(server, hosts_dir, tmp_path):
+    folder = server.home / "drop-once"
+    box(hosts_dir, server, root="drop-once", path="{name}{ext}")
+    path = big_file(tmp_path)
+    code, stdout, stderr = upload_and_drop(server, folder, path, "--retries", "0")
+    assert code == 1
+    [line] = stderr.splitlines()
+    assert "connection" in line and "cannot read" not in line and str(path) in line, line
+    assert not (folder / "photo.bin").exists()  # never a truncated file under the final name
+
+
+def test_an_encrypted_openssh_key_works_and_a_wrong_passphrase_is_one_config_line(server, hosts_dir, images):
+    [path] = images(1)
+    box(hosts_dir, server, key_file=str(server.key_file), passphrase="${KEY_PASS}", path="enc/{name}{ext}")
+    done = run_picbeam("upload", path, "--host", "box", env={"KEY_PASS": server.passphrase})
+    assert done.returncode == 0, done.stderr
+    assert (server.home / "enc" / "img0000.png").read_bytes() == path.read_bytes()
+    done = run_picbeam("upload", path, "--host", "box", "--force", env={"KEY_PASS": "not-the-passphrase"})
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert "passphrase" in line and str(server.key_file) in line and "internal error" not in line, line
+    assert "not-the-passphrase" not in done.stderr
+
+
+def test_home_relative_root_nested_folders_odd_names_password_and_delete_twice(server, hosts_dir, tmp_path):
+    box(
+        hosts_dir,
+        server,
+        key_file="",
+        password="${SSH_PASSWORD}",
+        root="~/public_html",
+        path="a b/ü/{name}{ext}",
+    )
+    env = {"SSH_PASSWORD": server.password}
+    image = tmp_path / "été photo.png"
+    from picbeam.samples import png
+
+    image.write_bytes(png(4, 4, seed=7))
+    done = run_picbeam("upload", image, "--host", "box", "--no-ledger", env=env)
+    assert done.returncode == 0, done.stderr
+    [stored] = (server.home / "public_html" / "a b" / "ü").iterdir()
+    assert stored.read_bytes() == image.read_bytes()
+    assert not (server.home / "~").exists()
+    [url] = done.lines
+    expected = f"sftp://{server.username}@127.0.0.1:{server.port}/~/public_html/{quote('a b/ü/' + stored.name)}"
+    assert url == expected
+
+    done = run_picbeam("upload", image, "--host", "box", "--force", env=env)
+    assert done.returncode == 0, done.stderr
+    stored.unlink()  # gone already: deleting it is done, with a note
+    gone = run_picbeam("delete", "--last", "1", env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert "already gone" in gone.stderr and len(gone.stderr.splitlines()) == 1, gone.stderr
+    assert "(deleted)" in run_picbeam("history").stdout
+
+
+def test_a_root_that_is_a_file_and_a_folder_without_permission_get_the_right_hint(server, hosts_dir, images):
+    [path] = images(1)
+    (server.home / "afile").write_text("not a folder")
+    box(hosts_dir, server, name="isfile", root="afile", path="{name}{ext}")
+    box(hosts_dir, server, name="denied", root="/root/picbeam-denied", path="{name}{ext}")
+    box(hosts_dir, server, name="absent", root="/nonexistent-picbeam/x", path="{name}{ext}")
+    lines = {}
+    for name in ("isfile", "denied", "absent"):
+        done = run_picbeam("upload", path, "--host", name, "--retries", "0")
+        assert done.returncode == 1, done.stderr
+        [lines[name]] = done.stderr.splitlines()
+    assert "is a file" in lines["isfile"] and "disk full" not in lines["isfile"], lines
+    assert "permission denied" in lines["denied"] and "no such" not in lines["denied"], lines
+    assert "permission denied" in lines["absent"] or "no such" in lines["absent"], lines

@@ -61,7 +61,7 @@ def test_a_dropped_connection_is_retried_on_a_new_one_and_no_partial_stays(serve
     folder = server.home / "drop"
     box(hosts_dir, server, root="drop", path="{name}{ext}")
     path = big_file(tmp_path)
-    code, stdout, stderr = upload_and_drop(server, folder, path, "--retries", "2")
+    code, _, stderr = upload_and_drop(server, folder, path, "--retries", "2")
     assert code == 0, stderr
     assert stderr.count("\n") <= 1 and "socket.send" not in stderr and "Traceback" not in stderr, stderr
     assert (folder / "photo.bin").read_bytes() == path.read_bytes()
@@ -72,7 +72,7 @@ def test_a_dropped_connection_without_retries_blames_the_connection_not_the_file
     folder = server.home / "drop-once"
     box(hosts_dir, server, root="drop-once", path="{name}{ext}")
     path = big_file(tmp_path)
-    code, stdout, stderr = upload_and_drop(server, folder, path, "--retries", "0")
+    code, _, stderr = upload_and_drop(server, folder, path, "--retries", "0")
     assert code == 1
     [line] = stderr.splitlines()
     assert "connection" in line and "cannot read" not in line and str(path) in line, line

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 
 from picbeam import Host, UploadError, UploadItem, UploadResult, hookimpl
 from picbeam.config import data_dir
+from picbeam.errors import AlreadyGone
 from picbeam.storage import StorageHost, StorageSettings
 
 
@@ -56,21 +57,31 @@ class LocalHost(StorageHost):
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.is_file() and target.stat().st_size == item.size and _sha256(target) == item.content_sha256():
                 return  # the same content is already there
-            with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".picbeam-", delete=False) as out:
-                if item.data is not None:
-                    out.write(item.data)
-                else:  # stream: a large file is never held in memory
-                    with open(item.path, "rb") as source:
-                        shutil.copyfileobj(source, out, 1024 * 1024)
-            os.replace(out.name, target)
+            # A new file made with mode 0666 gets what the umask allows (0644 with 022), as cp's copy does;
+            # a web server serving the folder can read it. (mkstemp would make it 0600.)
+            partial = target.parent / f".picbeam-{secrets.token_hex(8)}.part"
+            with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
+                try:
+                    if item.data is not None:
+                        out.write(item.data)
+                    else:  # stream: a large file is never held in memory
+                        with open(item.path, "rb") as source:
+                            shutil.copyfileobj(source, out, 1024 * 1024)
+                except BaseException:
+                    partial.unlink(missing_ok=True)
+                    raise
+            os.replace(partial, target)
         except OSError as exc:
             raise UploadError(f"cannot write {target}: {exc.strerror or exc}") from None
 
     async def delete(self, record: Mapping[str, Any], session: Any) -> None:
         target = self.root / self.recorded_path(record)
-        if not target.is_file():
-            raise UploadError(f"{target} is not there any more")
-        target.unlink()
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            raise AlreadyGone(f"{target} was already gone") from None
+        except OSError as exc:
+            raise UploadError(f"cannot delete {target}: {exc.strerror or exc}") from None
 
 
 def _sha256(path: Path) -> str:

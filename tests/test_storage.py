@@ -100,3 +100,39 @@ def test_a_missing_extra_is_one_line(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "botocore" else real(name, *a))
     with pytest.raises(ConfigError, match=r"install picbeam\[s3\]"):
         S3Host().prepared()
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_local_files_get_the_mode_the_umask_gives_as_cp_does(hosts_dir, tmp_path, umask, mode):
+    """A web server serving the folder must be able to read what was stored (a temporary file's 0600
+    would make it answer 403)."""
+    import os
+    import stat
+
+    write_host(hosts_dir, "www", extends="local", root=str(tmp_path / "www"), path="{name}{ext}")
+    image = tmp_path / "a.png"
+    image.write_bytes(png(4, 4, seed=3))
+    image.chmod(0o600)  # the copy's mode comes from the umask, not from the original
+    saved = os.umask(umask)
+    try:
+        done = run_picbeam("upload", image, "--host", "www")
+    finally:
+        os.umask(saved)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE((tmp_path / "www" / "a.png").stat().st_mode) == mode
+    assert [p.name for p in (tmp_path / "www").iterdir()] == ["a.png"]  # no temporary file left
+
+
+def test_deleting_a_local_file_that_is_already_gone_marks_it_deleted(hosts_dir, tmp_path):
+    write_host(hosts_dir, "www", extends="local", root=str(tmp_path / "www"), path="{name}{ext}")
+    image = tmp_path / "a.png"
+    image.write_bytes(png(4, 4, seed=4))
+    [url] = run_picbeam("upload", image, "--host", "www").lines
+    (tmp_path / "www" / "a.png").unlink()
+    done = run_picbeam("delete", url)
+    assert done.returncode == 0, done.stderr
+    assert done.lines == [f"deleted {url}"]
+    assert "already gone, marked deleted" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert "(deleted)" in run_picbeam("history").stdout
+    again = run_picbeam("delete", url)
+    assert again.returncode == 0 and "already deleted" in again.stderr

@@ -1,18 +1,20 @@
 """WebDAV: Nextcloud/ownCloud, nginx's dav module, Apache mod_dav, Alist, rclone serve webdav...
 
 Each file is a PUT under the ``endpoint`` collection; missing folders are made with MKCOL (once per
-folder and run). Basic or Digest authentication is chosen from the server's challenge, once per run.
+folder and run). Basic or Digest authentication is chosen from the first challenge the server sends
+(to whichever request), once per run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from picbeam import Host, UploadError, UploadItem, UploadResult, hookimpl
+from picbeam import Host, UploadItem, UploadResult, hookimpl
 from picbeam.answers import snippet
+from picbeam.errors import AlreadyGone
 from picbeam.hosts import request_timeout
 from picbeam.storage import RunOnce, StorageHost, StorageSettings, required, secret, status_error
 
@@ -28,18 +30,44 @@ HINTS = {
 }
 
 
-@dataclass(frozen=True)
-class Auth:
-    """How this run authenticates: a Basic Authorization header, or a Digest middleware (per request,
-    never on the session, so credentials cannot follow a redirect to another origin)."""
+class ChallengeAuth:
+    """An aiohttp client middleware that logs in the way the server asks: no credentials until a request
+    of the endpoint's origin gets a 401, then the scheme of that challenge (Digest through aiohttp's
+    middleware, else Basic) for it and every later request. Public-read servers (Apache's
+    ``<LimitExcept GET HEAD OPTIONS PROPFIND>``) challenge only writes, so the first 401 may come from
+    any request. Given per request, never on the session, so credentials cannot follow a redirect to
+    another origin."""
 
-    headers: Mapping[str, str] = field(default_factory=dict)
-    middlewares: tuple[Any, ...] = ()
+    def __init__(self, endpoint: str, username: str, password: str) -> None:
+        from yarl import URL
 
-    def request(self, session: Any, method: str, url: str, headers: Mapping[str, str] | None = None, **kw: Any) -> Any:
-        return session.request(
-            method, url, headers={**(headers or {}), **self.headers}, middlewares=self.middlewares, **kw
-        )
+        self._origin = URL(endpoint).origin()
+        self._username, self._password = username, password
+        self._digest: Any = None
+        self._basic: str | None = None
+
+    async def __call__(self, request: Any, handler: Any) -> Any:
+        import aiohttp
+
+        if request.url.origin() != self._origin:
+            return await handler(request)
+        if self._digest is not None:
+            return await self._digest(request, handler)
+        if self._basic is not None:
+            request.headers[aiohttp.hdrs.AUTHORIZATION] = self._basic
+            return await handler(request)
+        response = await handler(request)
+        if response.status != 401:
+            return response
+        schemes = {value.split(" ", 1)[0].lower() for value in response.headers.getall("WWW-Authenticate", [])}
+        response.release()
+        if "digest" in schemes:
+            if self._digest is None:  # concurrent first requests share one middleware and its nonce count
+                self._digest = aiohttp.DigestAuthMiddleware(self._username, self._password)
+            return await self._digest(request, handler)
+        self._basic = aiohttp.encode_basic_auth(self._username, self._password)
+        request.headers[aiohttp.hdrs.AUTHORIZATION] = self._basic
+        return await handler(request)
 
 
 @dataclass(frozen=True)
@@ -61,27 +89,42 @@ class WebDAVHost(StorageHost):
 
     def __init__(self, name: str | None = None, settings: Any = None, source: str | None = None) -> None:
         super().__init__(name, settings, source)
-        # Per run: how to authenticate (learned once), and the folders made or found.
-        self._auth: RunOnce[Auth] = RunOnce()
+        # Per run: the login checked once, and the folders made or found.
+        self._checked: RunOnce[None] = RunOnce()
         self._folders: RunOnce[None] = RunOnce()
+        self._middlewares: tuple[Any, ...] = ()
+        if self.settings.username:
+            self._middlewares = (ChallengeAuth(self.destination, self.settings.username, self.settings.password),)
 
     @property
     def destination(self) -> str:
-        return self.settings.endpoint.rstrip("/")
+        # Percent-encoded as a URL must be (a space or a non-ASCII letter in a folder name), once.
+        from yarl import URL
+
+        return str(URL(self.settings.endpoint.rstrip("/")))
 
     def address(self, path: str) -> str:
         return f"{self.destination}/{quote(path)}"
 
+    def request(self, session: Any, method: str, url: str, **options: Any) -> Any:
+        return session.request(method, url, middlewares=self._middlewares, **options)
+
     async def upload(self, item: UploadItem, session: Any) -> UploadResult:
         path, context = self.place(item)
-        auth = await self._auth.get("auth", lambda: self._learn_auth(session))
+        if self.settings.username:
+            await self._checked.get("login", lambda: self._check_login(session))
         parents = path.split("/")[:-1]
         for depth in range(1, len(parents) + 1):
             folder = "/".join(parents[:depth])
-            await self._folders.get(folder, lambda f=folder: self._mkcol(f, session, auth))
+            await self._folders.get(folder, lambda f=folder: self._mkcol(f, session))
         url = self.address(path)
-        async with auth.request(
-            session, "PUT", url, {"Content-Type": item.mime}, data=item.open(), timeout=request_timeout(item.size)
+        async with self.request(
+            session,
+            "PUT",
+            url,
+            headers={"Content-Type": item.mime},
+            data=item.open(),
+            timeout=request_timeout(item.size),
         ) as response:
             if response.status not in (200, 201, 204):
                 raise status_error(response.status, snippet(await response.read()), HINTS)
@@ -89,37 +132,23 @@ class WebDAVHost(StorageHost):
 
     async def delete(self, record: Mapping[str, Any], session: Any) -> None:
         path = self.recorded_path(record)
-        auth = await self._auth.get("auth", lambda: self._learn_auth(session))
-        async with auth.request(session, "DELETE", self.address(path)) as response:
-            if response.status == 404:
-                raise UploadError(f"{path} is not there any more")
+        async with self.request(session, "DELETE", self.address(path)) as response:
+            if response.status in (404, 410):
+                raise AlreadyGone(f"{path} was already gone from {self.destination}")
             if response.status not in (200, 204):
                 raise status_error(response.status, snippet(await response.read()), HINTS)
 
-    async def _learn_auth(self, session: Any) -> Auth:
-        """How this run authenticates: not at all without a username, Digest when the server asks for it,
-        else Basic. Learned once a run; wrong credentials fail every file with the same line."""
-        import aiohttp
-
-        settings = self.settings
-        if not settings.username:
-            return Auth()
+    async def _check_login(self, session: Any) -> None:
+        """The collection exists and, when reading it needs a login, the login works: checked once a run,
+        so wrong credentials or a wrong endpoint fail every file with the same line (and the server's
+        challenge, when it sends one here, is answered before any file is sent)."""
         root = self.destination + "/"
-        async with session.request("PROPFIND", root, headers={"Depth": "0"}) as response:
-            schemes = {value.split(" ", 1)[0].lower() for value in response.headers.getall("WWW-Authenticate", [])}
-        if "digest" in schemes:
-            auth = Auth(middlewares=(aiohttp.DigestAuthMiddleware(settings.username, settings.password),))
-        else:
-            auth = Auth(headers={"Authorization": aiohttp.encode_basic_auth(settings.username, settings.password)})
-        # Through the chosen scheme: checks the login (and teaches a Digest middleware its challenge, so
-        # uploads authenticate at once instead of sending each file twice).
-        async with auth.request(session, "PROPFIND", root, {"Depth": "0"}) as response:
+        async with self.request(session, "PROPFIND", root, headers={"Depth": "0"}) as response:
             if response.status in (401, 404):
                 raise status_error(response.status, root, HINTS)
-        return auth
 
-    async def _mkcol(self, folder: str, session: Any, auth: Auth) -> None:
-        async with auth.request(session, "MKCOL", self.address(folder) + "/") as response:
+    async def _mkcol(self, folder: str, session: Any) -> None:
+        async with self.request(session, "MKCOL", self.address(folder) + "/") as response:
             # 201: made; 405: already there (RFC 4918 9.3.1); 301: a server redirecting to the folder
             if response.status not in (200, 201, 204, 301, 405):
                 error = status_error(response.status, snippet(await response.read()), HINTS)

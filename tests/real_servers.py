@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 START_TIMEOUT = 20.0
@@ -206,7 +206,6 @@ class DAV:
     password: str
     auth: str  # "basic" or "digest"
     pid: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 DAV_USER, DAV_PASSWORD, REALM = "alice", "dav-pass-4321", "picbeam"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -18,6 +19,7 @@ from urllib.parse import quote, urlsplit
 
 from picbeam import ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
 from picbeam.answers import retry_after, snippet, xml_to_data
+from picbeam.errors import AlreadyGone
 from picbeam.hosts import request_timeout
 from picbeam.storage import StorageHost, StorageSettings, missing_extra, required, secret, status_error
 
@@ -36,7 +38,8 @@ class S3Settings(StorageSettings):
     secret_access_key: str = secret("${AWS_SECRET_ACCESS_KEY}")
     session_token: str = secret("${AWS_SESSION_TOKEN:-}")
     # true: <endpoint>/<bucket>/<key> (MinIO and most self-hosted stores); false: <bucket>.<endpoint host>/<key>.
-    path_style: bool = False
+    # Unset: path-style for an IP address or a one-label name (localhost, minio), where no bucket.<host> resolves.
+    path_style: bool | None = None
     # A canned ACL such as "public-read"; empty sends none (the bucket's policy decides).
     acl: str = ""
     cache_control: str = ""
@@ -63,6 +66,13 @@ class S3Host(StorageHost):
     def check(self, settings: S3Settings, where: str) -> None:
         if settings.part_size < MIN_PART:
             raise ConfigError(f"{where}: field 'part_size' must be at least {MIN_PART} (5 MiB)")
+        if "$" not in settings.endpoint:  # a ${VAR} is checked once expanded, by prepared()
+            _check_endpoint(settings.endpoint, where)
+
+    def prepared(self) -> S3Host:
+        host = super().prepared()
+        _check_endpoint(host.settings.endpoint, f"{host.source}: host '{host.name}'")
+        return host
 
     # -- addresses ------------------------------------------------------------------------------------
     @property
@@ -76,10 +86,21 @@ class S3Host(StorageHost):
     def url_values(self) -> dict[str, str]:
         return {"bucket": self.settings.bucket, "region": self.settings.region}
 
+    @property
+    def path_style(self) -> bool:
+        if self.settings.path_style is not None:
+            return self.settings.path_style
+        host = urlsplit(self.endpoint).hostname or ""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return "." not in host
+        return True
+
     def object_url(self, key: str) -> str:
         """The object's address (the key percent-encoded once, as SigV4 for S3 expects)."""
         encoded = quote(key, safe="/~")
-        if self.settings.path_style:
+        if self.path_style:
             return f"{self.endpoint}/{self.settings.bucket}/{encoded}"
         parts = urlsplit(self.endpoint)
         return f"{parts.scheme}://{self.settings.bucket}.{parts.netloc}{parts.path}/{encoded}"
@@ -102,7 +123,16 @@ class S3Host(StorageHost):
         return self.stored(item, key, self.public_url(key, context, url), bucket=self.settings.bucket)
 
     async def delete(self, record: Mapping[str, Any], session: Any) -> None:
-        await self._send(session, "DELETE", self.recorded_path(record))
+        key = self.recorded_path(record)
+        # S3 answers a DELETE of a missing key as one that worked: ask first, to say it was gone.
+        try:
+            await self._send(session, "HEAD", key)
+        except UploadError as exc:
+            if exc.status == 404:
+                raise AlreadyGone(f"{key} was already gone from bucket '{self.settings.bucket}'") from None
+            if exc.status != 403:  # a key that may delete but not read: the DELETE says what happens
+                raise
+        await self._send(session, "DELETE", key)
 
     async def _multipart(self, session: Any, key: str, item: UploadItem, headers: dict[str, str]) -> None:
         _, answer = await self._send(session, "POST", key, query="uploads", headers=headers)
@@ -129,7 +159,7 @@ class S3Host(StorageHost):
                 session, "POST", key, query=in_upload, body=body, sha256=hashlib.sha256(body).hexdigest()
             )
             if b"<Error>" in done:  # S3 may answer 200 and report the failure in the body
-                raise _s3_error(200, done, self.settings.bucket, {})
+                raise _s3_error(200, done, self, {})
         except Exception:
             # The original failure is what matters; an unfinished upload also expires by the bucket's rules.
             with contextlib.suppress(Exception):
@@ -159,7 +189,7 @@ class S3Host(StorageHost):
         ) as response:
             answer = await response.read()
             if not 200 <= response.status < 300:
-                raise _s3_error(response.status, answer, self.settings.bucket, response.headers)
+                raise _s3_error(response.status, answer, self, response.headers)
             return response.headers, answer
 
     def _sign(self, method: str, url: str, headers: dict[str, str], sha256: str) -> dict[str, str]:
@@ -212,10 +242,23 @@ def _xml_field(body: bytes, name: str) -> str:
     return ""
 
 
-# What an S3 error code means for the user, and what to do.
+def _check_endpoint(endpoint: str, where: str) -> None:
+    """An endpoint is an http(s) URL with a host (an empty one means AWS)."""
+    if not endpoint:
+        return
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{where}: field 'endpoint' must be a URL starting with https:// or http:// "
+            f"(like http://127.0.0.1:9000), not {endpoint!r}"
+        )
+
+
+# What an S3 error code means for the user, and what to do; {access_key_id} and {secret_access_key}
+# name the fields and the variables this host's file takes them from.
 HINTS: dict[str, str] = {
-    "InvalidAccessKeyId": "the access key id is not known to the server; check access_key_id (AWS_ACCESS_KEY_ID)",
-    "SignatureDoesNotMatch": "the signature does not match; check secret_access_key (AWS_SECRET_ACCESS_KEY)",
+    "InvalidAccessKeyId": "the access key id is not known to the server; check {access_key_id}",
+    "SignatureDoesNotMatch": "the signature does not match; check {secret_access_key}",
     "AccessDenied": "this key may not write to the bucket; check the key's and the bucket's policy",
     "AllAccessDisabled": "access to this bucket is disabled; check the bucket's settings",
     "AuthorizationHeaderMalformed": "check 'region' (it must be the bucket's region)",
@@ -227,14 +270,17 @@ HINTS: dict[str, str] = {
 }
 
 
-def _s3_error(status: int, body: bytes, bucket: str, headers: Mapping[str, str]) -> UploadError:
+def _s3_error(status: int, body: bytes, host: S3Host, headers: Mapping[str, str]) -> UploadError:
     code, message = _xml_field(body, "Code"), _xml_field(body, "Message")
+    bucket = host.settings.bucket
     if code == "NoSuchBucket" or (status == 404 and not code and not body):
         hint = f"bucket '{bucket}' does not exist here; create it, or fix 'bucket' and 'endpoint'"
     elif status == 507 or "quota" in code.lower() or "storage" in code.lower():
         hint = HINTS["QuotaExceeded"]
     else:
-        hint = HINTS.get(code, "")
+        hint = HINTS.get(code, "").format(
+            access_key_id=host.field_name("access_key_id"), secret_access_key=host.field_name("secret_access_key")
+        )
     detail = f"{code}: {message}" if code else snippet(body)
     error = status_error(
         status, detail, {status: hint} if hint else {}, retry_after=retry_after(headers.get("Retry-After"))

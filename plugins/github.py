@@ -24,6 +24,7 @@ from typing import Any
 
 from picbeam import ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
 from picbeam.answers import retry_after
+from picbeam.errors import AlreadyGone
 from picbeam.hosts import request_timeout
 from picbeam.storage import RunOnce, StorageHost, StorageSettings, required, secret
 from picbeam.templates import render_url
@@ -227,7 +228,7 @@ class GitHubHost(StorageHost):
         except UploadError as exc:
             gone = [e["path"] for e in entries if e["sha"] is None]
             if exc.status == 422 and gone:  # GitHub refuses to delete a file that is not there
-                raise UploadError(f"{', '.join(gone)} is not in {branch} any more") from None
+                raise AlreadyGone(f"{', '.join(gone)} was already gone from {branch}") from None
             raise
         if tree["sha"] == head.tree:
             return  # nothing changes

@@ -206,6 +206,7 @@ class DAV:
     password: str
     auth: str  # "basic" or "digest"
     pid: int = 0
+    access_log: Path | None = None  # "METHOD PATH STATUS" per request, where the server writes one
 
 
 DAV_USER, DAV_PASSWORD, REALM = "alice", "dav-pass-4321", "picbeam"
@@ -223,9 +224,10 @@ def _basic_line(user: str, password: str) -> str:
 
 
 @contextlib.contextmanager
-def apache(auth: str = "digest", public_read: bool = True) -> Iterator[DAV]:
+def apache(auth: str = "digest", public_read: bool = True, nonce_seconds: int = 1) -> Iterator[DAV]:
     """Apache mod_dav; writing needs a login (Basic or Digest), reading needs none when ``public_read``
-    (``<LimitExcept GET HEAD OPTIONS PROPFIND>``: PROPFIND gets no challenge)."""
+    (``<LimitExcept GET HEAD OPTIONS PROPFIND>``: PROPFIND gets no challenge). A Digest nonce lives
+    ``nonce_seconds``, so a client must answer a stale-nonce challenge again."""
     need("apache2", "htpasswd")
     need_root("apache2")
     with server_folder("apache") as folder:
@@ -239,7 +241,10 @@ def apache(auth: str = "digest", public_read: bool = True) -> Iterator[DAV]:
         modules = "/usr/lib/apache2/modules"
         if auth == "digest":
             users.write_text(_digest_line(DAV_USER, DAV_PASSWORD, REALM))
-            auth_lines = f'AuthType Digest\nAuthName "{REALM}"\nAuthDigestProvider file\nAuthUserFile {users}\n'
+            auth_lines = (
+                f'AuthType Digest\nAuthName "{REALM}"\nAuthDigestProvider file\nAuthUserFile {users}\n'
+                f"AuthDigestNonceLifetime {nonce_seconds}\n"
+            )
         else:
             users.write_text(_basic_line(DAV_USER, DAV_PASSWORD))
             auth_lines = f'AuthType Basic\nAuthName "{REALM}"\nAuthBasicProvider file\nAuthUserFile {users}\n'
@@ -268,13 +273,14 @@ def apache(auth: str = "digest", public_read: bool = True) -> Iterator[DAV]:
             f"{load}\nServerRoot {folder}\nServerName 127.0.0.1\nListen 127.0.0.1:{port}\n"
             f"PidFile {folder}/httpd.pid\nDefaultRuntimeDir {folder}\nErrorLog {folder}/error.log\n"
             f"User {WEB_USER}\nGroup {WEB_USER}\nDavLockDB {folder}/lock/davlock\nLogLevel warn\n"
+            f'CustomLog {folder}/access.log "%m %U %>s"\n'
             f"Alias /dav {served}\n<Directory {served}>\nDav On\n{auth_lines}{require}\n</Directory>\n"
         )
         subprocess.run(["apache2", "-f", str(config), "-k", "start"], check=True, capture_output=True)
         pid = wait_for_pid(folder / "httpd.pid")
         try:
             wait_for_port(port, log=folder / "error.log")
-            yield DAV(f"http://127.0.0.1:{port}/dav", served, DAV_USER, DAV_PASSWORD, auth, pid)
+            yield DAV(f"http://127.0.0.1:{port}/dav", served, DAV_USER, DAV_PASSWORD, auth, pid, folder / "access.log")
         finally:
             stop_pid(pid)
 

@@ -106,6 +106,32 @@ def test_the_command_prints_encoded_urls_and_deletes_what_is_already_gone(server
     assert done.lines == [f"deleted {url}"] and "already gone, marked deleted" in done.stderr
 
 
+@pytest.mark.parametrize("server", ["apache-digest-public-read"], indirect=True)
+def test_a_stale_nonce_is_answered_with_the_new_challenge(server, hosts_dir, images, monkeypatch):
+    """One run, two files more than the nonce's lifetime (1 s here) apart, as `picbeam watch` sends
+    them: Apache answers the second with a stale-nonce challenge, which is answered again."""
+    import time
+
+    from picbeam.engine import Batch
+    from picbeam.inputs import Found
+
+    dav(hosts_dir, server, monkeypatch, path="stale/{name}{ext}")
+    paths = images(2)
+
+    def arriving():
+        yield Found(paths[0], explicit=True)
+        time.sleep(2.5)  # longer than the nonce lives
+        yield Found(paths[1], explicit=True)
+
+    results = []
+    batch = Batch(prepared("dav"), retries=0, emit=results.append)
+    asyncio.run(batch.run(arriving()))
+    assert [r.error for r in results] == [None, None]
+    assert sorted(p.name for p in (server.root / "stale").iterdir()) == ["img0000.png", "img0001.png"]
+    second = [line for line in server.access_log.read_text().splitlines() if "/stale/img0001.png" in line]
+    assert second == ["PUT /dav/stale/img0001.png 401", "PUT /dav/stale/img0001.png 201"]  # stale, then answered
+
+
 async def call(method, *args):
     async with aiohttp.ClientSession() as session:
         return await method(*args, session)

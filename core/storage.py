@@ -217,9 +217,17 @@ class RunOnce(Generic[T]):
             self._forget(key, task)
             raise
 
-    def forget(self, key: Hashable) -> None:
-        """Drop what was done for ``key`` (a connection that broke), so the next caller does it again."""
-        self._tasks.pop(key, None)
+    def forget(self, key: Hashable, result: object = None) -> None:
+        """Drop what was done for ``key`` (a connection that broke), so the next caller does it again;
+        given ``result``, only when that is still what was done (a concurrent caller that saw the same
+        connection break may have made a new one already)."""
+        task = self._tasks.get(key)
+        if task is None:
+            return
+        if result is not None and not (task.done() and not task.cancelled() and task.exception() is None):
+            return
+        if result is None or task.result() is result:
+            del self._tasks[key]
 
     def _forget(self, key: Hashable, task: asyncio.Future[T]) -> None:
         if task.done() and self._tasks.get(key) is task:

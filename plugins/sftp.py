@@ -119,7 +119,7 @@ class SFTPHost(StorageHost):
                     raise
         except UploadError as exc:
             if exc.transient:  # the connection broke: the next attempt makes a new one
-                self._client.forget("sftp")
+                self._client.forget("sftp", sftp)
             raise
         return self.stored(item, path, self.public_url(path, context, self.default_url(remote)), remote=remote)
 

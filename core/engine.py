@@ -164,7 +164,7 @@ class Batch:
         self.destination = self.host.destination
         self._window = max(64, self.jobs * 8)
         self._pending: dict[int, UploadResult | None] = {}
-        self._in_flight: dict[str, asyncio.Future[UploadResult]] = {}  # by _dedupe_key
+        self._in_flight: dict[str, asyncio.Future[UploadResult]] = {}
         self._next_index = 0
         self._stopping = False
         self._recorded: list[int] = []  # ledger ids of this run's uploads, withdrawn if the host's finish fails
@@ -335,39 +335,37 @@ class Batch:
     async def _upload_once(self, item: UploadItem) -> UploadResult:
         """Send a file unless the same content is already on its way in this run: then wait for that
         upload and reuse its URL (the ledger covers uploads that have finished)."""
-        key = self._dedupe_key(item)
-        earlier = None if self.force else self._in_flight.get(key)
+        earlier = None if self.force else self._in_flight.get(item.sha256)
         if earlier is not None:
             first = await asyncio.shield(earlier)
-            if first.ok:
+            if first.ok and self._same_destination(first, item):
                 return dataclasses.replace(
                     first, path=printable(item.source), index=item.index, reused=True, extra=dict(first.extra)
                 )
         future: asyncio.Future[UploadResult] = asyncio.get_running_loop().create_future()
-        self._in_flight.setdefault(key, future)
+        self._in_flight.setdefault(item.sha256, future)
         result = None
         try:
             result = await self._upload(item)
             return result
         finally:
             future.set_result(result or self._failure(item.index, item.source, "not sent", item=item))
-            if self._in_flight.get(key) is future:
-                del self._in_flight[key]
+            if self._in_flight.get(item.sha256) is future:
+                del self._in_flight[item.sha256]
 
-    def _dedupe_key(self, item: UploadItem) -> str:
-        """What makes two files of a batch one upload: the content, as for the ledger. Without a ledger,
-        a storage host's destination path too, so identical files under their own names ({name}{ext})
-        are each stored rather than all given the URL of whichever finished first."""
-        if self.ledger is not None:
-            return item.sha256
+    def _same_destination(self, first: UploadResult, item: UploadItem) -> bool:
+        """Whether ``item``, with the content of ``first``, may take its URL. With the ledger, yes (it
+        reuses uploads by content too). Without it, only where a storage host would store it at the same
+        path: identical files under their own names ({name}{ext}) are each stored, rather than all given
+        the URL of whichever finished first."""
         from .storage import StorageHost
 
-        if not isinstance(self.host, StorageHost):
-            return item.sha256
+        if self.ledger is not None or not isinstance(self.host, StorageHost):
+            return True
         try:
-            return f"{item.sha256}:{self.host.place(item)[0]}"
+            return isinstance(first.answer, dict) and first.answer.get("path") == self.host.place(item)[0]
         except UploadError:
-            return item.sha256  # the upload itself reports the bad path
+            return False  # its own upload reports the bad path
 
     async def _upload(self, item: UploadItem) -> UploadResult:
         try:

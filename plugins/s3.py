@@ -67,11 +67,11 @@ class S3Host(StorageHost):
         if settings.part_size < MIN_PART:
             raise ConfigError(f"{where}: field 'part_size' must be at least {MIN_PART} (5 MiB)")
         if "$" not in settings.endpoint:  # a ${VAR} is checked once expanded, by prepared()
-            _check_endpoint(settings.endpoint, where)
+            _check_endpoint(settings, where)
 
     def prepared(self) -> S3Host:
         host = super().prepared()
-        _check_endpoint(host.settings.endpoint, f"{host.source}: host '{host.name}'")
+        _check_endpoint(host.settings, f"{host.source}: host '{host.name}'")
         return host
 
     # -- addresses ------------------------------------------------------------------------------------
@@ -90,12 +90,7 @@ class S3Host(StorageHost):
     def path_style(self) -> bool:
         if self.settings.path_style is not None:
             return self.settings.path_style
-        host = urlsplit(self.endpoint).hostname or ""
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            return "." not in host
-        return True
+        return _needs_path_style(self.endpoint)
 
     def object_url(self, key: str) -> str:
         """The object's address (the key percent-encoded once, as SigV4 for S3 expects)."""
@@ -242,8 +237,10 @@ def _xml_field(body: bytes, name: str) -> str:
     return ""
 
 
-def _check_endpoint(endpoint: str, where: str) -> None:
-    """An endpoint is an http(s) URL with a host (an empty one means AWS)."""
+def _check_endpoint(settings: S3Settings, where: str) -> None:
+    """An endpoint is an http(s) URL with a host (an empty one means AWS); virtual-host style needs a
+    name under which bucket.<host> can exist."""
+    endpoint = settings.endpoint
     if not endpoint:
         return
     parts = urlsplit(endpoint)
@@ -252,6 +249,25 @@ def _check_endpoint(endpoint: str, where: str) -> None:
             f"{where}: field 'endpoint' must be a URL starting with https:// or http:// "
             f"(like http://127.0.0.1:9000), not {endpoint!r}"
         )
+    if settings.path_style is False and _is_ip_address(parts.hostname):
+        raise ConfigError(
+            f"{where}: path_style = false needs a host name, and {parts.hostname} is an IP address "
+            f"(<bucket>.{parts.hostname} cannot exist); remove path_style, or set it to true"
+        )
+
+
+def _needs_path_style(endpoint: str) -> bool:
+    """An IP address or a one-label name (localhost, minio): no <bucket>.<host> resolves."""
+    host = urlsplit(endpoint).hostname or ""
+    return _is_ip_address(host) or "." not in host
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 # What an S3 error code means for the user, and what to do; {access_key_id} and {secret_access_key}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from picbeam import Host, UploadItem, UploadResult, hookimpl
 from picbeam.answers import snippet
@@ -98,10 +98,10 @@ class WebDAVHost(StorageHost):
 
     @property
     def destination(self) -> str:
-        # Percent-encoded as a URL must be (a space or a non-ASCII letter in a folder name), once.
-        from yarl import URL
-
-        return str(URL(self.settings.endpoint.rstrip("/")))
+        # A space or a non-ASCII letter in a folder name percent-encoded, as a URL must be; what is
+        # already encoded (%20) and the rest of the address stay as written.
+        parts = urlsplit(self.settings.endpoint.rstrip("/"))
+        return urlunsplit(parts._replace(path=quote(parts.path, safe="/%:@!$&'()*+,;=~")))
 
     def address(self, path: str) -> str:
         return f"{self.destination}/{quote(path)}"

@@ -88,6 +88,14 @@ def test_an_endpoint_without_a_scheme_is_one_config_line(hosts_dir, images):
     ]
 
 
+def test_virtual_host_style_on_an_ip_address_is_refused_at_load(hosts_dir, images):
+    [path] = images(1)
+    write_host(hosts_dir, "vh", extends="s3", endpoint="http://127.0.0.1:9000", bucket="b", path_style=False)
+    done = run_picbeam("upload", path, "--host", "vh", env={"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"})
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "127.0.0.1 is an IP address" in done.stderr
+
+
 async def call(method, *args):
     async with aiohttp.ClientSession() as session:
         return await method(*args, session)

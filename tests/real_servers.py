@@ -117,6 +117,16 @@ def give_to(path: Path, user: str) -> None:
         shutil.chown(below, user, user)
 
 
+def web_folders(folder: Path, *names: str) -> list[Path]:
+    """New folders under ``folder`` that the web server's user owns (it writes files, locks, logs there)."""
+    made = []
+    for name in names:
+        (folder / name).mkdir()
+        give_to(folder / name, WEB_USER)
+        made.append(folder / name)
+    return made
+
+
 # -- OpenSSH ---------------------------------------------------------------------------------------------
 @dataclass
 class SSHD:
@@ -231,11 +241,7 @@ def apache(auth: str = "digest", public_read: bool = True, nonce_seconds: int = 
     need("apache2", "htpasswd")
     need_root("apache2")
     with server_folder("apache") as folder:
-        served = folder / "dav"
-        served.mkdir()
-        (folder / "lock").mkdir()
-        give_to(served, WEB_USER)
-        give_to(folder / "lock", WEB_USER)
+        served, lock = web_folders(folder, "dav", "lock")
         port = free_port()
         users = folder / "users"
         modules = "/usr/lib/apache2/modules"
@@ -272,7 +278,7 @@ def apache(auth: str = "digest", public_read: bool = True, nonce_seconds: int = 
         config.write_text(
             f"{load}\nServerRoot {folder}\nServerName 127.0.0.1\nListen 127.0.0.1:{port}\n"
             f"PidFile {folder}/httpd.pid\nDefaultRuntimeDir {folder}\nErrorLog {folder}/error.log\n"
-            f"User {WEB_USER}\nGroup {WEB_USER}\nDavLockDB {folder}/lock/davlock\nLogLevel warn\n"
+            f"User {WEB_USER}\nGroup {WEB_USER}\nDavLockDB {lock}/davlock\nLogLevel warn\n"
             f'CustomLog {folder}/access.log "%m %U %>s"\n'
             f"Alias /dav {served}\n<Directory {served}>\nDav On\n{auth_lines}{require}\n</Directory>\n"
         )
@@ -291,14 +297,9 @@ def nginx() -> Iterator[DAV]:
     need("nginx", "htpasswd", "/usr/lib/nginx/modules/ngx_http_dav_ext_module.so")
     need_root("nginx")
     with server_folder("nginx") as folder:
-        served = folder / "dav"
-        served.mkdir()
-        (folder / "tmp").mkdir()
-        give_to(served, WEB_USER)
-        give_to(folder / "tmp", WEB_USER)
+        served, temp = web_folders(folder, "dav", "tmp")
         port = free_port()
         (folder / "users").write_text(_basic_line(DAV_USER, DAV_PASSWORD))
-        temp = folder / "tmp"
         config = folder / "nginx.conf"
         config.write_text(
             "load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;\n"
@@ -326,11 +327,7 @@ def lighttpd(auth: str = "basic") -> Iterator[DAV]:
     need("lighttpd", "/usr/lib/lighttpd/mod_webdav.so")
     need_root("lighttpd")
     with server_folder("lighttpd") as folder:
-        served = folder / "dav"
-        served.mkdir()
-        (folder / "log").mkdir()
-        give_to(served, WEB_USER)
-        give_to(folder / "log", WEB_USER)
+        served, logs = web_folders(folder, "dav", "log")
         port = free_port()
         users = folder / "users"
         if auth == "digest":
@@ -344,12 +341,12 @@ def lighttpd(auth: str = "basic") -> Iterator[DAV]:
             'server.modules = ("mod_auth", "mod_authn_file", "mod_webdav")\n'
             f'server.document-root = "{folder}"\nserver.bind = "127.0.0.1"\nserver.port = {port}\n'
             f'server.username = "{WEB_USER}"\nserver.groupname = "{WEB_USER}"\n'
-            f'server.errorlog = "{folder}/log/error.log"\nserver.pid-file = "{folder}/lighttpd.pid"\n'
+            f'server.errorlog = "{logs}/error.log"\nserver.pid-file = "{folder}/lighttpd.pid"\n'
             'include_shell "/usr/share/lighttpd/create-mime.conf.pl"\n'
             f'{backend}$HTTP["url"] =~ "^/dav($|/)" {{\nwebdav.activate = "enable"\n'
             f'auth.require = ("" => ("method" => "{auth}", "realm" => "{REALM}", "require" => "valid-user"))\n}}\n'
         )
-        log = folder / "log" / "error.log"
+        log = logs / "error.log"
         process = subprocess.Popen(
             ["lighttpd", "-D", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

@@ -271,6 +271,21 @@ def shows_masked(host: str, field: str, value: str) -> bool:
     return value not in shown and f'{field} = "***"' in shown
 
 
+def sftp_host(hosts_dir: Path, server: Any, name: str = "box", **fields: Any) -> None:
+    """A hosts.d file for an SFTP server (asyncssh's or OpenSSH's) that trusts its host key."""
+    from picbeam.testing import write_host
+
+    fields = {
+        "extends": "sftp",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "username": server.username,
+        "known_hosts": str(server.known_hosts),
+        **fields,
+    }
+    write_host(hosts_dir, name, **fields)
+
+
 def prepared(name: str) -> Any:
     """A configured host, ready for a run (for calling ``delete`` directly)."""
     from picbeam.config import Config

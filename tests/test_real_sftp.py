@@ -8,8 +8,9 @@ import time
 from urllib.parse import quote
 
 import pytest
-from picbeam.testing import run_picbeam, write_host
+from picbeam.testing import run_picbeam
 from real_servers import sshd, started
+from storage_servers import sftp_host
 
 BIG = 64 * 1024 * 1024
 
@@ -20,16 +21,7 @@ def server():
 
 
 def box(hosts_dir, server, name="box", **fields):
-    fields = {
-        "extends": "sftp",
-        "host": "127.0.0.1",
-        "port": server.port,
-        "username": server.username,
-        "known_hosts": str(server.known_hosts),
-        "key_file": str(server.plain_key_file),
-        **fields,
-    }
-    write_host(hosts_dir, name, **fields)
+    sftp_host(hosts_dir, server, name, **{"key_file": str(server.plain_key_file), **fields})
 
 
 def big_file(tmp_path):

@@ -8,20 +8,8 @@ import time
 import aiohttp
 import asyncssh
 import picbeam
-from picbeam.testing import run_picbeam, write_host
-from storage_servers import failure_line, prepared, shows_masked, upload_batch
-
-
-def sftp_host(hosts_dir, server, name="box", **fields):
-    fields = {
-        "extends": "sftp",
-        "host": "127.0.0.1",
-        "port": server.port,
-        "username": server.username,
-        "known_hosts": str(server.known_hosts),
-        **fields,
-    }
-    write_host(hosts_dir, name, **fields)
+from picbeam.testing import run_picbeam
+from storage_servers import failure_line, prepared, sftp_host, shows_masked, upload_batch
 
 
 def test_batch_of_100_with_a_key_arrives_byte_identical(sftp_server, hosts_dir, images):

@@ -8,9 +8,9 @@ from urllib.parse import quote
 import aiohttp
 import picbeam
 import pytest
-from picbeam.errors import AlreadyGone
+from picbeam.errors import AlreadyGone, ConfigError
 from picbeam.samples import png
-from picbeam.testing import run_picbeam, write_host
+from picbeam.testing import write_host
 from real_servers import rclone_s3, started
 from storage_servers import failure_line, prepared
 
@@ -74,26 +74,25 @@ def test_a_wrong_secret_names_the_variable_the_host_file_uses(server, hosts_dir,
     assert "AWS_SECRET_ACCESS_KEY" not in line
 
 
-def test_an_endpoint_without_a_scheme_is_one_config_line(hosts_dir, images):
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"endpoint": "127.0.0.1:9000"},
+            "field 'endpoint' must be a URL starting with https:// or http:// (like http://127.0.0.1:9000), "
+            "not '127.0.0.1:9000'",
+        ),
+        ({"endpoint": "http://127.0.0.1:9000", "path_style": False}, "127.0.0.1 is an IP address"),
+    ],
+)
+def test_a_bad_endpoint_is_one_config_line_when_the_host_loads(hosts_dir, images, fields, expected):
     [path] = images(1)
-    write_host(hosts_dir, "noscheme", extends="s3", endpoint="127.0.0.1:9000", bucket="b")
-    done = run_picbeam(
-        "upload", path, "--host", "noscheme", env={"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
-    )
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.splitlines() == [
-        "picbeam: error: "
-        f"{hosts_dir / 'noscheme.toml'}: host 'noscheme': field 'endpoint' must be a URL starting with https:// or "
-        "http:// (like http://127.0.0.1:9000), not '127.0.0.1:9000'"
-    ]
-
-
-def test_virtual_host_style_on_an_ip_address_is_refused_at_load(hosts_dir, images):
-    [path] = images(1)
-    write_host(hosts_dir, "vh", extends="s3", endpoint="http://127.0.0.1:9000", bucket="b", path_style=False)
-    done = run_picbeam("upload", path, "--host", "vh", env={"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"})
-    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
-    assert "127.0.0.1 is an IP address" in done.stderr
+    write_host(hosts_dir, "bad", extends="s3", bucket="b", **fields)
+    with pytest.raises(ConfigError) as caught:
+        picbeam.upload([path], host="bad")
+    message = str(caught.value)
+    assert message.startswith(f"{hosts_dir / 'bad.toml'}: host 'bad': ") and expected in message, message
+    assert "\n" not in message
 
 
 async def call(method, *args):

@@ -7,10 +7,11 @@ import sys
 import time
 from urllib.parse import quote
 
+import picbeam
 import pytest
 from picbeam.testing import run_picbeam
 from real_servers import sshd, started
-from storage_servers import sftp_host
+from storage_servers import failure_line, sftp_host
 
 BIG = 64 * 1024 * 1024
 
@@ -71,49 +72,44 @@ def test_a_dropped_connection_without_retries_blames_the_connection_not_the_file
     assert not (folder / "photo.bin").exists()  # never a truncated file under the final name
 
 
-def test_an_encrypted_openssh_key_works_and_a_wrong_passphrase_is_one_config_line(server, hosts_dir, images):
+def test_an_encrypted_openssh_key_works_and_a_wrong_passphrase_is_one_config_line(
+    server, hosts_dir, images, monkeypatch
+):
     [path] = images(1)
     box(hosts_dir, server, key_file=str(server.key_file), passphrase="${KEY_PASS}", path="enc/{name}{ext}")
-    done = run_picbeam("upload", path, "--host", "box", env={"KEY_PASS": server.passphrase})
-    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("KEY_PASS", server.passphrase)
+    [result] = picbeam.upload([path], host="box", ledger=False)
+    assert result.ok, result.error
     assert (server.home / "enc" / "img0000.png").read_bytes() == path.read_bytes()
-    done = run_picbeam("upload", path, "--host", "box", "--force", env={"KEY_PASS": "not-the-passphrase"})
+    done = run_picbeam("upload", path, "--host", "box", env={"KEY_PASS": "not-the-passphrase"})
     assert done.returncode == 2, done.stderr
     [line] = done.stderr.splitlines()
-    assert "passphrase" in line and str(server.key_file) in line and "internal error" not in line, line
+    assert "wrong passphrase" in line and str(server.key_file) in line and "field 'passphrase' (KEY_PASS)" in line
     assert "not-the-passphrase" not in done.stderr
 
 
-def test_home_relative_root_nested_folders_odd_names_password_and_delete_twice(server, hosts_dir, tmp_path):
-    box(
-        hosts_dir,
-        server,
-        key_file="",
-        password="${SSH_PASSWORD}",
-        root="~/public_html",
-        path="a b/ü/{name}{ext}",
-    )
-    env = {"SSH_PASSWORD": server.password}
-    image = tmp_path / "été photo.png"
+def test_home_relative_root_nested_folders_odd_names_password_and_delete_twice(
+    server, hosts_dir, tmp_path, monkeypatch
+):
     from picbeam.samples import png
 
+    box(hosts_dir, server, key_file="", password="${SSH_PASSWORD}", root="~/public_html", path="a b/ü/{name}{ext}")
+    monkeypatch.setenv("SSH_PASSWORD", server.password)
+    image = tmp_path / "été photo.png"
     image.write_bytes(png(4, 4, seed=7))
-    done = run_picbeam("upload", image, "--host", "box", "--no-ledger", env=env)
-    assert done.returncode == 0, done.stderr
+    [result] = picbeam.upload([image], host="box")
+    assert result.ok, result.error
     [stored] = (server.home / "public_html" / "a b" / "ü").iterdir()
     assert stored.read_bytes() == image.read_bytes()
     assert not (server.home / "~").exists()
-    [url] = done.lines
     expected = f"sftp://{server.username}@127.0.0.1:{server.port}/~/public_html/{quote('a b/ü/' + stored.name)}"
-    assert url == expected
+    assert result.url == expected
 
-    done = run_picbeam("upload", image, "--host", "box", "--force", env=env)
-    assert done.returncode == 0, done.stderr
     stored.unlink()  # gone already: deleting it is done, with a note
-    gone = run_picbeam("delete", "--last", "1", env=env)
+    gone = run_picbeam("delete", result.url)
     assert gone.returncode == 0, gone.stderr
-    assert "already gone" in gone.stderr and len(gone.stderr.splitlines()) == 1, gone.stderr
-    assert "(deleted)" in run_picbeam("history").stdout
+    assert gone.lines == [f"deleted {result.url}"]
+    assert "already gone, marked deleted" in gone.stderr and len(gone.stderr.splitlines()) == 1, gone.stderr
 
 
 def test_a_root_that_is_a_file_and_a_folder_without_permission_get_the_right_hint(server, hosts_dir, images):
@@ -122,11 +118,8 @@ def test_a_root_that_is_a_file_and_a_folder_without_permission_get_the_right_hin
     box(hosts_dir, server, name="isfile", root="afile", path="{name}{ext}")
     box(hosts_dir, server, name="denied", root="/root/picbeam-denied", path="{name}{ext}")
     box(hosts_dir, server, name="absent", root="/nonexistent-picbeam/x", path="{name}{ext}")
-    lines = {}
-    for name in ("isfile", "denied", "absent"):
-        done = run_picbeam("upload", path, "--host", name, "--retries", "0")
-        assert done.returncode == 1, done.stderr
-        [lines[name]] = done.stderr.splitlines()
-    assert "is a file" in lines["isfile"] and "disk full" not in lines["isfile"], lines
+    lines = {name: failure_line(path, name, ()) for name in ("isfile", "denied", "absent")}
+    assert "afile on 127.0.0.1" in lines["isfile"] and "is a file, not a folder" in lines["isfile"], lines
+    assert "disk full" not in lines["isfile"], lines
     assert "permission denied" in lines["denied"] and "no such" not in lines["denied"], lines
-    assert "permission denied" in lines["absent"] or "no such" in lines["absent"], lines
+    assert "permission denied writing /nonexistent-picbeam;" in lines["absent"], lines

@@ -140,10 +140,11 @@ def _sftp_server_classes(root: Path) -> tuple[type, type]:
             return True
 
         def validate_password(self, username: str, password: str) -> bool:
-            return username in ("bob", "viewer", "full") and password == SFTPServer.password
+            return username in ("bob", "viewer", "full", "halfway") and password == SFTPServer.password
 
     class Files(asyncssh.SFTPServer):
-        """A chrooted SFTP server; the user "viewer" may only read, and "full" finds the disk full."""
+        """A chrooted SFTP server; the user "viewer" may only read, "full" finds the disk full, and
+        "halfway" fills it while writing (after the first megabyte)."""
 
         def __init__(self, chan: Any) -> None:
             super().__init__(chan, chroot=str(root).encode())
@@ -153,6 +154,13 @@ def _sftp_server_classes(root: Path) -> tuple[type, type]:
             if pflags & asyncssh.FXF_WRITE:
                 self._refuse()
             return super().open(path, pflags, attrs)
+
+        def write(self, file_obj: object, offset: int, data: bytes) -> int:
+            room = 1024 * 1024 - offset
+            if self.user == "halfway" and len(data) > room:
+                super().write(file_obj, offset, data[: max(room, 0)])  # a partial file is left
+                raise asyncssh.SFTPFailure("No space left on device")
+            return super().write(file_obj, offset, data)
 
         def mkdir(self, path: bytes, attrs: Any) -> None:
             self._refuse()

@@ -83,3 +83,13 @@ def test_picbeam_delete_removes_the_file_and_the_ledger_records_it(sftp_server, 
     assert gone.returncode == 0 and gone.stderr == "", gone.stderr
     assert not stored.exists()
     assert "(deleted)" in run_picbeam("history").stdout
+
+
+def test_a_write_that_fails_midway_leaves_no_partial_file(sftp_server, hosts_dir, tmp_path):
+    """The connection still works, so the partial file is removed; the final name was never written."""
+    sftp_host(hosts_dir, sftp_server, username="halfway", password=sftp_server.password, path="half/{name}{ext}")
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * 12 * 1024)  # 3 MiB
+    [result] = picbeam.upload([big], host="box", retries=0, ledger=False)
+    assert result.error and "No space left on device" in result.error, result
+    assert list((sftp_server.root / "half").iterdir()) == []

@@ -25,23 +25,24 @@ def box(hosts_dir, server, name="box", **fields):
     sftp_host(hosts_dir, server, name, **{"key_file": str(server.plain_key_file), **fields})
 
 
-def big_file(tmp_path):
-    path = tmp_path / "photo.bin"
-    path.write_bytes(bytes(range(256)) * (BIG // 256))
+def big_file(tmp_path, name="photo.bin", size=BIG):
+    path = tmp_path / name
+    path.write_bytes(name.encode()[:1] * size)
     return path
 
 
-def upload_and_drop(server, folder, path, *args):
-    """Run an upload of ``path`` and drop the SSH connection once part of it has arrived in ``folder``."""
+def upload_and_drop(server, folder, paths, *args):
+    """Run an upload of ``paths`` and drop every SSH connection once part of a file has arrived in
+    ``folder``."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "picbeam", "upload", str(path), "--host", "box", *args],
+        [sys.executable, "-m", "picbeam", "upload", *map(str, paths), "--host", "box", "--no-ledger", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     dropped = False
     while process.poll() is None and not dropped:
-        arrived = [p for p in folder.glob("*") if p.is_file() and p.stat().st_size > 4 * 1024 * 1024]
+        arrived = [p for p in folder.glob("*") if p.is_file() and p.stat().st_size > 2 * 1024 * 1024]
         if arrived:
             dropped = bool(server.drop_connections())
         time.sleep(0.005)
@@ -50,22 +51,24 @@ def upload_and_drop(server, folder, path, *args):
     return process.returncode, stdout, stderr
 
 
-def test_a_dropped_connection_is_retried_on_a_new_one_and_no_partial_stays(server, hosts_dir, tmp_path):
+def test_dropped_connections_are_retried_on_a_new_one_and_no_partial_stays(server, hosts_dir, tmp_path):
+    """Four uploads on one connection, which is killed: each is sent again on one new connection."""
     folder = server.home / "drop"
     box(hosts_dir, server, root="drop", path="{name}{ext}")
-    path = big_file(tmp_path)
-    code, _, stderr = upload_and_drop(server, folder, path, "--retries", "2")
+    paths = [big_file(tmp_path, f"{n}.bin", 16 * 1024 * 1024) for n in "abcd"]
+    code, _, stderr = upload_and_drop(server, folder, paths, "--retries", "2", "-j", "4")
     assert code == 0, stderr
     assert stderr.count("\n") <= 1 and "socket.send" not in stderr and "Traceback" not in stderr, stderr
-    assert (folder / "photo.bin").read_bytes() == path.read_bytes()
-    assert sorted(p.name for p in folder.iterdir()) == ["photo.bin"]  # the retry wrote the same partial
+    for path in paths:
+        assert (folder / path.name).read_bytes() == path.read_bytes()
+    assert sorted(p.name for p in folder.iterdir()) == ["a.bin", "b.bin", "c.bin", "d.bin"]  # no partial
 
 
 def test_a_dropped_connection_without_retries_blames_the_connection_not_the_file(server, hosts_dir, tmp_path):
     folder = server.home / "drop-once"
     box(hosts_dir, server, root="drop-once", path="{name}{ext}")
     path = big_file(tmp_path)
-    code, _, stderr = upload_and_drop(server, folder, path, "--retries", "0")
+    code, _, stderr = upload_and_drop(server, folder, [path], "--retries", "0")
     assert code == 1
     [line] = stderr.splitlines()
     assert "connection" in line and "cannot read" not in line and str(path) in line, line

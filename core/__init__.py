@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .engine import upload, upload_async
-    from .errors import ConfigError, PicbeamError, PluginError, UploadError
+    from .errors import AlreadyGone, ConfigError, PicbeamError, PluginError, UploadError
     from .hookspecs import hookimpl
     from .hosts import BrokenHost, Host, HostDraft, SpecHost
     from .items import UploadItem, UploadResult
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 # Public name -> the module that defines it.
 _PUBLIC = {
+    "AlreadyGone": "errors",
     "BrokenHost": "hosts",
     "ConfigError": "errors",
     "Host": "hosts",
@@ -37,6 +38,7 @@ _PUBLIC = {
     "upload_async": "engine",
 }
 __all__ = [
+    "AlreadyGone",
     "BrokenHost",
     "ConfigError",
     "Host",

@@ -22,9 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from picbeam import ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
+from picbeam import AlreadyGone, ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
 from picbeam.answers import retry_after
-from picbeam.errors import AlreadyGone
 from picbeam.hosts import request_timeout
 from picbeam.storage import RunOnce, StorageHost, StorageSettings, required, secret
 from picbeam.templates import render_url

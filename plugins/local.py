@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from picbeam import Host, UploadError, UploadItem, UploadResult, hookimpl
+from picbeam import AlreadyGone, Host, UploadError, UploadItem, UploadResult, hookimpl
 from picbeam.config import data_dir
-from picbeam.errors import AlreadyGone
 from picbeam.storage import StorageHost, StorageSettings
 
 

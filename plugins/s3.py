@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import quote, urlsplit
 
-from picbeam import ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
+from picbeam import AlreadyGone, ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
 from picbeam.answers import retry_after, snippet, xml_to_data
-from picbeam.errors import AlreadyGone
 from picbeam.hosts import request_timeout
 from picbeam.storage import StorageHost, StorageSettings, missing_extra, required, secret, status_error
 

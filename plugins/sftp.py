@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from picbeam import ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
-from picbeam.errors import AlreadyGone
+from picbeam import AlreadyGone, ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
 from picbeam.storage import RunOnce, StorageHost, StorageSettings, missing_extra, required, secret
 
 NO_CHECK = "none"

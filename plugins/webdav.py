@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from picbeam import Host, UploadItem, UploadResult, hookimpl
+from picbeam import AlreadyGone, Host, UploadItem, UploadResult, hookimpl
 from picbeam.answers import snippet
-from picbeam.errors import AlreadyGone
 from picbeam.hosts import request_timeout
 from picbeam.storage import RunOnce, StorageHost, StorageSettings, required, secret, status_error
 

@@ -129,7 +129,7 @@ class StorageHost(Host):
 
     def field_name(self, name: str) -> str:
         """How a hint names field ``name``: with the environment variables its value comes from, as this
-        host's file wrote it (``secret_access_key (R2_SECRET)``)."""
+        host's file wrote it (``field 'secret_access_key' (R2_SECRET)``)."""
         variables = [m.group(1) for m in ENV_REFERENCE.finditer(str(getattr(self.written, name, "")))]
         return f"field '{name}'" + (f" ({', '.join(variables)})" if variables else "")
 

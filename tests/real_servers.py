@@ -1,5 +1,6 @@
 """Real server software on 127.0.0.1 for the storage hosts: OpenSSH sshd (SFTP), Apache mod_dav, nginx
-dav/dav_ext, lighttpd mod_webdav and rclone's S3 server (which checks SigV4 signatures).
+dav/dav_ext, lighttpd mod_webdav, rclone's WebDAV server and its S3 server (which checks SigV4
+signatures).
 
 Each launcher starts its own instance with its own config file, a free port and folders under a new
 temporary folder, and stops it by its PID; the system's services are never touched. They are context
@@ -358,6 +359,36 @@ def lighttpd(auth: str = "basic") -> Iterator[DAV]:
             process.wait(10)
 
 
+@contextlib.contextmanager
+def rclone_webdav() -> Iterator[DAV]:
+    """rclone's WebDAV server with Basic authentication."""
+    need("rclone")
+    with server_folder("rclone-dav") as folder:
+        (folder / "dav").mkdir()
+        login = ("--user", DAV_USER, "--pass", DAV_PASSWORD)
+        with _rclone(folder, "webdav", *login, str(folder / "dav")) as (port, pid):
+            yield DAV(f"http://127.0.0.1:{port}", folder / "dav", DAV_USER, DAV_PASSWORD, "basic", pid)
+
+
+@contextlib.contextmanager
+def _rclone(folder: Path, kind: str, *args: str) -> Iterator[tuple[int, int]]:
+    """``rclone serve KIND ARGS`` on a free port: the port and its PID."""
+    port = free_port()
+    log = folder / "rclone.log"
+    command = [shutil.which("rclone") or "rclone", "serve", kind, "--addr", f"127.0.0.1:{port}"]
+    process = subprocess.Popen(
+        [*command, "--config", os.devnull, "--log-file", str(log), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process, log)
+        yield port, process.pid
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 # -- S3 --------------------------------------------------------------------------------------------------
 @dataclass
 class S3:
@@ -379,33 +410,9 @@ def rclone_s3(bucket: str = "pics") -> Iterator[S3]:
     need("rclone")
     with server_folder("rclone") as folder:
         (folder / "data" / bucket).mkdir(parents=True)
-        port = free_port()
         key, secret = "PICBEAMTESTKEY", secrets.token_urlsafe(24)
-        log = folder / "rclone.log"
-        process = subprocess.Popen(
-            [
-                shutil.which("rclone") or "rclone",
-                "serve",
-                "s3",
-                "--addr",
-                f"127.0.0.1:{port}",
-                "--auth-key",
-                f"{key},{secret}",
-                "--config",
-                os.devnull,
-                "--log-file",
-                str(log),
-                str(folder / "data"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_port(port, process, log)
-            yield S3(f"http://127.0.0.1:{port}", bucket, folder / "data" / bucket, key, secret, process.pid)
-        finally:
-            process.terminate()
-            process.wait(10)
+        with _rclone(folder, "s3", "--auth-key", f"{key},{secret}", str(folder / "data")) as (port, pid):
+            yield S3(f"http://127.0.0.1:{port}", bucket, folder / "data" / bucket, key, secret, pid)
 
 
 def started(launcher: object, *args: object) -> Iterator[object]:

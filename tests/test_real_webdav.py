@@ -1,5 +1,5 @@
-"""The webdav host against Apache mod_dav (Digest, public read), nginx dav + dav_ext (Basic) and lighttpd
-mod_webdav (Digest), each its own instance (see tests/real_servers.py)."""
+"""The webdav host against Apache mod_dav (Digest, public read), nginx dav + dav_ext (Basic), lighttpd
+mod_webdav (Digest) and rclone serve webdav (Basic), each its own instance (see tests/real_servers.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import pytest
 from picbeam.errors import AlreadyGone
 from picbeam.samples import png
 from picbeam.testing import run_picbeam, write_host
-from real_servers import WEB_USER, apache, lighttpd, nginx, started
+from real_servers import WEB_USER, apache, lighttpd, nginx, rclone_webdav, started
 from storage_servers import failure_line, prepared
 
 SERVERS = {
     "apache-digest-public-read": (apache, "digest", True),
     "nginx-basic": (nginx,),
     "lighttpd-digest": (lighttpd, "digest"),
+    "rclone-basic": (rclone_webdav,),
 }
 
 

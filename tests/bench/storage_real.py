@@ -4,7 +4,7 @@
     python tests/bench/storage_real.py --files 40  # a quicker run
 
 Each server is its own instance on 127.0.0.1 (tests/real_servers.py: OpenSSH sshd, Apache mod_dav,
-nginx dav, lighttpd mod_webdav, rclone serve s3), started and stopped here. Per row: one file into new
+nginx dav, lighttpd mod_webdav, rclone serve webdav and serve s3), started and stopped here. Per row: one file into new
 nested folders, a big file, a delete, and a batch of small files (``-j 8``) through the ``picbeam``
 command, timed from the outside. Figures are reported, never asserted.
 """
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from picbeam.samples import png
 from picbeam.testing import write_host
-from real_servers import Missing, apache, lighttpd, nginx, rclone_s3, sshd
+from real_servers import Missing, apache, lighttpd, nginx, rclone_s3, rclone_webdav, sshd
 
 BIG = 64 * 1024 * 1024
 
@@ -60,6 +60,7 @@ SERVERS: list[tuple[str, str, Callable[[], Any], Callable[[Any], Iterator[Any]]]
     ("webdav", "nginx dav + dav_ext", nginx, dav_rows),
     ("webdav", "lighttpd mod_webdav", lambda: lighttpd("basic"), dav_rows),
     ("webdav", "lighttpd mod_webdav", lambda: lighttpd("digest"), dav_rows),
+    ("webdav", "rclone serve webdav", rclone_webdav, dav_rows),
     ("s3", "rclone serve s3", rclone_s3, s3_rows),
 ]
 

@@ -1,6 +1,7 @@
-"""Real storage servers on 127.0.0.1 for the storage hosts' tests, started and stopped by fixtures:
+"""Python storage servers on 127.0.0.1 for the storage hosts' tests, started and stopped by fixtures:
 moto's S3 server (request authentication on), wsgidav (WebDAV), an asyncssh SFTP server, and a
-GitHub API server (tests/github_server.py)."""
+GitHub API server (tests/github_server.py). The servers people run (OpenSSH, Apache, nginx, lighttpd,
+rclone) are launched by tests/real_servers.py."""
 
 from __future__ import annotations
 

@@ -89,6 +89,14 @@ class SFTPHost(StorageHost):
         return f"sftp://{quote(s.username) + '@' if s.username else ''}{s.host}:{s.port}/{quote(where)}"
 
     # -- configuration --------------------------------------------------------------------------------
+    def check(self, settings: SFTPSettings, where: str) -> None:
+        root = settings.root
+        if root.startswith("~") and root != "~" and not root.startswith("~/"):
+            raise ConfigError(
+                f"{where}: field 'root' may start with ~ only for your own login folder (~ or ~/...), "
+                f"not {root!r}; write another user's folder as an absolute path"
+            )
+
     def prepared(self) -> SFTPHost:
         host = super().prepared()
         if host.settings.key_file:

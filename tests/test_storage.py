@@ -73,6 +73,7 @@ def test_fields_are_typed_checked_and_required(hosts_dir, tmp_path, monkeypatch)
         ("webdav", ["path={nope}"], "field 'path': unknown placeholder '{nope}'"),
         ("webdav", [], "field 'endpoint' is required"),
         ("sftp", ["bogus=1"], "unknown field 'bogus'"),
+        ("sftp", ["root=~alice/www"], "field 'root' may start with ~ only for your own login folder"),
     ]
     for host, overrides, expected in cases:
         with pytest.raises(ConfigError) as caught:

@@ -7,6 +7,7 @@ while the window of unfinished files is full; results leave in input order as so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -180,15 +181,14 @@ class Batch:
         self._has_after = bool(self.plugins and self.plugins.manager.hook.after_upload.get_hookimpls())
 
     # -- the run ------------------------------------------------------------------------------------
-    async def run(self, discovery: Iterable[Found]) -> Summary:
+    async def run(self, discovery: Iterable[Found], session: aiohttp.ClientSession | None = None) -> Summary:
+        """Upload what ``discovery`` yields; ``session`` lets several batches (mirrors) share one."""
         started = time.monotonic()
         self._slots = asyncio.Semaphore(self._window)
         self._queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=self.jobs * 2)
         self._gate = HostGate(self.host, self.jobs)
-        connector = aiohttp.TCPConnector(limit=self.jobs * 2, limit_per_host=0)
-        async with aiohttp.ClientSession(
-            connector=connector, headers={"User-Agent": USER_AGENT}, **proxy_options(self.host.destination)
-        ) as self.session:
+        async with contextlib.AsyncExitStack() as owned:
+            self.session = session or await owned.enter_async_context(new_session(self.host.destination, self.jobs))
             # While `jobs` files upload (the HostGate admits no more), extra workers process the next files.
             extra = self.processing.workers if self.processing is not None and self.processing.active else 0
             workers = [asyncio.create_task(self._worker()) for _ in range(self.jobs + extra)]
@@ -522,6 +522,12 @@ def _stamina() -> Any:
     # picbeam reports retries in its own words; stamina's default hook would log every one to stderr.
     stamina.instrumentation.set_on_retry_hooks([])
     return stamina
+
+
+def new_session(destination: str, jobs: int) -> aiohttp.ClientSession:
+    """A run's session: ``jobs`` uploads in flight (and as many connections waiting), the proxy looked up once."""
+    connector = aiohttp.TCPConnector(limit=jobs * 2, limit_per_host=0)
+    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}, **proxy_options(destination))
 
 
 def proxy_options(destination: str) -> dict[str, Any]:

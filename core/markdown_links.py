@@ -21,6 +21,7 @@ from typing import Any
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd")
 HTML_SUFFIXES = (".html", ".htm")
 SKIPPED_FOLDERS = ("node_modules", "__pycache__")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".bmp", ".avif", ".heic", ".tif", ".tiff", ".ico")
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _TAG = re.compile(r"<(img|source)\b([^>]*)>", re.IGNORECASE)
@@ -204,6 +205,7 @@ def scan_markdown(text: str) -> list[Link]:
     env: dict[str, Any] = {}
     tokens = md.parse(_LINE_BREAK.sub("\n", source), env)
     images: set[str] = set()
+    labels: set[str] = set()
     regions: dict[tuple[int, int], bool] = {}  # inline lines -> whether they hold inline HTML
     links: list[Link] = []
     for token in tokens:
@@ -217,14 +219,15 @@ def scan_markdown(text: str) -> list[Link]:
     for (first, last), has_html in regions.items():
         start, end = span(first, last)
         masked = _mask_code_spans(text[start:end])
-        links += _inline_images(md, text, masked, start, images)
+        links += _inline_images(md, text, masked, start, images, labels)
         links += (
             Link(start + m.start(), start + m.end(), 0, m.group(1).strip(), "embed", label=m.group(3) or "")
             for m in _EMBED.finditer(masked)
+            if m.group(1).strip().lower().endswith(IMAGE_SUFFIXES)  # ![[Other note]] embeds a note
         )
         if has_html:
             links += _html_links(masked, 0, len(masked), offset=start, original=text)
-    links += _references(md, text, env.get("references", {}), images, span)
+    links += _references(md, text, env.get("references", {}), labels, span)
     return links
 
 
@@ -253,10 +256,15 @@ def _mask_code_spans(chunk: str) -> str:
     return "".join(out)
 
 
-def _inline_images(md: Any, text: str, masked: str, offset: int, images: set[str]) -> Iterator[Link]:
+def _inline_images(md: Any, text: str, masked: str, offset: int, images: set[str], labels: set[str]) -> Iterator[Link]:
+    """Inline images whose destination markdown-it saw; the labels of reference-style images go to
+    ``labels`` (``![alt][label]``, ``![label][]``, ``![label]``)."""
     for match in re.finditer(r"(?<!\\)!\[", masked):
         close = _closing_bracket(masked, match.end())
-        if close is None or close + 1 >= len(masked) or masked[close + 1] != "(":
+        if close is None:
+            continue
+        if close + 1 >= len(masked) or masked[close + 1] != "(":
+            labels.add(_label(masked, match.end(), close))
             continue
         found = _destination(masked, close + 2)
         if found is None:
@@ -266,6 +274,12 @@ def _inline_images(md: Any, text: str, masked: str, offset: int, images: set[str
         target = _unescape(written_url)
         if md.normalizeLink(target) in images:
             yield Link(offset + start, offset + end, 0, target, "image", angle=angle)
+
+
+def _label(masked: str, alt_start: int, close: int) -> str:
+    following = re.match(r"\[((?:[^\[\]\\]|\\.)*)\]", masked[close + 1 :])
+    label = following.group(1) if following and following.group(1).strip() else masked[alt_start:close]
+    return " ".join(label.split()).casefold()
 
 
 def _closing_bracket(chunk: str, position: int) -> int | None:
@@ -317,10 +331,10 @@ def _unescape(url: str) -> str:
     return html.unescape(_ESCAPABLE.sub(r"\1", url))
 
 
-def _references(md: Any, text: str, references: Mapping[str, Any], images: set[str], span: Any) -> Iterator[Link]:
+def _references(md: Any, text: str, references: Mapping[str, Any], labels: set[str], span: Any) -> Iterator[Link]:
     """Reference definitions (``[logo]: /img/logo.png``) that an image uses."""
-    for reference in references.values():
-        if reference.get("href") not in images or not reference.get("map"):
+    for name, reference in references.items():
+        if " ".join(name.split()).casefold() not in labels or not reference.get("map"):
             continue
         start, end = span(*reference["map"])
         match = _REFERENCE.search(text, start, end)

@@ -129,7 +129,8 @@ class LocalFiles:
         if path.startswith("/"):
             bases = [self.root] if self.root else [a / s for a in document.parents for s in STATIC_FOLDERS]
             return _first_file(base / path.lstrip("/") for base in bases)
-        found = _first_file([document.parent / path, document.with_suffix("") / path])
+        real = Path(os.path.realpath(document))  # a symbolic link to a post: its images may be by either
+        found = _first_file([document.parent / path, document.with_suffix("") / path, real.parent / path])
         if found is None and kind == "embed":
             found = self._by_name(Path(path).name)
         return found
@@ -225,7 +226,7 @@ def _rewrite(
     if dry_run:
         name = printable(document.path)
         lines = difflib.unified_diff(
-            document.text.splitlines(keepends=True), text.splitlines(keepends=True), f"a/{name}", f"b/{name}"
+            document.text.splitlines(keepends=True), text.splitlines(keepends=True), name, name
         )
         report.diffs.append("".join(line if line.endswith(("\n", "\r")) else line + "\n" for line in lines))
         return

@@ -20,6 +20,9 @@ LedgerOption = Annotated[
 JobsOption = Annotated[
     int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once (default: 4).")
 ]
+RetriesOption = Annotated[
+    int | None, typer.Option("--retries", min=0, max=20, help="Retries of transient failures (default: 3).")
+]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print a unified diff of the changes; change nothing.")]
 BackupOption = Annotated[bool, typer.Option("--backup", help="Keep each changed file's old content as NAME.orig.")]
 EncodingOption = Annotated[
@@ -64,6 +67,7 @@ def migrate(
     dry_run: DryRunOption = False,
     backup: BackupOption = False,
     jobs: JobsOption = None,
+    retries: RetriesOption = None,
     ledger: LedgerOption = None,
     encoding: EncodingOption = None,
     timeout: TimeoutOption = 60.0,
@@ -75,7 +79,7 @@ def migrate(
     from ..migrate import migrate as run
 
     options = MigrateOptions(root=root, remote=remote, from_domains=tuple(from_domain or ()), encoding=encoding)
-    with open_run(host, jobs, ledger, dry_run, hosts_dir) as batch:
+    with open_run(host, jobs, retries, ledger, dry_run, hosts_dir) as batch:
         report = asyncio.run(
             run(paths, batch, options, dry_run=dry_run, backup=backup, limit=max_download, timeout=timeout,
                 placeholder=_placeholder)
@@ -91,13 +95,21 @@ class open_run:  # a context manager, named like open()
     """The batch for a migrate or links --fix run: the host, the ledger, processing as configured."""
 
     def __init__(
-        self, host: str | None, jobs: int | None, ledger: Path | None, dry_run: bool, hosts_dir: list[Path] | None
+        self,
+        host: str | None,
+        jobs: int | None,
+        retries: int | None,
+        ledger: Path | None,
+        dry_run: bool,
+        hosts_dir: list[Path] | None,
     ) -> None:
         from ..engine import open_batch
 
         plugins, config, registry = open_hosts(hosts_dir)
         chosen = registry.select(host or config.default_host())
-        self.batch = open_batch(chosen, config, plugins=plugins, jobs=jobs, ledger=ledger or True, dry_run=dry_run)
+        self.batch = open_batch(
+            chosen, config, plugins=plugins, jobs=jobs, retries=retries, ledger=ledger or True, dry_run=dry_run
+        )
 
     def __enter__(self) -> Any:
         return self.batch

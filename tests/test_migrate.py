@@ -1,0 +1,139 @@
+"""picbeam migrate: a Hexo blog and an Obsidian vault moved to a new host, every other byte unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from blogs import SHARED_POSTS, OldHost, Post, hexo_blog, obsidian_vault
+from picbeam.testing import FakeHost, run_picbeam, write_host
+
+
+@pytest.fixture
+def old_host() -> Iterator[OldHost]:
+    with OldHost() as host:
+        yield host
+
+
+@pytest.fixture
+def new_host(hosts_dir: Path) -> Iterator[FakeHost]:
+    with FakeHost() as host:
+        write_host(hosts_dir, "new", endpoint=host.endpoint(), url_path="data.url")
+        yield host
+
+
+def new_url(host: FakeHost) -> bytes:
+    return re.escape(host.url.encode()) + rb"/files/\d+/[^\s\"'()<>,]+"
+
+
+def snapshot(root: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def assert_migrated(posts: list[Post], host: FakeHost, moved: bool = True) -> None:
+    for post in posts:
+        data = post.path.read_bytes()
+        assert post.expected(new_url(host), moved).fullmatch(data), f"{post.path.name}:\n{data.decode(post.encoding)}"
+
+
+def test_hexo_blog_moves_every_image_and_nothing_else(tmp_path: Path, old_host: OldHost, new_host: FakeHost) -> None:
+    blog = tmp_path / "blog"
+    posts, images = hexo_blog(blog, old_host)
+    before = snapshot(blog)
+
+    dry = run_picbeam("migrate", blog, "--host", "new", "--remote", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"+++ {posts[0].path}" in dry.stdout and "-Intro with ![logo](/images/logo.png" in dry.stdout
+    assert snapshot(blog) == before, "a dry run changed a file"
+    assert not new_host.requests, "a dry run uploaded"
+
+    old_host.served, old_host.serve_only = 0, 1  # the old host dies after one download
+    first = run_picbeam("migrate", blog, "--host", "new", "--remote")
+    assert first.returncode == 1, first.stderr
+    left = [line for line in first.stderr.splitlines() if "/files/" in line and "remote" in line]
+    assert len(left) == 1, first.stderr
+    where = re.match(r"picbeam: (.+):(\d+): (http://\S+): (.+)$", left[0])
+    assert where, left[0]
+    # file:line names the line that holds the URL
+    lines = Path(where[1]).read_bytes().decode("utf-8").splitlines()
+    assert where[3] in lines[int(where[2]) - 1]
+    assert_migrated(posts, new_host, moved=False)
+
+    old_host.serve_only = None  # back again: the re-run moves what was left
+    second = run_picbeam("migrate", blog, "--host", "new", "--remote")
+    assert second.returncode == 0, second.stderr
+    assert_migrated(posts, new_host)
+    # an image used by 52 files went up once; each distinct image once
+    accepted = new_host.accepted()
+    assert accepted[hashlib.sha256(images["shared"]).hexdigest()] == 1
+    moved = {name for name in images if name != "cover"}
+    assert {hashlib.sha256(images[name]).hexdigest() for name in moved} == set(accepted)
+    assert all(count == 1 for count in accepted.values())
+
+    after = snapshot(blog)
+    requests = len(new_host.requests)
+    again = run_picbeam("migrate", blog, "--host", "new", "--remote")
+    assert again.returncode == 0, again.stderr
+    assert snapshot(blog) == after and len(new_host.requests) == requests
+    assert "0 changed" in again.stderr
+    assert f"{len(posts)} files scanned" in second.stderr
+    assert not list(blog.rglob("*.picbeam-tmp")) and not list(blog.rglob("*.orig"))
+    assert len(posts) == 5 + SHARED_POSTS
+
+
+def test_obsidian_vault(tmp_path: Path, old_host: OldHost, new_host: FakeHost) -> None:
+    vault = tmp_path / "vault"
+    posts, _ = obsidian_vault(vault, old_host)
+    settings = (vault / ".obsidian" / "workspace.md").read_bytes()
+    result = run_picbeam("migrate", vault, "--host", "new", "--from-domain", "127.0.0.1", "--backup")
+    assert result.returncode == 0, result.stderr
+    assert_migrated(posts, new_host)
+    assert (vault / ".obsidian" / "workspace.md").read_bytes() == settings
+    daily = posts[0]
+    assert (daily.path.parent / (daily.path.name + ".orig")).read_bytes() == daily.original()
+    assert not (vault / "Other note.md.orig").exists(), "an unchanged file got a backup"
+
+
+def test_local_only_by_default_and_failures_are_reported(tmp_path: Path, old_host: OldHost, new_host: FakeHost) -> None:
+    post = tmp_path / "post.md"
+    remote = old_host.add(1, "r.png", b"\x89PNG\r\n\x1a\n")
+    post.write_text(f"![gone](missing.png)\n\n![r]({remote})\n\n![text](notes.txt)\n")
+    (tmp_path / "notes.txt").write_text("not an image")
+    before = post.read_bytes()
+    result = run_picbeam("migrate", post, "--host", "new")
+    assert result.returncode == 1
+    assert f"{post}:1: missing.png: no such file" in result.stderr
+    assert f"{post}:5: notes.txt: not an image" in result.stderr
+    assert remote not in result.stderr  # remote images move only with --remote or --from-domain
+    assert post.read_bytes() == before and not new_host.requests
+    assert "1 files scanned, 0 changed" in result.stderr
+
+
+def test_a_failing_host_leaves_the_links(tmp_path: Path, new_host: FakeHost) -> None:
+    new_host.reply(status=500, json={"success": False, "message": "disk full"})
+    from picbeam.samples import png
+
+    (tmp_path / "a.png").write_bytes(png(3, 3, seed=1))
+    post = tmp_path / "post.md"
+    post.write_text("![a](a.png)\n")
+    result = run_picbeam("migrate", tmp_path, "--host", "new", "--retries", "0")
+    assert result.returncode == 1
+    assert re.search(rf"{re.escape(str(post))}:1: a.png: new: .*500", result.stderr), result.stderr
+    assert post.read_text() == "![a](a.png)\n"
+
+
+def test_symlinked_post_keeps_its_link(tmp_path: Path, new_host: FakeHost) -> None:
+    from picbeam.samples import png
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "a.png").write_bytes(png(3, 3, seed=2))
+    (real / "post.md").write_text("![a](a.png)\n")
+    (tmp_path / "link.md").symlink_to(real / "post.md")
+    result = run_picbeam("migrate", tmp_path / "link.md", "--host", "new")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "link.md").is_symlink()
+    assert (real / "post.md").read_text().startswith(f"![a]({new_host.url}/files/")

@@ -109,7 +109,8 @@ Inline code `![not](/images/logo.png)` and ``<img src="/images/logo.png">`` stay
 
 <!-- ![commented](/images/logo.png) -->
 
-A link, not an image: [logo](/images/logo.png). Escaped: \\![no](/images/logo.png). Data: ![d](data:image/png;base64,AAAA)
+A link, not an image: [logo](/images/logo.png). Escaped: \\![no](/images/logo.png).
+Data: ![d](data:image/png;base64,AAAA)
 
 | Table | Image |
 |-------|-------|
@@ -126,7 +127,7 @@ WINDOWS_POST = (
     + ('<img src="⟦m:../images/wide.png⟧">')
 )  # no trailing newline
 
-CHINESE_POST = "# 你好，世界\n\n这是一张图片：![图片](⟦m:/images/中文.png⟧)\n\n`![代码](/images/中文.png)`\n"
+CHINESE_POST = "# 你好世界\n\n这是一张图片 ![图片](⟦m:/images/中文.png⟧)\n\n`![代码](/images/中文.png)`\n"
 
 LATIN1_POST = "# Café\n\nCrème brûlée : ![crème](⟦m:/images/logo.png⟧)\n"
 

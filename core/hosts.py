@@ -38,6 +38,8 @@ class Host:
     secret_options: ClassVar[tuple[str, ...]] = ()
     # The host's [process] table: processing options for uploads to it (see picbeam.processing).
     process: Mapping[str, Any] = {}
+    # Hosts that every upload to this one also goes to (a hosts.d file's `mirrors = [...]`).
+    mirrors: tuple[str, ...] = ()
 
     @property
     def destination(self) -> str:
@@ -100,6 +102,7 @@ class SpecHost(Host):
         self.accept = tuple(spec.accept)
         self.source = spec.source
         self.process = spec.process
+        self.mirrors = tuple(spec.mirrors)
 
     @property
     def destination(self) -> str:
@@ -300,7 +303,12 @@ class HostRegistry:
             raise ConfigError(f"{draft.source}: extends '{draft.extends}': {reason}")
         changes = dict(draft.changes)
         table = None if isinstance(base.host, SpecHost) else changes.pop("process", None)
+        mirrors = None if isinstance(base.host, SpecHost) else changes.pop("mirrors", None)
         host = base.host.configured(draft.name, changes, source=draft.source)
+        if mirrors is not None:  # like [process], the same field for every host, not a code host's option
+            if not isinstance(mirrors, list) or not all(isinstance(m, str) for m in mirrors):
+                raise ConfigError(f"{draft.source}: field 'mirrors' must be a list of host names")
+            host.mirrors = tuple(mirrors)
         host = keep_process(base.host, host)
         if table is not None:  # a code host's options do not include [process]: it is the same for every host
             from .processing import check_options

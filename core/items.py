@@ -129,7 +129,7 @@ class UploadResult:
 
     def to_json(self) -> dict[str, Any]:
         """The public record: what ``--format json`` prints, one object per line."""
-        return {
+        record = {
             "path": self.path,
             "host": self.host,
             "url": self.url,
@@ -140,3 +140,6 @@ class UploadResult:
             "reused": self.reused,
             "error": self.error,
         }
+        if "mirrors" in self.extra:  # every host of a mirrored upload: [{"host": ..., "url": ...}]
+            record["mirrors"] = self.extra["mirrors"]
+        return record

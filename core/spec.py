@@ -32,7 +32,7 @@ TABLE_FIELDS = ("query", "headers", "form")
 JMESPATH_FIELDS = ("url_path", "thumbnail_path", "delete_path", "error_path", "success_path")
 INT_FIELDS = ("max_bytes", "concurrency")
 FLOAT_FIELDS = ("rate_limit", "timeout")
-LIST_FIELDS = ("accept", "secrets")
+LIST_FIELDS = ("accept", "secrets", "mirrors")
 # Fields of a TOML file that are not HostSpec fields.
 FILE_ONLY_FIELDS = ("extends",)
 
@@ -71,6 +71,8 @@ class HostSpec:
     regex: list[str] = field(default_factory=list)
     # Processing options for uploads to this host (a [process] table; see picbeam.processing).
     process: dict[str, Any] = field(default_factory=dict)
+    # Hosts that every upload to this one also goes to (see picbeam.mirrors).
+    mirrors: list[str] = field(default_factory=list)
     source: str = field(default="python", compare=False)
 
     def __post_init__(self) -> None:

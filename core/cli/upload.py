@@ -36,8 +36,20 @@ def register(app: typer.Typer) -> None:
 def upload(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files and folders to upload.", show_default=False)] = None,
     host: Annotated[
-        str | None,
-        typer.Option("--host", "-H", help="Host name (default: PICBEAM_HOST, config default_host, or 'local')."),
+        list[str] | None,
+        typer.Option(
+            "--host",
+            "-H",
+            help="Host name (default: PICBEAM_HOST, config default_host, or 'local'); repeat it to send every "
+            "file to every host (mirrors: stdout has the first host's URL).",
+            show_default=False,
+        ),
+    ] = None,
+    fallback: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fallback", help="A host for the files the first host fails on (repeatable).", show_default=False
+        ),
     ] = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once (default: 4).")
@@ -198,8 +210,8 @@ def upload(
     ] = False,
 ) -> None:
     """Upload files (and the images in folders) to a host; print one result per file, in order."""
-    from ..engine import open_batch
     from ..inputs import Discovery
+    from ..mirrors import open_uploads
 
     if explain and not dry_run:
         fail("--explain goes with --dry-run: picbeam upload --dry-run --explain ...")
@@ -207,8 +219,6 @@ def upload(
     fmt = output_format(fmt, config)
     if not paths and not clipboard:
         fail("name the files or folders to upload, or use --clipboard")
-    host_name = host or config.default_host()
-    chosen = registry.select(host_name, overrides or ())
     cleanup = ExitStack()  # the clipboard's image lives in a temporary folder until the run ends
     inputs = [_clipboard_image(cleanup), *(paths or ())] if clipboard else list(paths or ())
     discovery = Discovery(inputs, recursive=recursive, include=include or (), exclude=exclude or ())
@@ -239,9 +249,13 @@ def upload(
         "rename": rename,
     }
     with cleanup:
-        batch = open_batch(
-            chosen,
+        batch = open_uploads(
+            registry,
+            host or [config.default_host()],
             config,
+            fallbacks=fallback or (),
+            overrides=overrides or (),
+            report=lambda result: progress.error(f"{result.path}: {result.host}: {result.error}"),
             plugins=plugins,
             jobs=jobs,
             retries=retries,

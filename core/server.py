@@ -64,6 +64,9 @@ class ServerOptions:
     public: bool = False
     ledger: bool | str | os.PathLike[str] = True
     jobs: int | None = None
+    # The default host's mirrors and fallbacks (serve --host a --host b --fallback c).
+    mirrors: tuple[str, ...] = ()
+    fallbacks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.roots = tuple(Path(os.path.realpath(root)) for root in self.roots)
@@ -504,7 +507,7 @@ class PicGoServer:
 
     # -- uploading --------------------------------------------------------------------------------
     async def _upload(self, host: Any, entries: list[Entry]) -> None:
-        from .engine import open_batch
+        from .mirrors import open_uploads
 
         ready = [entry for entry in entries if entry.path is not None]
         if not ready:
@@ -517,8 +520,18 @@ class PicGoServer:
         # Not explicit unless --allow-any-file: the engine then skips whatever is not an image by the bytes
         # it actually reads, whatever was checked before.
         found = [Found(entry.path, explicit=self.options.allow_any_file) for entry in ready if entry.path]
-        batch = open_batch(host, self.config, plugins=self.plugins, jobs=self.options.jobs,
-                           ledger=self.options.ledger, emit=emit)  # fmt: skip
+        default = host.name == self.options.host
+        batch = open_uploads(
+            self.registry,
+            [host.name, *(self.options.mirrors if default else ())],
+            self.config,
+            fallbacks=self.options.fallbacks if default else (),
+            plugins=self.plugins,
+            jobs=self.options.jobs,
+            ledger=self.options.ledger,
+            emit=emit,
+            report=lambda failed: self.log(f"{failed.path}: {failed.host}: {failed.error}"),
+        )
         with batch:
             await batch.run(found)
         for index, entry in enumerate(ready):

@@ -17,6 +17,7 @@ from ..output import FORMATS, format_result
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    FallbackOption,
     HostsDirOption,
     fail,
     on_two_interrupts,
@@ -45,12 +46,7 @@ def upload(
             show_default=False,
         ),
     ] = None,
-    fallback: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--fallback", help="A host for the files the first host fails on (repeatable).", show_default=False
-        ),
-    ] = None,
+    fallback: FallbackOption = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once (default: 4).")
     ] = None,

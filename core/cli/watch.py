@@ -25,6 +25,7 @@ import typer
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    FallbackOption,
     HostsDirOption,
     fail,
     on_two_interrupts,
@@ -48,9 +49,15 @@ def register(app: typer.Typer) -> None:
 def watch(
     folder: Annotated[Path, typer.Argument(help="The folder to watch.", show_default=False)],
     host: Annotated[
-        str | None,
-        typer.Option("--host", "-H", help="Host name (default: PICBEAM_HOST, config default_host, or 'local')."),
+        list[str] | None,
+        typer.Option(
+            "--host",
+            "-H",
+            help="Host name (default: PICBEAM_HOST, config default_host, or 'local'); repeat it for mirrors.",
+            show_default=False,
+        ),
     ] = None,
+    fallback: FallbackOption = None,
     fmt: Annotated[
         str | None, typer.Option("--format", "-f", help="Output format: url, markdown, html, bbcode, json.")
     ] = None,
@@ -72,16 +79,16 @@ def watch(
     hosts_dir: HostsDirOption = None,
 ) -> None:
     """Upload each new or changed image in a folder once it is completely written; Ctrl-C stops."""
-    from ..engine import open_batch
+    from ..mirrors import open_uploads
 
     plugins, config, registry = open_hosts(hosts_dir)
     fmt = output_format(fmt, config)
     if not folder.is_dir():
         fail(f"{folder}: not a folder")
-    chosen = registry.select(host or config.default_host())
     report = Report(fmt, copy)
-    batch = open_batch(chosen, config, plugins=plugins, jobs=jobs, retries=retries, ledger=ledger or True,
-                       emit=report.emit)  # fmt: skip
+    batch = open_uploads(registry, host or [config.default_host()], config, fallbacks=fallback or (),
+                         plugins=plugins, jobs=jobs, retries=retries, ledger=ledger or True, emit=report.emit,
+                         report=report.failed)  # fmt: skip
     with batch:
         interrupted = asyncio.run(Watcher(folder, batch, report, settle=settle, recursive=recursive).run(existing))
     summary = batch.summary
@@ -109,7 +116,7 @@ class Report:
             return
         line = format_result(result, self.fmt)
         if result.error:
-            print(f"picbeam: {result.path}: {result.host}: {result.error}", file=sys.stderr, flush=True)
+            self.failed(result)
             return
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
@@ -117,6 +124,9 @@ class Report:
             from ..clipboard import copy_results
 
             copy_results([line])
+
+    def failed(self, result: Any) -> None:
+        print(f"picbeam: {result.path}: {result.host}: {result.error}", file=sys.stderr, flush=True)
 
 
 def looks_complete(path: Path) -> bool:

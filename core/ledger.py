@@ -193,6 +193,10 @@ class Ledger:
     def by_url(self, url: str) -> dict[str, Any] | None:
         return self._one("SELECT * FROM uploads WHERE url = ? OR delete_url = ? ORDER BY id DESC LIMIT 1", (url, url))
 
+    def copies(self, sha256: str) -> list[dict[str, Any]]:
+        """Every live upload of this content, on any host, newest first (mirrors of one file)."""
+        return self._all("SELECT * FROM uploads WHERE sha256 = ? AND deleted IS NULL ORDER BY id DESC", (sha256,))
+
     def last(self, count: int, host: str | None = None) -> list[dict[str, Any]]:
         """The newest ``count`` live uploads (optionally to one host), newest first."""
         where, args = "deleted IS NULL", []

@@ -23,6 +23,14 @@ JobsOption = Annotated[
 RetriesOption = Annotated[
     int | None, typer.Option("--retries", min=0, max=20, help="Retries of transient failures (default: 3).")
 ]
+RootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="Folder that absolute paths (/images/a.png) are relative to (default: found).",
+        show_default=False,
+    ),
+]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print a unified diff of the changes; change nothing.")]
 BackupOption = Annotated[bool, typer.Option("--backup", help="Keep each changed file's old content as NAME.orig.")]
 EncodingOption = Annotated[
@@ -45,14 +53,7 @@ def register(app: typer.Typer) -> None:
 def migrate(
     paths: Annotated[list[Path], typer.Argument(help="Markdown and HTML files and folders (searched recursively).")],
     host: HostOption = None,
-    root: Annotated[
-        Path | None,
-        typer.Option(
-            "--root",
-            help="Folder that absolute paths (/images/a.png) are relative to (default: found).",
-            show_default=False,
-        ),
-    ] = None,
+    root: RootOption = None,
     remote: Annotated[
         bool, typer.Option("--remote", help="Move images on other hosts too, not only local ones.")
     ] = False,
@@ -118,14 +119,16 @@ class open_run:  # a context manager, named like open()
         self.batch.close()
 
 
-def finish(report: Any, verb: str) -> None:
+def finish(report: Any, verb: str, summary: str = "") -> None:
     """Print the diffs (a dry run), every problem as file:line: url: why, and the summary; exit 1 when
     anything was left as it was."""
     for diff in report.diffs:
         sys.stdout.write(diff)
     for problem in report.problems:
         warn(str(problem))
-    warn(report.summary(verb))
+    for line in (summary, report.summary(verb) if verb else ""):
+        if line:
+            warn(line)
     if report.problems or report.failed:
         raise typer.Exit(EXIT_FAILED)
 

@@ -16,7 +16,7 @@ def answer(request: RecordedRequest, host: FakeHost) -> Reply:
     if request.path.startswith("/gone"):
         return Reply(status=404)
     if request.path.startswith("/slow"):
-        return Reply(fault="stall", delay=30)
+        return Reply(fault="stall", delay=2)
     if request.path.startswith("/nohead"):
         return Reply(status=405) if request.method == "HEAD" else Reply(status=206, body=b"\x89")
     if request.path.startswith("/moved"):

@@ -153,6 +153,8 @@ def walk(paths: Iterable[Path]) -> Iterator[Path]:
 
 def read_document(path: Path, encoding: str | None = None) -> Document:
     """Read and scan one file (OSError and UnreadableFile propagate)."""
+    if not path.is_file():  # a FIFO would block the read forever; a folder or device is no post
+        raise UnreadableFile("not a regular file" if path.exists() else "no such file")
     raw = path.read_bytes()
     text, used = decode(raw, encoding)
     document = Document(path, raw, text, used)

@@ -47,7 +47,12 @@ class Problem:
     why: str
 
     def __str__(self) -> str:
-        return f"{printable(self.path)}:{self.line}: {printable(self.url)}: {self.why}"
+        return _visible(f"{printable(self.path)}:{self.line}: {printable(self.url)}: {self.why}")
+
+
+def _visible(text: str) -> str:
+    """A line for the terminal: control characters (a URL may hold any) shown as \\xNN, never sent."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @dataclass

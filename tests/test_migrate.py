@@ -137,3 +137,78 @@ def test_symlinked_post_keeps_its_link(tmp_path: Path, new_host: FakeHost) -> No
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "link.md").is_symlink()
     assert (real / "post.md").read_text().startswith(f"![a]({new_host.url}/files/")
+
+
+def test_hostile_remote_images_fail_one_line_each(tmp_path: Path, new_host: FakeHost) -> None:
+    from picbeam.samples import png
+    from picbeam.testing import Reply
+
+    def answer(request, host):  # type: ignore[no-untyped-def]
+        if request.path == "/big.png":
+            return Reply(body=png(64, 64, seed=1) + b"\0" * 5000)
+        if request.path == "/page.png":
+            return Reply(text="<html>not found, but 200</html>", headers={"Content-Type": "text/html"})
+        if request.path == "/loop.png":
+            return Reply(status=302, headers={"Location": "/loop.png"})
+        if request.path == "/stall.png":
+            return Reply(fault="stall", delay=3)
+        return Reply(status=404)
+
+    with FakeHost(answer) as old:
+        post = tmp_path / "post.md"
+        post.write_text(
+            f"![a]({old.url}/big.png)\n![b]({old.url}/page.png)\n![c]({old.url}/loop.png)\n"
+            f"![d]({old.url}/stall.png)\n![e]({old.url}/gone.png)\n"
+        )
+        before = post.read_bytes()
+        result = run_picbeam("migrate", post, "--host", "new", "--remote", "--max-download", "4000", "--timeout", "1")
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert f"picbeam: {post}:1: {old.url}/big.png: over the download limit of 4000 bytes" in lines
+    assert f"picbeam: {post}:2: {old.url}/page.png: not an image (by its content)" in lines
+    assert f"picbeam: {post}:3: {old.url}/loop.png: more than 10 redirects" in lines
+    assert f"picbeam: {post}:4: {old.url}/stall.png: download took more than 1 s" in lines
+    assert f"picbeam: {post}:5: {old.url}/gone.png: HTTP 404" in lines
+    assert post.read_bytes() == before and not new_host.requests
+    assert "Traceback" not in result.stderr
+
+
+def test_odd_files_are_one_line_each(tmp_path: Path, new_host: FakeHost) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe.md")
+    (tmp_path / "binary.md").write_bytes(b"\x00\xff\xfe garbage ![x](nothing.png) \x80\x81")
+    (tmp_path / "red\x1b[31m.md").write_text("![x](missing.png)\n")
+    result = run_picbeam("migrate", tmp_path, "--host", "new", timeout=60)
+    assert result.returncode == 1
+    assert f"{tmp_path / 'pipe.md'}:0: : cannot read: not a regular file" in result.stderr
+    assert f"{tmp_path / 'binary.md'}:1: nothing.png: no such file" in result.stderr
+    assert "\x1b" not in result.stderr and f"{tmp_path}/red\\x1b[31m.md:1: missing.png: no such" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_markdown_edge_cases_are_scanned_as_commonmark_does(tmp_path: Path) -> None:
+    from picbeam.markdown_links import read_document
+
+    post = tmp_path / "edge.md"
+    post.write_bytes(
+        b"![a [nested] alt](a.png)\n"
+        b"![b](<b b.png> 'title')\n"
+        b"![c](c\\(1\\).png)\n"
+        b"`code ![no](no1.png)` and ``double `tick` ![no](no2.png)``\n"
+        b"\\![escaped](no3.png)\n"
+        b"[![inside a link](d.png)](http://example.com)\n"
+        b"    ![a paragraph's continuation, not code](p.png)\n"
+        b"\n"
+        b"    ![indented code](no5.png)\n"
+        b"\n"
+        b"- list\n\n      ![in list code](no6.png)\n"
+        b"\n"
+        b'<div>\n<img src="e.png">\n</div>\n'
+        b"\n"
+        b"~~~~\n```\n![x](no7.png)\n```\n~~~~\n"
+    )
+    document = read_document(post)
+    found = [(link.line, document.text[link.start : link.end]) for link in document.links]
+    assert found == [(1, "a.png"), (2, "b b.png"), (3, "c\\(1\\).png"), (6, "d.png"), (7, "p.png"), (16, "e.png")]
+    assert document.links[2].target == "c(1).png"

@@ -9,6 +9,7 @@ A file is rewritten by replacing only those spans: everything else keeps its byt
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import re
@@ -374,10 +375,12 @@ def _html_links(text: str, start: int, end: int, *, offset: int = 0, original: s
 
 
 # -- writing ---------------------------------------------------------------------------------------
-def write_atomically(path: Path, data: bytes, *, backup: bool = False) -> None:
+def write_atomically(path: Path, data: bytes, *, backup: bool = False, sync_folder: bool = True) -> Path:
     """Replace ``path``'s content with ``data`` all at once: a temporary file in the same folder, synced,
     then renamed over it (a crash leaves the old file or the new one, never half of one). A symbolic link
-    stays a link: its target is written. ``backup`` keeps the old content as ``NAME.orig``."""
+    stays a link: its target is written. ``backup`` keeps the old content as ``NAME.orig``. Returns the
+    folder written to; with ``sync_folder=False`` the caller syncs it (see :func:`sync_folders`), once
+    for many files."""
     target = Path(os.path.realpath(path))
     info = target.stat()
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".picbeam-tmp")
@@ -388,27 +391,35 @@ def write_atomically(path: Path, data: bytes, *, backup: bool = False) -> None:
             os.fsync(out.fileno())
         os.chmod(temporary, info.st_mode & 0o7777)
         if backup:
-            original = target.with_name(target.name + ".orig")
-            if not original.exists():
-                os.link(target, original) if _same_device_link_ok(target) else original.write_bytes(target.read_bytes())
+            _keep_original(target)
         os.replace(temporary, target)
     except BaseException:
-        with _suppress():
+        with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-    with _suppress():
-        folder = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    if sync_folder:
+        sync_folders([target.parent])
+    return target.parent
 
 
-def _same_device_link_ok(target: Path) -> bool:
-    return hasattr(os, "link") and os.name != "nt"
+def _keep_original(target: Path) -> None:
+    """NAME.orig: a second name for the old content (the rename gives NAME a new file), or a copy where
+    hard links are not possible. An existing .orig, from an earlier run, is the older content: kept."""
+    original = target.with_name(target.name + ".orig")
+    if original.exists():
+        return
+    try:
+        os.link(target, original)
+    except OSError:
+        original.write_bytes(target.read_bytes())
 
 
-def _suppress() -> Any:
-    import contextlib
-
-    return contextlib.suppress(OSError)
+def sync_folders(folders: Iterable[Path]) -> None:
+    """Make renames in these folders durable (where the platform can sync a folder)."""
+    for folder in set(folders):
+        with contextlib.suppress(OSError):
+            handle = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(handle)
+            finally:
+                os.close(handle)

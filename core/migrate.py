@@ -22,7 +22,7 @@ import aiohttp
 
 from .inputs import Found
 from .items import UploadResult, printable
-from .markdown_links import Document, Link, UnreadableFile, read_document, walk, write_atomically
+from .markdown_links import Document, Link, UnreadableFile, read_document, sync_folders, walk, write_atomically
 
 if TYPE_CHECKING:
     from .engine import Batch
@@ -201,8 +201,8 @@ async def rehost(
             report.reused += result.reused
             report.moved += not result.reused
     report.failed += len(whys)
-    for plan in plans:
-        _rewrite(plan, urls, whys, report, dry_run=dry_run, backup=backup)
+    folders = [_rewrite(plan, urls, whys, report, dry_run=dry_run, backup=backup) for plan in plans]
+    sync_folders(folder for folder in folders if folder is not None)
 
 
 def _key(source: Source) -> Source:
@@ -211,7 +211,8 @@ def _key(source: Source) -> Source:
 
 def _rewrite(
     plan: Plan, urls: Mapping[Source, str], whys: Mapping[Source, str], report: Report, *, dry_run: bool, backup: bool
-) -> None:
+) -> Path | None:
+    """Rewrite one file's moved links; returns the folder written to (synced by the caller)."""
     document = plan.document
     changes: dict[Link, str] = {}
     for link, source in plan.moves:
@@ -221,11 +222,11 @@ def _rewrite(
         elif key in urls and document.text[link.start : link.end] != urls[key]:
             changes[link] = urls[key]
     if not changes:
-        return
+        return None
     text = document.rewritten(changes)
     data = document.encode(text)
     if data == document.raw:
-        return
+        return None
     report.changed += 1
     report.links += len(changes)
     if dry_run:
@@ -234,11 +235,11 @@ def _rewrite(
             document.text.splitlines(keepends=True), text.splitlines(keepends=True), name, name
         )
         report.diffs.append("".join(line if line.endswith(("\n", "\r")) else line + "\n" for line in lines))
-        return
+        return None
     try:
         if document.path.read_bytes() != document.raw:
             raise OSError(0, "the file changed while its images were moved; run again")
-        write_atomically(document.path, data, backup=backup)
+        return write_atomically(document.path, data, backup=backup, sync_folder=False)
     except OSError as exc:
         report.changed -= 1
         report.links -= len(changes)
@@ -246,6 +247,7 @@ def _rewrite(
         report.problems.append(
             Problem(document.path, first.line, "", f"not rewritten: {exc.strerror or exc}; the file is unchanged")
         )
+        return None
 
 
 def _session() -> aiohttp.ClientSession:

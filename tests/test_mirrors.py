@@ -89,3 +89,51 @@ def test_an_unknown_mirror_is_one_clear_line(hosts_dir: Path, images) -> None:
     result = run_picbeam("upload", *images(1), "--host", "a")
     assert result.returncode == 2
     assert "unknown host 'nowhere'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_mirrors_and_falls_back(two_hosts: tuple[FakeHost, FakeHost], images) -> None:
+    from test_serve import InProcessServer, upload_json
+
+    a, b = two_hosts
+    first, second = images(2)
+    with InProcessServer(host="a", mirrors=("b",)) as server:
+        answer = upload_json(server.port, [str(first)])
+    assert answer.status == 200, answer.body
+    assert answer.json["result"][0].startswith(a.url)
+    assert set(b.accepted()) == {sha(first)}
+
+    a.reply(status=500, json={"success": False, "message": "down"})
+    with InProcessServer(host="a", fallbacks=("b",)) as server:
+        answer = upload_json(server.port, [str(second)])
+    assert answer.status == 200, answer.body
+    assert answer.json["result"][0].startswith(b.url)
+    assert any(": a: " in line for line in server.lines)
+
+
+def test_serve_and_watch_refuse_an_unknown_mirror_at_start(two_hosts, tmp_path: Path) -> None:
+    for command in (("serve", "--port", "0"), ("watch", str(tmp_path))):
+        result = run_picbeam(*command, "--host", "a", "--host", "nowhere", timeout=30)
+        assert result.returncode == 2, result.stderr
+        assert "unknown host 'nowhere'" in result.stderr
+
+
+def test_watch_sends_each_file_to_every_host(
+    two_hosts: tuple[FakeHost, FakeHost], hosts_dir: Path, tmp_path: Path
+) -> None:
+    from picbeam.samples import png
+    from test_watch import Watch
+
+    a, b = two_hosts
+    write_host(hosts_dir, "fake", endpoint=a.endpoint(), url_path="data.url")  # the host Watch names first
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    watch = Watch(inbox, "--host", "b")
+    try:
+        data = png(6, 6, seed=9)
+        (inbox / "shot.png").write_bytes(data)
+        watch.wait_for(lambda: len(watch.stdout) >= 1, "a result")
+    finally:
+        assert watch.stop() == 0, watch.stderr
+    assert watch.stdout[0].startswith(a.url)
+    digest = hashlib.sha256(data).hexdigest()
+    assert set(a.accepted()) == set(b.accepted()) == {digest}

@@ -124,8 +124,12 @@ class Mirrored:
     def host(self) -> Host:
         return self.batches[0].host
 
+    @property
+    def every(self) -> list[Batch]:
+        return [*self.batches, *self.fallbacks]
+
     def stop(self) -> None:
-        for batch in [*self.batches, *self.fallbacks]:
+        for batch in self.every:
             batch.stop()
         self.summary.interrupted = True
 
@@ -147,8 +151,8 @@ class Mirrored:
         for level, batch in enumerate(self.fallbacks):
             following = (feeds[level + 1], origins[level + 1]) if level + 1 < len(feeds) else (None, None)
             batch.emit = self._fallback_collector(origins[level], *following)
-        biggest = max(batch.jobs for batch in [*self.batches, *self.fallbacks])
-        async with new_session(self.host.destination, biggest * (len(self.batches) + len(self.fallbacks))) as session:
+        biggest = max(batch.jobs for batch in self.every)
+        async with new_session(self.host.destination, biggest * len(self.every)) as session:
 
             async def primary_then_fallbacks() -> None:
                 try:
@@ -241,7 +245,7 @@ class Mirrored:
             self.emit(chosen)
 
     def _tally(self) -> None:
-        summaries = [batch.summary for batch in [*self.batches, *self.fallbacks]]
+        summaries = [batch.summary for batch in self.every]
         self.summary.uploaded = sum(s.uploaded for s in summaries)
         self.summary.reused = sum(s.reused for s in summaries)
         self.summary.skipped = self.batches[0].summary.skipped
@@ -257,7 +261,7 @@ class Mirrored:
         return self.batches[0].processing
 
     def close(self) -> None:
-        for batch in [*self.batches, *self.fallbacks]:
+        for batch in self.every:
             batch.close()
 
     def __enter__(self) -> Mirrored:

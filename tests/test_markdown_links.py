@@ -1,0 +1,71 @@
+"""The scanner on generated Markdown: code never yields a link, and a rewrite changes only the links."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from picbeam.markdown_links import read_document
+
+words = st.text(alphabet=st.sampled_from("abc xyz é中 *_-.,?"), max_size=12)
+names = st.text(alphabet=st.sampled_from("abcxyz-_0123 é中"), min_size=1, max_size=8)
+
+
+@st.composite
+def fragments(draw: st.DrawFn) -> tuple[str, int]:
+    """A piece of Markdown and how many image links that move it holds."""
+    name = draw(names).strip() or "x"
+    kind = draw(st.integers(0, 9))
+    if kind == 0:
+        return f"![{draw(words)}]({name.replace(' ', '%20')}.png)", 1
+    if kind == 1:
+        return f'see <img src="{name}.png" alt="{draw(words).replace(chr(34), "")}">', 1
+    if kind == 2:
+        return f"![[{name}.png]]", 1
+    if kind == 3:
+        return f"`![code]({name}-code.png)`", 0
+    if kind == 4:
+        return f"\n\n```\n![code]({name}-code.png)\n<img src='code.png'>\n```\n\n", 0
+    if kind == 5:
+        return f"\n\n    ![code]({name}-code.png)\n\n", 0
+    if kind == 6:
+        return f"![a](<{name}.png>)", 1
+    if kind == 7:
+        return f"[link]({name}-code.png)", 0
+    return draw(words), 0
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    pieces=st.lists(fragments(), max_size=12),
+    newline=st.sampled_from(["\n", "\r\n", "\r"]),
+    encoding=st.sampled_from(["utf-8", "gb18030", "utf-8-sig"]),
+)
+def test_generated_markdown(tmp_path: Path, pieces: list[tuple[str, int]], newline: str, encoding: str) -> None:
+    text = "\n".join(piece for piece, _ in pieces).replace("\n", newline)
+    post = tmp_path / "post.md"
+    raw = text.encode(encoding)
+    post.write_bytes(raw)
+    document = read_document(post)
+    assert document.encode(document.text) == raw
+    assert not [link for link in document.links if "code" in link.target]
+    assert len(document.links) == sum(count for _, count in pieces)
+    rewritten = document.rewritten({link: f"https://new.example/{n}.png" for n, link in enumerate(document.links)})
+    post.write_bytes(document.encode(rewritten))
+    again = read_document(post)
+    # the same links, now pointing at the new URLs, and the text between them unchanged
+    assert [link.target for link in again.links if link.kind != "embed"] == [
+        f"https://new.example/{n}.png" for n in range(len(again.links))
+    ]
+
+    def between(doc: object, links: list) -> list[str]:
+        out, last = [], 0
+        for link in links:
+            out.append(doc.text[last : link.start])  # type: ignore[attr-defined]
+            last = link.end
+        return out
+
+    kept = [link for link in document.links if link.kind != "embed"]
+    if len(kept) == len(document.links):
+        assert between(document, document.links) == between(again, again.links)

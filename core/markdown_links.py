@@ -36,6 +36,13 @@ _REFERENCE = re.compile(
 _FRONT_MATTER = re.compile(
     r"\A(?:\ufeff)?(---|\+\+\+)[ \t]*(?:\r\n|\r|\n).*?(?:\r\n|\r|\n)\1[ \t]*(?:\r\n|\r|\n|\Z)", re.S
 )
+# A theme's image fields in front matter (Hexo's cover and thumbnail, Hugo's featured_image, Jekyll's
+# image...): `key: value`, `key = "value"` (TOML), the value an image path or URL, quoted or not.
+_FRONT_FIELD = re.compile(
+    r"""^[ \t]*(?:cover|thumbnail|image|banner|featured_image|featured|og_image|header_image|top_img|photo)"""
+    r"""[ \t]*[:=][ \t]*(["']?)([^\s"'#]+\.(?:png|jpe?g|gif|webp|svg|bmp|avif))\1[ \t]*$""",
+    re.MULTILINE | re.IGNORECASE,
+)
 _ESCAPABLE = re.compile(r"\\([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
 
 
@@ -48,7 +55,7 @@ class Link:
     end: int
     line: int
     target: str
-    kind: str  # "image", "reference", "html", "srcset", "embed"
+    kind: str  # "image", "reference", "html", "srcset", "embed", "front" (a front matter field)
     angle: bool = False  # a Markdown destination written as <...>
     label: str = ""  # an Obsidian embed's "|300" (kept as the alt text's width)
 
@@ -86,6 +93,8 @@ def written(link: Link, url: str) -> str:
         return escaped.replace(",", "%2C").replace(" ", "%20") if link.kind == "srcset" else escaped
     if link.angle:
         return url.replace("<", "%3C").replace(">", "%3E")
+    if link.kind == "front":
+        return url.replace(" ", "%20").replace('"', "%22").replace("'", "%27").replace("#", "%23")
     safe = url.replace(" ", "%20").replace("(", "%28").replace(")", "%29").replace("<", "%3C")
     if link.kind == "embed":
         name = link.target.rsplit("/", 1)[-1].replace("[", "").replace("]", "")
@@ -202,15 +211,18 @@ def scan_markdown(text: str) -> list[Link]:
 
     source = text
     front = _FRONT_MATTER.match(text)
+    links: list[Link] = []
     if front:  # YAML or TOML front matter (Hexo, Hugo, Jekyll): not Markdown; blanked, keeping its lines
         source = _LINE_BREAK.sub("\n", text[: front.end()])
         source = re.sub(r"[^\n]", " ", source) + text[front.end() :]
+        links += (
+            Link(m.start(2), m.end(2), 0, m.group(2), "front") for m in _FRONT_FIELD.finditer(text, 0, front.end())
+        )
     env: dict[str, Any] = {}
     tokens = md.parse(_LINE_BREAK.sub("\n", source), env)
     images: set[str] = set()
     labels: set[str] = set()
     regions: dict[tuple[int, int], bool] = {}  # inline lines -> whether they hold inline HTML
-    links: list[Link] = []
     for token in tokens:
         if token.type == "html_block" and token.map:
             links += _html_links(text, *span(*token.map))

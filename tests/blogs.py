@@ -83,7 +83,9 @@ class OldHost(FakeHost):
 HEXO_POST = """---
 title: Hello world
 date: 2024-01-01 10:00:00
-cover: /images/cover.png
+cover: ⟦m:/images/cover.png⟧
+thumbnail: "⟦m:/images/wide.png⟧"
+description: "an image: /images/logo.png"
 ---
 Intro with ![logo](⟦m:/images/logo.png⟧ "The logo") and a reference-style ![shared][Shared Image].
 

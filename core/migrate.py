@@ -12,7 +12,7 @@ import difflib
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -165,7 +165,6 @@ async def rehost(
     backup: bool = False,
     limit: int = DOWNLOAD_LIMIT,
     timeout: float = DOWNLOAD_TIMEOUT,
-    placeholder: Callable[[UploadResult], str] | None = None,
 ) -> None:
     """Upload each distinct source once (the batch dedupes content, the ledger across runs), then
     rewrite each file whose links moved. A source that fails leaves its links as they are."""
@@ -195,8 +194,8 @@ async def rehost(
             whys[source] = f"{result.host}: {result.error}"
         elif result.url:
             urls[source] = result.url
-        elif dry_run and placeholder is not None:
-            urls[source] = placeholder(result)
+        elif dry_run:  # what the diff shows for a URL the host has not given yet
+            urls[source] = f"picbeam-dry-run:{result.host}/{result.sha256[:12]}"
         if source in urls and result is not None:
             report.reused += result.reused
             report.moved += not result.reused

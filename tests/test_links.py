@@ -127,3 +127,31 @@ def test_links_fix_without_a_copy_reports_it(tmp_path: Path, hosts_dir: Path, we
             result.stderr
         )
         assert post.read_text() == f"![g]({web.url}/gone.png)\n" and not c.requests
+
+
+def test_links_fix_dry_run_changes_nothing_and_backup_keeps_the_old_file(
+    tmp_path: Path, hosts_dir: Path, images
+) -> None:
+    with FakeHost() as a, FakeHost() as b:
+        write_host(hosts_dir, "a", endpoint=a.endpoint(), url_path="data.url")
+        write_host(hosts_dir, "b", endpoint=b.endpoint(), url_path="data.url")
+        image = images(1)[0]
+        url = run_picbeam("upload", image, "--host", "a").lines[0]
+        post = tmp_path / "post.md"
+        post.write_text(f"![p]({url})\n")
+        a.stop()
+        dry = run_picbeam("links", post, "--fix", "--host", "b", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert f"-![p]({url})" in dry.stdout and "+![p](picbeam-dry-run:b/" in dry.stdout
+        assert post.read_text() == f"![p]({url})\n" and not b.requests
+        fixed = run_picbeam("links", post, "--fix", "--host", "b", "--backup")
+        assert fixed.returncode == 0, fixed.stderr
+        assert post.read_text().startswith(f"![p]({b.url}/files/")
+        assert (tmp_path / "post.md.orig").read_text() == f"![p]({url})\n"
+        assert "1 re-hosted" in fixed.stderr
+
+
+def test_links_flags_need_fix(tmp_path: Path) -> None:
+    (tmp_path / "post.md").write_text("text\n")
+    result = run_picbeam("links", tmp_path, "--search", tmp_path)
+    assert result.returncode == 2 and "go with --fix" in result.stderr

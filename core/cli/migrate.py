@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import EXIT_FAILED, HostsDirOption, fail, open_hosts, warn
+from .common import EXIT_FAILED, HostsDirOption, open_hosts, warn
 
 HostOption = Annotated[
     str | None, typer.Option("--host", "-H", help="Host to move the images to (default: the default host).")
@@ -82,41 +82,28 @@ def migrate(
     options = MigrateOptions(root=root, remote=remote, from_domains=tuple(from_domain or ()), encoding=encoding)
     with open_run(host, jobs, retries, ledger, dry_run, hosts_dir) as batch:
         report = asyncio.run(
-            run(paths, batch, options, dry_run=dry_run, backup=backup, limit=max_download, timeout=timeout,
-                placeholder=_placeholder)
+            run(paths, batch, options, dry_run=dry_run, backup=backup, limit=max_download, timeout=timeout)
         )  # fmt: skip
     finish(report, "would move" if dry_run else "moved")
 
 
-def _placeholder(result: Any) -> str:
-    return f"picbeam-dry-run:{result.host}/{result.sha256[:12]}"
+def open_run(
+    host: str | None,
+    jobs: int | None,
+    retries: int | None,
+    ledger: Path | None,
+    dry_run: bool,
+    hosts_dir: list[Path] | None,
+) -> Any:
+    """The batch (a context manager that closes it) for a migrate or links --fix run: the host, the
+    ledger, processing as configured."""
+    from ..engine import open_batch
 
-
-class open_run:  # a context manager, named like open()
-    """The batch for a migrate or links --fix run: the host, the ledger, processing as configured."""
-
-    def __init__(
-        self,
-        host: str | None,
-        jobs: int | None,
-        retries: int | None,
-        ledger: Path | None,
-        dry_run: bool,
-        hosts_dir: list[Path] | None,
-    ) -> None:
-        from ..engine import open_batch
-
-        plugins, config, registry = open_hosts(hosts_dir)
-        chosen = registry.select(host or config.default_host())
-        self.batch = open_batch(
-            chosen, config, plugins=plugins, jobs=jobs, retries=retries, ledger=ledger or True, dry_run=dry_run
-        )
-
-    def __enter__(self) -> Any:
-        return self.batch
-
-    def __exit__(self, *exc: object) -> None:
-        self.batch.close()
+    plugins, config, registry = open_hosts(hosts_dir)
+    chosen = registry.select(host or config.default_host())
+    return open_batch(
+        chosen, config, plugins=plugins, jobs=jobs, retries=retries, ledger=ledger or True, dry_run=dry_run
+    )
 
 
 def finish(report: Any, verb: str, summary: str = "") -> None:
@@ -131,6 +118,3 @@ def finish(report: Any, verb: str, summary: str = "") -> None:
             warn(line)
     if report.problems or report.failed:
         raise typer.Exit(EXIT_FAILED)
-
-
-__all__ = ["fail", "finish", "migrate", "open_run"]

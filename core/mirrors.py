@@ -241,13 +241,17 @@ class Mirrored:
                 if result is not chosen and result.error:
                     self.report(result)
             chosen.extra["mirrors"] = [{"host": r.host, "url": r.url} for r in every]
-            self.summary.failed += any(r.error for r in every)
+            # Counted per input, as the output lines are: a file is failed if any of its hosts failed.
+            if any(r.error for r in every):
+                self.summary.failed += 1
+            elif all(r.reused for r in every):
+                self.summary.reused += 1
+            else:
+                self.summary.uploaded += 1
             self.emit(chosen)
 
     def _tally(self) -> None:
         summaries = [batch.summary for batch in self.every]
-        self.summary.uploaded = sum(s.uploaded for s in summaries)
-        self.summary.reused = sum(s.reused for s in summaries)
         self.summary.skipped = self.batches[0].summary.skipped
         self.summary.not_started = max(s.not_started for s in summaries)
         self.summary.bytes = sum(s.bytes for s in summaries)

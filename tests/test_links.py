@@ -155,3 +155,38 @@ def test_links_flags_need_fix(tmp_path: Path) -> None:
     (tmp_path / "post.md").write_text("text\n")
     result = run_picbeam("links", tmp_path, "--search", tmp_path)
     assert result.returncode == 2 and "go with --fix" in result.stderr
+
+
+def test_requests_to_one_domain_are_bounded(tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    from aiohttp import web as aioweb
+
+    state = {"now": 0, "most": 0}
+
+    async def slow(request: aioweb.Request) -> aioweb.Response:
+        state["now"] += 1
+        state["most"] = max(state["most"], state["now"])
+        await asyncio.sleep(0.2)
+        state["now"] -= 1
+        return aioweb.Response(status=200)
+
+    loop = asyncio.new_event_loop()
+    app = aioweb.Application()
+    app.router.add_route("*", "/{name}", slow)
+    runner = aioweb.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(aioweb.TCPSite(runner, "127.0.0.1", 0).start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        post = tmp_path / "post.md"
+        post.write_text("".join(f"![{n}](http://127.0.0.1:{port}/{n}.png)\n\n" for n in range(12)))
+        result = run_picbeam("links", post, "--per-domain", "3")
+        assert result.returncode == 0, result.stderr
+        assert state["most"] == 3
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

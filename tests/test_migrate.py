@@ -211,3 +211,15 @@ def test_markdown_edge_cases_are_scanned_as_commonmark_does(tmp_path: Path) -> N
     found = [(link.line, document.text[link.start : link.end]) for link in document.links]
     assert found == [(1, "a.png"), (2, "b b.png"), (3, "c\\(1\\).png"), (6, "d.png"), (7, "p.png"), (16, "e.png")]
     assert document.links[2].target == "c(1).png"
+
+
+def test_processing_applies_to_migrated_images(tmp_path: Path, new_host: FakeHost) -> None:
+    from pictures import png_with_text
+
+    data = png_with_text()
+    (tmp_path / "drawing.png").write_bytes(data)
+    (tmp_path / "post.md").write_text("![d](drawing.png)\n")
+    result = run_picbeam("migrate", tmp_path, "--host", "new")
+    assert result.returncode == 0, result.stderr
+    sent = new_host.requests[0].file.data
+    assert sent != data and b"Author" in data and b"Author" not in sent  # metadata stripped, as upload does

@@ -22,6 +22,8 @@ from typing import Any
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd")
 HTML_SUFFIXES = (".html", ".htm")
 SKIPPED_FOLDERS = ("node_modules", "__pycache__")
+# Files bigger than this are not posts (a data dump named .md): read whole, they would fill memory.
+MAX_DOCUMENT = 64 * 2**20
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".bmp", ".avif", ".heic", ".tif", ".tiff", ".ico")
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -165,6 +167,8 @@ def read_document(path: Path, encoding: str | None = None) -> Document:
     """Read and scan one file (OSError and UnreadableFile propagate)."""
     if not path.is_file():  # a FIFO would block the read forever; a folder or device is no post
         raise UnreadableFile("not a regular file" if path.exists() else "no such file")
+    if path.stat().st_size > MAX_DOCUMENT:
+        raise UnreadableFile(f"over {MAX_DOCUMENT // 2**20} MiB: not a post (name it with care, or split it)")
     raw = path.read_bytes()
     text, used = decode(raw, encoding)
     document = Document(path, raw, text, used)
@@ -222,19 +226,24 @@ def scan_markdown(text: str) -> list[Link]:
     tokens = md.parse(_LINE_BREAK.sub("\n", source), env)
     images: set[str] = set()
     labels: set[str] = set()
-    regions: dict[tuple[int, int], bool] = {}  # inline lines -> whether they hold inline HTML
+    regions: dict[tuple[int, int], tuple[bool, bool]] = {}  # inline lines -> (holds images, holds HTML)
     for token in tokens:
         if token.type == "html_block" and token.map:
             links += _html_links(text, *span(*token.map))
         elif token.type == "inline" and token.map:
-            children = token.children or []
+            children = list(_descendants(token.children or []))  # an image's alt may hold an image
             images.update(child.attrs.get("src", "") for child in children if child.type == "image")
             key = (token.map[0], token.map[1])
-            regions[key] = regions.get(key, False) or any(child.type == "html_inline" for child in children)
-    for (first, last), has_html in regions.items():
+            had_images, had_html = regions.get(key, (False, False))
+            regions[key] = (
+                had_images or any(child.type == "image" for child in children),
+                had_html or any(child.type == "html_inline" for child in children),
+            )
+    for (first, last), (has_images, has_html) in regions.items():
         start, end = span(first, last)
         masked = _mask_code_spans(text[start:end])
-        links += _inline_images(md, text, masked, start, images, labels)
+        if has_images:
+            links += _inline_images(md, text, masked, start, images, labels)
         links += (
             Link(start + m.start(), start + m.end(), 0, m.group(1).strip(), "embed", label=m.group(3) or "")
             for m in _EMBED.finditer(masked)
@@ -246,36 +255,46 @@ def scan_markdown(text: str) -> list[Link]:
     return links
 
 
+def _descendants(tokens: list[Any]) -> Iterator[Any]:
+    for token in tokens:
+        yield token
+        yield from _descendants(token.children or [])
+
+
 def _mask_code_spans(chunk: str) -> str:
     """``chunk`` with every code span's content turned into spaces (same length): what is inside
-    backticks is text, never a link (CommonMark: a run of N backticks closes at the next run of N)."""
+    backticks is text, never a link (CommonMark: a run of N backticks closes at the next run of N).
+    Linear in the number of runs, however many never close."""
+    runs = [(m.start(), m.end()) for m in re.finditer(r"(?<!\\)`+|(?<=\\\\)`+", chunk)]
+    by_size: dict[int, list[int]] = {}
+    for number, (start, end) in enumerate(runs):
+        by_size.setdefault(end - start, []).append(number)
+    seen = dict.fromkeys(by_size, 0)  # per size, how far its list has been passed
     out = list(chunk)
-    position = 0
-    runs = list(re.finditer(r"(?<!\\)`+|(?<=\\\\)`+", chunk))
-    index = 0
-    while index < len(runs):
-        opening = runs[index]
-        if opening.start() < position:
-            index += 1
+    number = 0
+    while number < len(runs):
+        size = runs[number][1] - runs[number][0]
+        same, position = by_size[size], seen[size]
+        while position < len(same) and same[position] <= number:
+            position += 1
+        seen[size] = position
+        if position == len(same):
+            number += 1
             continue
-        size = len(opening.group())
-        closing = next((r for r in runs[index + 1 :] if len(r.group()) == size), None)
-        if closing is None:
-            index += 1
-            continue
-        for i in range(opening.start(), closing.end()):
+        closing = same[position]
+        for i in range(runs[number][0], runs[closing][1]):
             if out[i] not in "\r\n":
                 out[i] = " "
-        position = closing.end()
-        index = runs.index(closing) + 1
+        number = closing + 1
     return "".join(out)
 
 
 def _inline_images(md: Any, text: str, masked: str, offset: int, images: set[str], labels: set[str]) -> Iterator[Link]:
     """Inline images whose destination markdown-it saw; the labels of reference-style images go to
     ``labels`` (``![alt][label]``, ``![label][]``, ``![label]``)."""
+    brackets = _matching_brackets(masked)
     for match in re.finditer(r"(?<!\\)!\[", masked):
-        close = _closing_bracket(masked, match.end())
+        close = brackets.get(match.end() - 1)
         if close is None:
             continue
         if close + 1 >= len(masked) or masked[close + 1] != "(":
@@ -297,21 +316,16 @@ def _label(masked: str, alt_start: int, close: int) -> str:
     return " ".join(label.split()).casefold()
 
 
-def _closing_bracket(chunk: str, position: int) -> int | None:
-    depth = 0
-    while position < len(chunk):
-        char = chunk[position]
-        if char == "\\":
-            position += 2
-            continue
-        if char == "[":
-            depth += 1
-        elif char == "]":
-            if depth == 0:
-                return position
-            depth -= 1
-        position += 1
-    return None
+def _matching_brackets(chunk: str) -> dict[int, int]:
+    """For each ``[`` (not escaped), where its ``]`` is: one pass, whatever the nesting."""
+    matches: dict[int, int] = {}
+    opened: list[int] = []
+    for match in re.finditer(r"\\.|[\[\]]", chunk, re.DOTALL):
+        if match.group() == "[":
+            opened.append(match.start())
+        elif match.group() == "]" and opened:
+            matches[opened.pop()] = match.start()
+    return matches
 
 
 def _destination(chunk: str, position: int) -> tuple[int, int, bool] | None:

@@ -70,3 +70,26 @@ def test_generated_markdown(tmp_path: Path, pieces: list[tuple[str, int]], newli
     kept = [link for link in document.links if link.kind != "embed"]
     if len(kept) == len(document.links):
         assert between(document, document.links) == between(again, again.links)
+
+
+def test_pathological_markdown_is_scanned_in_linear_time(tmp_path: Path) -> None:
+    """Inputs that make a naive scanner quadratic (this test would take minutes, not a second)."""
+    from picbeam.markdown_links import scan_markdown
+
+    assert len(scan_markdown("![" * 5000 + "](a.png)")) == 1
+    assert scan_markdown(" ".join("`" * (i % 40 + 1) for i in range(8000))) == []
+    assert scan_markdown("`" + " ``" * 8000) == []
+    assert len(scan_markdown("![a](b.png) " * 3000)) == 3000
+    text = "![outer ![inner](i.png)](o.png)"
+    assert sorted(text[link.start : link.end] for link in scan_markdown(text)) == ["i.png", "o.png"]
+
+
+def test_a_huge_file_is_refused(tmp_path: Path) -> None:
+    import pytest
+    from picbeam.markdown_links import MAX_DOCUMENT, UnreadableFile
+
+    big = tmp_path / "dump.md"
+    with open(big, "wb") as handle:
+        handle.truncate(MAX_DOCUMENT + 1)  # sparse: no disk used
+    with pytest.raises(UnreadableFile, match="not a post"):
+        read_document(big)

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from picbeam.markdown_links import read_document
 
-words = st.text(alphabet=st.sampled_from("abc xyz é中 *_-.,?"), max_size=12)
+words = st.text(alphabet=st.sampled_from("abc xyz é中 _.,?"), max_size=12)  # no list markers: they own indented lines
 names = st.text(alphabet=st.sampled_from("abcxyz-_0123 é中"), min_size=1, max_size=8)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import functools
 import os
 import re
 import tempfile
@@ -205,7 +206,13 @@ async def rehost(
 
 
 def _key(source: Source) -> Source:
-    return Path(os.path.realpath(source)) if isinstance(source, Path) else source
+    """One key per image: a file by its real path (``../images/a.png`` and ``/images/a.png`` are one)."""
+    return _real_path(source) if isinstance(source, Path) else source
+
+
+@functools.lru_cache(maxsize=65536)
+def _real_path(path: Path) -> Path:
+    return Path(os.path.realpath(path))
 
 
 def _rewrite(

@@ -118,7 +118,7 @@ class Mirrored:
         self._waiting: set[int] = set()  # primary failures a fallback is still trying
         self._next = 0
         self._count: Callable[[], int] = lambda: 0
-        self._found: Callable[[int], Found] = lambda index: Found(path=None, explicit=True)  # type: ignore[arg-type]
+        self._found: Callable[[int], Found] = {}.__getitem__
 
     @property
     def host(self) -> Host:

@@ -41,9 +41,14 @@ def links(
             show_default=False,
         ),
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds allowed per URL (default: 10).")] = 10.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds allowed per URL (default: 10).", show_default=False)
+    ] = 10.0,
     per_domain: Annotated[
-        int, typer.Option("--per-domain", min=1, max=64, help="Requests at once to one domain (default: 4).")
+        int,
+        typer.Option(
+            "--per-domain", min=1, max=64, help="Requests at once to one domain (default: 4).", show_default=False
+        ),
     ] = 4,
     root: RootOption = None,
     dry_run: DryRunOption = False,

@@ -12,7 +12,7 @@ import typer
 from .common import EXIT_FAILED, HostsDirOption, open_hosts, warn
 
 HostOption = Annotated[
-    str | None, typer.Option("--host", "-H", help="Host to move the images to (default: the default host).")
+    str | None, typer.Option("--host", "-H", help="Host to upload the images to (default: the default host).")
 ]
 LedgerOption = Annotated[
     Path | None, typer.Option("--ledger", help="Ledger database (also PICBEAM_LEDGER).", show_default=False)
@@ -39,10 +39,14 @@ EncodingOption = Annotated[
                  show_default=False),
 ]  # fmt: skip
 TimeoutOption = Annotated[
-    float, typer.Option("--timeout", min=0.1, help="Seconds allowed for each download (default: 60).")
+    float,
+    typer.Option("--timeout", min=0.1, help="Seconds allowed for each download (default: 60).", show_default=False),
 ]
 MaxDownloadOption = Annotated[
-    int, typer.Option("--max-download", min=1, help="Largest image to download, in bytes (default: 50 MiB).")
+    int,
+    typer.Option(
+        "--max-download", min=1, help="Largest image to download, in bytes (default: 50 MiB).", show_default=False
+    ),
 ]
 
 

@@ -45,6 +45,7 @@ _FRONT_FIELD = re.compile(
     r"""[ \t]*[:=][ \t]*(["']?)([^\s"'#]+\.(?:png|jpe?g|gif|webp|svg|bmp|avif))\1[ \t]*$""",
     re.MULTILINE | re.IGNORECASE,
 )
+_LIQUID = re.compile(r"\{\{[^{}\r\n]{0,200}\}\}")
 _ESCAPABLE = re.compile(r"\\([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
 
 
@@ -213,12 +214,15 @@ def scan_markdown(text: str) -> list[Link]:
     def span(first: int, last: int) -> tuple[int, int]:
         return starts[min(first, len(starts) - 1)], starts[min(last, len(starts) - 1)]
 
-    source = text
+    # Jekyll's Liquid ({{ site.baseurl }}/a.png) is expanded before Markdown: parse with each tag as one
+    # word of the same length, so a destination holding one is still a destination.
+    scanned = _LIQUID.sub(lambda m: "{" + "_" * (len(m.group()) - 2) + "}", text)
+    source = scanned
     front = _FRONT_MATTER.match(text)
     links: list[Link] = []
     if front:  # YAML or TOML front matter (Hexo, Hugo, Jekyll): not Markdown; blanked, keeping its lines
         source = _LINE_BREAK.sub("\n", text[: front.end()])
-        source = re.sub(r"[^\n]", " ", source) + text[front.end() :]
+        source = re.sub(r"[^\n]", " ", source) + scanned[front.end() :]
         links += (
             Link(m.start(2), m.end(2), 0, m.group(2), "front") for m in _FRONT_FIELD.finditer(text, 0, front.end())
         )
@@ -241,7 +245,7 @@ def scan_markdown(text: str) -> list[Link]:
             )
     for (first, last), (has_images, has_html) in regions.items():
         start, end = span(first, last)
-        masked = _mask_code_spans(text[start:end])
+        masked = _mask_code_spans(scanned[start:end])
         if has_images:
             links += _inline_images(md, text, masked, start, images, labels)
         links += (
@@ -251,7 +255,7 @@ def scan_markdown(text: str) -> list[Link]:
         )
         if has_html:
             links += _html_links(masked, 0, len(masked), offset=start, original=text)
-    links += _references(md, text, env.get("references", {}), labels, span)
+    links += _references(md, text, scanned, env.get("references", {}), labels, span)
     return links
 
 
@@ -304,9 +308,8 @@ def _inline_images(md: Any, text: str, masked: str, offset: int, images: set[str
         if found is None:
             continue
         start, end, angle = found
-        written_url = text[offset + start : offset + end]
-        target = _unescape(written_url)
-        if md.normalizeLink(target) in images:
+        if md.normalizeLink(_unescape(masked[start:end])) in images:
+            target = _unescape(text[offset + start : offset + end])
             yield Link(offset + start, offset + end, 0, target, "image", angle=angle)
 
 
@@ -360,22 +363,23 @@ def _unescape(url: str) -> str:
     return html.unescape(_ESCAPABLE.sub(r"\1", url))
 
 
-def _references(md: Any, text: str, references: Mapping[str, Any], labels: set[str], span: Any) -> Iterator[Link]:
+def _references(
+    md: Any, text: str, scanned: str, references: Mapping[str, Any], labels: set[str], span: Any
+) -> Iterator[Link]:
     """Reference definitions (``[logo]: /img/logo.png``) that an image uses."""
     for name, reference in references.items():
         if " ".join(name.split()).casefold() not in labels or not reference.get("map"):
             continue
         start, end = span(*reference["map"])
-        match = _REFERENCE.search(text, start, end)
+        match = _REFERENCE.search(scanned, start, end)
         if match is None:
             continue
         value = match.group(2)
         angle = value.startswith("<")
         first = match.start(2) + (1 if angle else 0)
         last = match.end(2) - (1 if angle else 0)
-        target = _unescape(text[first:last])
-        if md.normalizeLink(target) == reference["href"]:
-            yield Link(first, last, 0, target, "reference", angle=angle)
+        if md.normalizeLink(_unescape(scanned[first:last])) == reference["href"]:
+            yield Link(first, last, 0, _unescape(text[first:last]), "reference", angle=angle)
 
 
 # -- HTML ------------------------------------------------------------------------------------------

@@ -223,3 +223,39 @@ def test_processing_applies_to_migrated_images(tmp_path: Path, new_host: FakeHos
     assert result.returncode == 0, result.stderr
     sent = new_host.requests[0].file.data
     assert sent != data and b"Author" in data and b"Author" not in sent  # metadata stripped, as upload does
+
+
+def test_hugo_and_jekyll_conventions(tmp_path: Path, new_host: FakeHost) -> None:
+    from picbeam.samples import png
+
+    hugo = tmp_path / "hugo"
+    (hugo / "static" / "images").mkdir(parents=True)
+    (hugo / "static" / "images" / "a.png").write_bytes(png(3, 3, seed=1))
+    (hugo / "content" / "posts" / "bundle").mkdir(parents=True)
+    (hugo / "content" / "posts" / "bundle" / "b.png").write_bytes(png(3, 3, seed=2))
+    (hugo / "content" / "posts" / "bundle" / "index.md").write_text(
+        '+++\ntitle = "x"\nfeatured_image = "/images/a.png"\n+++\n![a](/images/a.png) ![b](b.png)\n'
+    )
+    jekyll = tmp_path / "jekyll"
+    (jekyll / "assets").mkdir(parents=True)
+    (jekyll / "assets" / "c.png").write_bytes(png(3, 3, seed=3))
+    (jekyll / "_posts").mkdir()
+    (jekyll / "_posts" / "2024-01-01-x.md").write_text("![c]({{ site.baseurl }}/assets/c.png)\n")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "img").mkdir(parents=True)
+    (elsewhere / "img" / "d.png").write_bytes(png(3, 3, seed=4))
+    (jekyll / "page.html").write_text('<img src="/img/d.png">\n')
+
+    result = run_picbeam("migrate", hugo, jekyll / "_posts", "--host", "new")
+    assert result.returncode == 0, result.stderr
+    url = rf"{re.escape(new_host.url)}/files/\d+/"
+    index = (hugo / "content" / "posts" / "bundle" / "index.md").read_text()
+    assert re.fullmatch(
+        rf'\+\+\+\ntitle = "x"\nfeatured_image = "{url}a.png"\n\+\+\+\n!\[a\]\({url}a.png\) !\[b\]\({url}b.png\)\n',
+        index,
+    ), index
+    assert re.fullmatch(rf"!\[c\]\({url}c.png\)\n", (jekyll / "_posts" / "2024-01-01-x.md").read_text())
+    # an absolute path found under --root only
+    assert run_picbeam("migrate", jekyll / "page.html", "--host", "new").returncode == 1
+    assert run_picbeam("migrate", jekyll / "page.html", "--host", "new", "--root", elsewhere).returncode == 0
+    assert re.fullmatch(rf'<img src="{url}d.png">\n', (jekyll / "page.html").read_text())

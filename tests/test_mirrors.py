@@ -103,7 +103,7 @@ def test_serve_mirrors_and_falls_back(two_hosts: tuple[FakeHost, FakeHost], imag
     assert answer.json["result"][0].startswith(a.url)
     assert set(b.accepted()) == {sha(first)}
 
-    a.reply(status=500, json={"success": False, "message": "down"})
+    a.reply(status=413, json={"success": False, "message": "too big"})  # not retried
     with InProcessServer(host="a", fallbacks=("b",)) as server:
         answer = upload_json(server.port, [str(second)])
     assert answer.status == 200, answer.body

@@ -135,7 +135,7 @@ class Mirrored:
 
     async def run(self, discovery: Iterable[Found]) -> Summary:
         if isinstance(discovery, Discovery | Sequence):  # a finite walk: listed once, chunked by every batch
-            listed = list(discovery)
+            listed = await asyncio.to_thread(list, discovery)
             inputs: list[Iterable[Found]] = [listed] * len(self.batches)
             self._count, self._found = (lambda: len(listed)), listed.__getitem__
             tee = None

@@ -48,7 +48,8 @@ class Problem:
     why: str
 
     def __str__(self) -> str:
-        return _visible(f"{printable(self.path)}:{self.line}: {printable(self.url)}: {self.why}")
+        where = f"{printable(self.path)}:{self.line}" if self.line else printable(self.path)
+        return _visible(f"{where}: {printable(self.url)}: {self.why}" if self.url else f"{where}: {self.why}")
 
 
 def _visible(text: str) -> str:

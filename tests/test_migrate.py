@@ -180,7 +180,7 @@ def test_odd_files_are_one_line_each(tmp_path: Path, new_host: FakeHost) -> None
     (tmp_path / "red\x1b[31m.md").write_text("![x](missing.png)\n")
     result = run_picbeam("migrate", tmp_path, "--host", "new", timeout=60)
     assert result.returncode == 1
-    assert f"{tmp_path / 'pipe.md'}:0: : cannot read: not a regular file" in result.stderr
+    assert f"{tmp_path / 'pipe.md'}: cannot read: not a regular file" in result.stderr
     assert f"{tmp_path / 'binary.md'}:1: nothing.png: no such file" in result.stderr
     assert "\x1b" not in result.stderr and f"{tmp_path}/red\\x1b[31m.md:1: missing.png: no such" in result.stderr
     assert "Traceback" not in result.stderr
@@ -259,3 +259,25 @@ def test_hugo_and_jekyll_conventions(tmp_path: Path, new_host: FakeHost) -> None
     assert run_picbeam("migrate", jekyll / "page.html", "--host", "new").returncode == 1
     assert run_picbeam("migrate", jekyll / "page.html", "--host", "new", "--root", elsewhere).returncode == 0
     assert re.fullmatch(rf'<img src="{url}d.png">\n', (jekyll / "page.html").read_text())
+
+
+def test_a_post_edited_during_the_run_is_left_to_the_editor(tmp_path: Path, new_host: FakeHost) -> None:
+    from picbeam.samples import png
+
+    (tmp_path / "a.png").write_bytes(png(3, 3, seed=5))
+    post = tmp_path / "post.md"
+    post.write_text("![a](a.png)\n")
+
+    def edit_then_answer(request, host):  # type: ignore[no-untyped-def]
+        post.write_text("![a](a.png)\nA line the author added while the upload ran.\n")
+        return host.default_reply(request)
+
+    new_host.respond_with(edit_then_answer)
+    result = run_picbeam("migrate", post, "--host", "new")
+    assert result.returncode == 1
+    assert f"{post}:1: not rewritten: the file changed while its images were moved; run again" in result.stderr
+    assert post.read_text() == "![a](a.png)\nA line the author added while the upload ran.\n"
+    again = run_picbeam("migrate", post, "--host", "new")  # the ledger has the image: nothing is sent again
+    assert again.returncode == 0, again.stderr
+    assert post.read_text().startswith(f"![a]({new_host.url}/files/1/a.png)\nA line the author added")
+    assert len(new_host.requests) == 1

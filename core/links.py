@@ -9,6 +9,7 @@ file with the same content under a ``--search`` folder; then its links are rewri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 from collections import defaultdict
@@ -127,7 +128,8 @@ class Copies:
 
     def __init__(self, ledger: Any, checker: Checker, search: Sequence[Path]) -> None:
         self.ledger, self.checker, self.search = ledger, checker, search
-        self._by_hash: dict[str, Path] | None = None
+        self._by_hash: dict[str, Path] = {}
+        self._by_size: defaultdict[int, list[Path]] | None = None
 
     async def find(self, url: str) -> tuple[Source | None, str]:
         """A source for ``url``'s image, or None and why not."""
@@ -149,22 +151,22 @@ class Copies:
         return None, f"no copy: {recorded} is gone or changed, no live mirror{where}"
 
     def _index(self, size: int) -> dict[str, Path]:
-        """Files of ``size`` bytes under the --search folders, by content hash (only those are read)."""
-        if self._by_hash is None:
-            self._by_hash = {}
-            self._sizes: set[int] = set()
-        if size not in self._sizes:
-            self._sizes.add(size)
+        """Files of ``size`` bytes under the --search folders, by content hash: the folders are walked
+        once, and only files of a size looked for are read."""
+        if self._by_size is None:
+            self._by_size = defaultdict(list)
             for folder in self.search:
                 for parent, dirs, files in os.walk(folder):
                     dirs.sort()
                     for name in sorted(files):
                         path = Path(parent, name)
                         try:
-                            if path.stat().st_size == size:
-                                self._by_hash.setdefault(_sha256(path), path)
+                            self._by_size[path.stat().st_size].append(path)
                         except OSError:
                             continue
+        for path in self._by_size.pop(size, []):
+            with contextlib.suppress(OSError):
+                self._by_hash.setdefault(_sha256(path), path)
         return self._by_hash
 
 

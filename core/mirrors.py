@@ -9,6 +9,7 @@ its place) carrying every host's URL in ``extra["mirrors"]``.
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -140,6 +141,12 @@ class Mirrored:
             self._count, self._found = (lambda: len(listed)), listed.__getitem__
             tee = None
         else:
+            # Each batch reads its feed in a worker thread that waits for the next file (picbeam watch):
+            # the default pool must have a thread for each of them besides those that read files.
+            from concurrent.futures import ThreadPoolExecutor
+
+            spare = min(32, (os.cpu_count() or 1) + 4)
+            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(spare + len(self.batches)))
             tee = Tee(discovery, len(self.batches))
             inputs = list(tee.feeds)
             self._count, self._found = (lambda: tee.count), tee.found.__getitem__

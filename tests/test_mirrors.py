@@ -138,3 +138,29 @@ def test_watch_sends_each_file_to_every_host(
     assert watch.stdout[0].startswith(a.url)
     digest = hashlib.sha256(data).hexdigest()
     assert set(a.accepted()) == set(b.accepted()) == {digest}
+
+
+def test_watch_with_many_mirrors_does_not_run_out_of_threads(hosts_dir: Path, tmp_path: Path) -> None:
+    from picbeam.samples import png
+    from test_watch import Watch
+
+    hosts = [FakeHost().start() for _ in range(9)]
+    try:
+        write_host(hosts_dir, "fake", endpoint=hosts[0].endpoint(), url_path="data.url")
+        names = []
+        for number, host in enumerate(hosts[1:]):
+            write_host(hosts_dir, f"m{number}", endpoint=host.endpoint(), url_path="data.url")
+            names += ["--host", f"m{number}"]
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        watch = Watch(inbox, *names)
+        try:
+            for n in range(3):
+                (inbox / f"shot{n}.png").write_bytes(png(4, 4, seed=40 + n))
+            watch.wait_for(lambda: len(watch.stdout) >= 3, "three results")
+        finally:
+            assert watch.stop() == 0, watch.stderr
+        assert all(len(host.accepted()) == 3 for host in hosts)
+    finally:
+        for host in hosts:
+            host.stop()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import aiohttp
 
 from . import __version__
-from .errors import UploadError
+from .errors import LedgerError, UploadError
 from .hosts import Host
 from .inputs import SNIFF_BYTES, Discovery, Found, guess_type, sniff_image
 from .items import IN_MEMORY_LIMIT, UploadItem, UploadResult, printable
@@ -67,10 +67,12 @@ class Summary:
     retries: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    # Why the ledger could not record uploads (the run then started nothing new), in one line.
+    ledger_error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.not_started == 0 and not self.interrupted
+        return self.failed == 0 and self.not_started == 0 and not self.interrupted and self.ledger_error is None
 
 
 class GroupCommit:
@@ -367,8 +369,19 @@ class Batch:
         if self._has_after:
             await asyncio.to_thread(self._after, result)
         if result.ok and self._writer is not None:
-            self._recorded.append(await self._writer.record(result))
+            try:
+                self._recorded.append(await self._writer.record(result))
+            except LedgerError as exc:
+                self._ledger_failed(exc)
         return result
+
+    def _ledger_failed(self, exc: LedgerError) -> None:
+        """The ledger cannot be written: the host has the file, so its result still counts and prints, but
+        nothing new starts (each upload would be one more the ledger cannot remember)."""
+        if self.summary.ledger_error is None:
+            self.summary.ledger_error = self.redact(exc.message)
+        self._writer = None
+        self._stopping = True
 
     def _load(self, index: int, found: Found, limit: int | None = None) -> Loaded:
         """Runs in a thread: checks the file, recognises its type, hashes it (small files are read once)

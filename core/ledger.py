@@ -7,6 +7,7 @@ several picbeam processes at once (SQLite's locking, with a busy timeout).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, data_dir
-from .errors import ConfigError
+from .errors import ConfigError, LedgerError
 from .items import UploadResult
 
 SCHEMA_VERSION = 1
@@ -181,10 +182,19 @@ class Ledger:
                     result.extra["id"] = int(cursor.lastrowid or 0)
                     ids.append(result.extra["id"])
                 self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as exc:
+                self._abandon()
+                if isinstance(exc, sqlite3.Error):
+                    raise LedgerError(f"ledger {self.path}: {exc}") from None
                 raise
         return ids
+
+    def _abandon(self) -> None:
+        """Roll back what is left of a failed transaction. SQLite has already rolled back after a full disk
+        or an I/O error, and a second rollback's error would hide the one that matters."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     # -- history and delete ---------------------------------------------------------------------------
     def get(self, record_id: int) -> dict[str, Any] | None:

@@ -265,6 +265,8 @@ def upload(
             f"{summary.not_started} not started"
         )
         raise typer.Exit(EXIT_INTERRUPTED)
+    if summary.ledger_error:
+        warn(ledger_stopped(summary))
     files = summary.uploaded + summary.reused + summary.failed
     if files > 1 or summary.retries:
         retried = f", {summary.retries} retries" if summary.retries else ""
@@ -272,8 +274,13 @@ def upload(
             f"done: {summary.uploaded} uploaded, {summary.reused} already there, {summary.failed} failed "
             f"in {summary.seconds:.1f} s{retried}"
         )
-    if summary.failed:
+    if summary.failed or summary.ledger_error:
         raise typer.Exit(EXIT_FAILED)
+
+
+def ledger_stopped(summary: Any) -> str:
+    """The one line for a run the ledger stopped: what failed, where, and what to do."""
+    return f"{summary.ledger_error}; stopped: free space or choose another --ledger, then run again"
 
 
 def dry_run_line(result: Any, fmt: str, explain: bool) -> str:

@@ -87,9 +87,13 @@ def watch(
     summary = batch.summary
     warn(f"stopped: {summary.uploaded} uploaded, {summary.reused} already uploaded, {summary.failed} failed"
          + (f", {summary.not_started} not started" if summary.not_started else ""))  # fmt: skip
+    if summary.ledger_error:
+        from .upload import ledger_stopped
+
+        warn(ledger_stopped(summary))
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
-    if summary.failed:
+    if summary.failed or summary.ledger_error:
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -244,7 +248,7 @@ class Watcher:
                 else:
                     settler.changed(path)
             settler.tick()
-            if uploads.done():
+            if uploads.done() or self.batch.summary.ledger_error:
                 break
         self.batch.stop()  # start nothing new; uploads in flight finish
         self.queue.put(None)

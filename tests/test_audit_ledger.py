@@ -1,0 +1,62 @@
+"""Nothing lost: a ledger that cannot be written, a plugin that raises, two processes over one ledger."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from picbeam.testing import Reply, run_picbeam, write_host
+
+needs_root_unshare = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare(1) to mount a small tmpfs"
+)
+
+
+@pytest.fixture
+def fake(fake_host, hosts_dir):
+    write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url", timeout=5)
+    assert run_picbeam("config", "set", "retry_wait", "0.01").returncode == 0
+    return ["--host", "fake"]
+
+
+def accepted_urls(fake_host) -> list[str]:
+    return [fake_host.file_url(request) for request in fake_host.requests]
+
+
+@needs_root_unshare
+def test_a_full_ledger_stops_the_run_and_every_accepted_url_is_still_printed(fake, fake_host, images, tmp_path):
+    paths = images(200)
+    # Large answers fill the 160 KB ledger after a few dozen rows.
+    fake_host.respond_with(
+        lambda request, host: Reply(json={"success": True, "data": {"url": host.file_url(request), "pad": "x" * 3000}})
+    )
+    small = tmp_path / "small"
+    small.mkdir()
+    ledger = small / "ledger.sqlite3"
+    command = [sys.executable, "-m", "picbeam", "upload", str(tmp_path / "images"), *fake, "-j", "4"]
+    script = f'mount -t tmpfs -o size=160k tmpfs "$1" && shift && exec "$@"'
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", str(small), *command, "--ledger", str(ledger)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    assert "rollback" not in done.stderr
+    full = [line for line in done.stderr.splitlines() if "ledger" in line]
+    assert len(full) == 1 and f"ledger {ledger}: database or disk is full" in full[0], done.stderr
+    printed = [line for line in done.stdout.splitlines() if line]
+    # Every upload the host accepted is printed, in input order, recorded or not.
+    assert sorted(printed) == sorted(accepted_urls(fake_host))
+    names = [url.rsplit("/", 1)[1] for url in printed]
+    assert names == sorted(names) == [p.name for p in paths[: len(names)]]
+    # Nothing new started after the first failed commit: only the uploads then in flight followed it.
+    assert 0 < len(fake_host.requests) < 40
+    print(done.stderr)
+    print(f"\nfull ledger: the host saw {len(fake_host.requests)} of 200 requests; {len(printed)} URLs printed")

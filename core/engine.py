@@ -14,6 +14,7 @@ import itertools
 import os
 import random
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -179,6 +180,10 @@ class Batch:
         self._writer = None
         if self.ledger is not None:
             self._writer = GroupCommit(self.ledger, self.destination, self.redact, self.variant)
+        # One line per problem that is the run's rather than a file's (a plugin that failed), for stderr.
+        self.warnings: list[str] = []
+        self._failed_plugins: set[str] = set()
+        self._warn_lock = threading.Lock()
         self._has_after = bool(self.plugins and self.plugins.manager.hook.after_upload.get_hookimpls())
 
     # -- the run ------------------------------------------------------------------------------------
@@ -447,8 +452,16 @@ class Batch:
             raise UploadError(problem)
 
     def _after(self, result: UploadResult) -> None:
+        """Runs in a thread. A plugin that raises is reported once and never undoes the upload: the file
+        is on the host, so its result is printed and recorded all the same."""
         assert self.plugins is not None
-        self.plugins.manager.hook.after_upload(result=result)
+        self.plugins.run_each("after_upload", on_error=self._plugin_failed, result=result)
+
+    def _plugin_failed(self, plugin: str, message: str) -> None:
+        with self._warn_lock:
+            if plugin not in self._failed_plugins:
+                self._failed_plugins.add(plugin)
+                self.warnings.append(f"plugin {plugin}: {self.redact(message)}")
 
     async def _send(self, item: UploadItem) -> UploadResult:
         """Upload with retries: transient failures back off (honouring Retry-After), a fresh body each try."""

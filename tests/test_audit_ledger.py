@@ -60,3 +60,39 @@ def test_a_full_ledger_stops_the_run_and_every_accepted_url_is_still_printed(fak
     assert 0 < len(fake_host.requests) < 40
     print(done.stderr)
     print(f"\nfull ledger: the host saw {len(fake_host.requests)} of 200 requests; {len(printed)} URLs printed")
+
+
+def install_plugin(folder: Path, name: str, source: str) -> dict[str, str]:
+    """A real third-party plugin: a module and its distribution metadata on PYTHONPATH (an entry point)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.py").write_text(source, encoding="utf-8")
+    info = folder / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(f"[picbeam]\n{name} = {name}\n", encoding="utf-8")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
+
+
+def ledger_rows(home: Path) -> list[dict]:
+    with sqlite3.connect(home / "data" / "picbeam" / "ledger.sqlite3") as db:
+        db.row_factory = sqlite3.Row
+        return [dict(row) for row in db.execute("SELECT * FROM uploads ORDER BY id")]
+
+
+def test_after_upload_raising_never_undoes_an_upload(fake, fake_host, images, tmp_path, home):
+    env = install_plugin(
+        tmp_path / "site",
+        "grumpy",
+        "from picbeam import hookimpl\n\n@hookimpl\ndef after_upload(result):\n    raise RuntimeError('boom')\n",
+    )
+    paths = images(5)
+    done = run_picbeam("upload", *paths, *fake, env=env)
+    assert done.returncode == 0, done.stderr
+    assert len(done.lines) == 5 and all(line.startswith(fake_host.url) for line in done.lines)
+    assert sorted(done.lines) == sorted(accepted_urls(fake_host))
+    assert len(ledger_rows(home)) == 5
+    reports = [line for line in done.stderr.splitlines() if "after_upload" in line]
+    assert reports == ["picbeam: plugin grumpy: after_upload failed: RuntimeError: boom"], done.stderr
+    # Re-run: all five are in the ledger, none is sent again.
+    again = run_picbeam("upload", *paths, *fake, env=env)
+    assert again.returncode == 0 and len(fake_host.requests) == 5

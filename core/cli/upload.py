@@ -255,7 +255,7 @@ def upload(
         )
         with batch, progress:
             summary = asyncio.run(_run_interruptible(batch, discovery))
-    for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings]:
+    for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings, *batch.warnings]:
         warn(line)
     if copied:
         copy_results(copied)

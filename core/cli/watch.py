@@ -85,6 +85,8 @@ def watch(
     with batch:
         interrupted = asyncio.run(Watcher(folder, batch, report, settle=settle, recursive=recursive).run(existing))
     summary = batch.summary
+    for line in batch.warnings:
+        warn(line)
     warn(f"stopped: {summary.uploaded} uploaded, {summary.reused} already uploaded, {summary.failed} failed"
          + (f", {summary.not_started} not started" if summary.not_started else ""))  # fmt: skip
     if summary.ledger_error:

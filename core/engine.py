@@ -56,6 +56,12 @@ class Ledger(Protocol):
 
     def mark_deleted(self, record_id: int) -> None: ...
 
+    def claim(
+        self, sha256s: list[str], host: str, destination: str, variant: str = "", largest: int = 0
+    ) -> dict[str, UploadResult | str | None]: ...
+
+    def release(self, sha256s: list[str], host: str, destination: str, variant: str = "") -> None: ...
+
 
 @dataclass
 class Summary:
@@ -170,6 +176,9 @@ class Batch:
         self._in_flight: dict[str, asyncio.Future[UploadResult]] = {}
         self._next_index = 0
         self._stopping = False
+        # Content this process claimed in the ledger (it uploads it), and content another process holds.
+        self._claimed: set[str] = set()
+        self._busy: set[str] = set()
         self._recorded: list[int] = []  # ledger ids of this run's uploads, withdrawn if the host's finish fails
         if self.processing is None and self.plugins is not None:
             from .processing import Processing, collect_steps
@@ -212,6 +221,7 @@ class Batch:
                 raise
             finally:
                 self.summary.seconds = time.monotonic() - started
+                await self._release_claims(list(self._claimed))
             await self._finish_host()
         return self.summary
 
@@ -268,12 +278,59 @@ class Batch:
                 self.on_progress("found", 1)
 
     def _next_chunk(self, found_files: Iterator[Found], size: int, first: int) -> list[Job]:
-        """Runs in a thread: the next files, with the small ones already read, hashed and looked up, so
-        that a batch of small files costs one thread hop per chunk rather than one per file."""
-        return [
+        """Runs in a thread: the next files, with the small ones already read, hashed, looked up and
+        claimed, so that a batch of small files costs one thread hop (and one ledger write) per chunk
+        rather than one per file."""
+        jobs = [
             (index, found, self._load(index, found, PRELOAD_LIMIT) if size > 1 else NOT_LOADED)
             for index, found in enumerate(itertools.islice(found_files, size), start=first)
         ]
+        self._claim([loaded for _, _, loaded in jobs])
+        return jobs
+
+    # -- claims: two picbeam processes over one ledger send each content once ------------------------
+    def _claim(self, loaded: list[Loaded]) -> None:
+        """Runs in a thread: claim in the ledger the content about to be sent. What another process
+        recorded meanwhile is reused; what it is sending now is waited for (see _wait_for_claim)."""
+        items = [i for i in loaded if isinstance(i, UploadItem) and i.previous is None]
+        if self.ledger is None or self.force or self.dry_run or not items:
+            return
+        largest = max(item.size for item in items)
+        try:
+            answers = self.ledger.claim(
+                [i.sha256 for i in items], self.host.name, self.destination, self.variant, largest=largest
+            )
+        except LedgerError as exc:
+            self._ledger_failed(exc)
+            return
+        for item in items:
+            answer = answers[item.sha256]
+            if isinstance(answer, UploadResult):
+                item.previous = dataclasses.replace(answer, path=printable(item.source), index=item.index)
+            elif answer is None:
+                self._claimed.add(item.sha256)
+            else:
+                self._busy.add(item.sha256)
+
+    async def _wait_for_claim(self, item: UploadItem) -> UploadResult | None:
+        """Wait while another process uploads this content: its result when it recorded one, None when
+        this process holds the claim now (the other failed, or died)."""
+        delay = 0.02
+        while item.sha256 in self._busy:
+            if self._stopping:
+                return self._failure(item.index, item.source, "not sent: another picbeam is uploading it", item=item)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            self._busy.discard(item.sha256)
+            await asyncio.to_thread(self._claim, [item])
+            if item.previous is not None:
+                return item.previous
+        return None
+
+    async def _release_claims(self, sha256s: list[str]) -> None:
+        if self.ledger is not None and sha256s:
+            self._claimed.difference_update(sha256s)
+            await asyncio.to_thread(self.ledger.release, sha256s, self.host.name, self.destination, self.variant)
 
     async def _worker(self) -> None:
         while (job := await self._queue.get()) is not None:
@@ -305,7 +362,7 @@ class Batch:
     # -- one file -----------------------------------------------------------------------------------
     async def _process(self, index: int, found: Found, loaded: Loaded) -> UploadResult | None:
         if loaded is NOT_LOADED:
-            loaded = await asyncio.to_thread(self._load, index, found)
+            loaded = await asyncio.to_thread(self._load_and_claim, index, found)
         if loaded is None:
             self.summary.skipped += 1
             self.on_progress("skipped", 1)
@@ -353,7 +410,7 @@ class Batch:
         self._in_flight.setdefault(item.sha256, future)
         result = None
         try:
-            result = await self._upload(item)
+            result = await self._wait_for_claim(item) or await self._upload(item)
             return result
         finally:
             future.set_result(result or self._failure(item.index, item.source, "not sent", item=item))
@@ -376,8 +433,11 @@ class Batch:
         if result.ok and self._writer is not None:
             try:
                 self._recorded.append(await self._writer.record(result))
+                self._claimed.discard(item.sha256)
             except LedgerError as exc:
                 self._ledger_failed(exc)
+        elif not result.ok and item.sha256 in self._claimed:
+            await self._release_claims([item.sha256])  # another process may send it now
         return result
 
     def _ledger_failed(self, exc: LedgerError) -> None:
@@ -387,6 +447,11 @@ class Batch:
             self.summary.ledger_error = self.redact(exc.message)
         self._writer = None
         self._stopping = True
+
+    def _load_and_claim(self, index: int, found: Found) -> Loaded:
+        loaded = self._load(index, found)
+        self._claim([loaded])
+        return loaded
 
     def _load(self, index: int, found: Found, limit: int | None = None) -> Loaded:
         """Runs in a thread: checks the file, recognises its type, hashes it (small files are read once)

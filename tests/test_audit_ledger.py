@@ -96,3 +96,23 @@ def test_after_upload_raising_never_undoes_an_upload(fake, fake_host, images, tm
     # Re-run: all five are in the ledger, none is sent again.
     again = run_picbeam("upload", *paths, *fake, env=env)
     assert again.returncode == 0 and len(fake_host.requests) == 5
+
+
+def test_two_runs_at_once_over_one_ledger_send_each_content_once(fake, fake_host, images, tmp_path, home):
+    paths = images(600)
+    # A host that takes a few milliseconds per file keeps both runs busy at the same time.
+    fake_host.respond_with(lambda request, host: Reply(json=host.default_reply(request).json, delay=0.005))
+    command = [sys.executable, "-m", "picbeam", "upload", str(tmp_path / "images"), *fake, "-j", "4"]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-1000:] for _, err in outputs]
+    for stdout, _ in outputs:  # each run prints a URL for every file, in input order
+        names = [line.rsplit("/", 1)[1] for line in stdout.splitlines()]
+        assert names == [p.name for p in paths]
+    accepted = fake_host.accepted()
+    print(f"\ntwo runs over one ledger: the host saw {len(fake_host.requests)} requests for 600 files")
+    assert len(accepted) == 600 and set(accepted.values()) == {1}
+    assert len(fake_host.requests) == 600
+    assert len(ledger_rows(home)) == 600
+    with sqlite3.connect(home / "data" / "picbeam" / "ledger.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM claims").fetchone()[0] == 0  # every claim released

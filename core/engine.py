@@ -464,7 +464,8 @@ class Batch:
             if limit is not None and info.st_size > limit:
                 return NOT_LOADED
             if not stat.S_ISREG(info.st_mode):
-                return self._failure(index, path, "not a regular file")
+                # A FIFO or a device in a folder is passed over like a file that is not an image.
+                return self._failure(index, path, "not a regular file") if found.explicit else None
             with open(path, "rb") as handle:
                 if info.st_size <= IN_MEMORY_LIMIT:
                     data: bytes | None = handle.read()
@@ -473,6 +474,8 @@ class Batch:
                     data, head = None, handle.read(SNIFF_BYTES)
                     digest = _hash_rest(handle, head)
         except OSError as exc:
+            if not found.explicit and isinstance(exc, FileNotFoundError) and path.is_symlink():
+                return None  # a dangling symlink in a folder, passed over like a file that is not an image
             return self._failure(index, path, f"cannot read: {exc.strerror or exc}")
         mime = sniff_image(head)
         if mime is None and not found.explicit:
@@ -742,13 +745,15 @@ async def upload_async(
     force: bool = False,
     ledger: bool | str | os.PathLike[str] = True,
     process: Mapping[str, Any] | None = None,
+    follow_symlinks: bool = False,
 ) -> list[UploadResult]:
     """Upload files and folders to a host (by name, or a :class:`Host`); results in input order.
 
     Failures are results too (``result.error``), so one bad file never hides the others' URLs. The
     ledger is used as by the command line (``ledger=False`` for none, or a path); ``force`` re-sends
     files the ledger already has. ``process`` sets processing options as the command line's flags do
-    (``{"convert": "webp", "max_width": 1600}``; see the README's "Processing").
+    (``{"convert": "webp", "max_width": 1600}``; see the README's "Processing"). In folders, symbolic
+    links that lead outside the folder named are passed over unless ``follow_symlinks``.
     """
     from .config import Config
     from .loader import load_plugins
@@ -770,7 +775,14 @@ async def upload_async(
         emit=results.append,
     )
     with batch:
-        await batch.run(Discovery([Path(p) for p in paths], recursive=recursive, include=include, exclude=exclude))
+        discovery = Discovery(
+            [Path(p) for p in paths],
+            recursive=recursive,
+            include=include,
+            exclude=exclude,
+            follow_symlinks=follow_symlinks,
+        )
+        await batch.run(discovery)
     return results
 
 

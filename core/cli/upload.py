@@ -52,6 +52,10 @@ def upload(
     fmt: Annotated[
         str | None, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)} (default: url).")
     ] = None,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option("--follow-symlinks", help="In folders, follow symbolic links that lead outside the folder named."),
+    ] = False,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a host field for this run: FIELD=VALUE, headers.NAME=VALUE (repeatable)."),
@@ -211,7 +215,9 @@ def upload(
     chosen = registry.select(host_name, overrides or ())
     cleanup = ExitStack()  # the clipboard's image lives in a temporary folder until the run ends
     inputs = [_clipboard_image(cleanup), *(paths or ())] if clipboard else list(paths or ())
-    discovery = Discovery(inputs, recursive=recursive, include=include or (), exclude=exclude or ())
+    discovery = Discovery(
+        inputs, recursive=recursive, include=include or (), exclude=exclude or (), follow_symlinks=follow_symlinks
+    )
     progress = ProgressReport(enabled=sys.stderr.isatty() and not dry_run)
     copied: list[str] = []
 

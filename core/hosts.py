@@ -143,6 +143,7 @@ class SpecHost(Host):
             headers=headers,
             data=body,
             timeout=request_timeout(item.size, spec.timeout),
+            middlewares=self._redirect_guard(),
         ) as response:
             answer = await response.read()
             extracted = interpret(spec, response.status, response.headers, answer, str(response.url))
@@ -155,6 +156,12 @@ class SpecHost(Host):
             answer=extracted.data,
             endpoint=spec.endpoint,
         )
+
+    def _redirect_guard(self) -> tuple[Any, ...]:
+        """For a host with credentials: redirects stay on the endpoint's origin. aiohttp drops only the
+        Authorization header on the way to another origin; keys in other headers, the form, the query or
+        the URL would all go along."""
+        return (same_origin_only(self.spec.endpoint),) if self.spec.secret_values() else ()
 
     async def delete(self, record: Mapping[str, Any], session: aiohttp.ClientSession) -> None:
         from .answers import http_error, parse_body, search
@@ -172,6 +179,7 @@ class SpecHost(Host):
             params=spec.query or None,
             headers=spec.headers,
             timeout=request_timeout(0, spec.timeout),
+            middlewares=self._redirect_guard(),
         ) as response:
             body = await response.read()
         data = _try(lambda: parse_body("json", body, response.status))
@@ -179,6 +187,25 @@ class SpecHost(Host):
             raise http_error(response.status, response.headers, body, search(spec, "error_path", data))
         if isinstance(data, dict) and spec.expression("success_path") and not search(spec, "success_path", data):
             raise UploadError(f"delete refused: {search(spec, 'error_path', data) or 'the host reported a failure'}")
+
+
+def same_origin_only(endpoint: str) -> Any:
+    """An aiohttp client middleware (it sees every hop of a redirect) that refuses to send the request to
+    an origin other than ``endpoint``'s."""
+    from yarl import URL
+
+    origin = URL(endpoint).origin()
+
+    async def middleware(request: Any, handler: Any) -> Any:
+        target = request.url.origin()
+        if target != origin:
+            raise UploadError(
+                f"the host redirected the upload to another origin, {target}, and picbeam does not send the "
+                f"host's credentials there; if uploads belong there, point endpoint at it"
+            )
+        return await handler(request)
+
+    return middleware
 
 
 def keep_process(old: Host, new: Host) -> Host:

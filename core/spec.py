@@ -22,7 +22,7 @@ import jmespath.exceptions
 
 from .errors import ConfigError
 from .jmespath_functions import check_calls, compile_patterns
-from .redaction import ENV_REFERENCE, is_secret_name, mask_table
+from .redaction import ENV_REFERENCE, is_secret_name, mask_table, mask_url, url_secrets
 from .templates import TemplateContext, fill_placeholders, has_placeholders
 
 METHODS = ("POST", "PUT", "PATCH", "GET")
@@ -177,19 +177,24 @@ class HostSpec:
     def masked(self) -> dict[str, Any]:
         """The spec as a user may see it: literal secrets masked, ``${VAR}`` references as written."""
         out = self.to_mapping()
+        for name in ("endpoint", "delete_endpoint"):
+            if out.get(name):
+                out[name] = mask_url(out[name], self.secrets)
         for table in TABLE_FIELDS:
             if table in out:
                 out[table] = mask_table(out[table], self.secrets)
         return out
 
     def secret_values(self) -> list[str]:
-        """The (expanded) values of secret fields, for redacting them from any output."""
-        return [
+        """The (expanded) values of secret fields, for redacting them from any output: secret headers,
+        form fields and query values, and in the endpoint its password and its secret query values."""
+        values = [
             value
             for table in TABLE_FIELDS
             for key, value in getattr(self, table).items()
             if is_secret_name(key, self.secrets) and value
         ]
+        return values + url_secrets(self.endpoint, self.secrets)
 
 
 def _check_choice(where: str, name: str, value: str, choices: Iterable[str]) -> None:

@@ -170,7 +170,8 @@ class Batch:
     def __post_init__(self) -> None:
         self.jobs = max(1, self.jobs)
         self.redact = Redactor(self.host.secret_values())
-        self.destination = self.host.destination
+        # The ledger's key and record of where uploads went, without a password or key written in the URL.
+        self.destination = self.redact(self.host.destination)
         self._window = max(64, self.jobs * 8)
         self._pending: dict[int, UploadResult | None] = {}
         self._in_flight: dict[str, asyncio.Future[UploadResult]] = {}
@@ -581,6 +582,10 @@ class Batch:
             self.summary.retries += max(0, attempts - 1)
         result.index, result.path = item.index, printable(item.source)
         result.bytes, result.sha256 = item.size, item.sha256
+        # What the Python API returns and the ledger keeps: the answer and endpoint without credentials.
+        result.answer = self.redact.data(result.answer)
+        if result.endpoint:
+            result.endpoint = self.redact(result.endpoint)
         return result
 
     # -- results ------------------------------------------------------------------------------------
@@ -666,6 +671,8 @@ def _network_message(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         reason = exc.os_error.strerror or exc.os_error
         return f"cannot connect to {exc.host}:{exc.port} ({reason}); check the endpoint or your network"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return "the host redirected the upload too many times (check the endpoint)"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the host closed the connection before answering"
     if isinstance(exc, aiohttp.ClientError):

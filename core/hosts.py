@@ -11,6 +11,7 @@ from urllib.parse import quote, urljoin
 
 from .errors import ConfigError, PluginError, UploadError
 from .items import UploadItem, UploadResult, printable
+from .redaction import MASK
 from .spec import HostSpec, parse_assignments
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ class SpecHost(Host):
             headers=headers,
             data=body,
             timeout=request_timeout(item.size, spec.timeout),
-            middlewares=self._redirect_guard(),
+            middlewares=self._redirect_guard(request.endpoint),
         ) as response:
             answer = await response.read()
             extracted = interpret(spec, response.status, response.headers, answer, str(response.url))
@@ -157,11 +158,11 @@ class SpecHost(Host):
             endpoint=spec.endpoint,
         )
 
-    def _redirect_guard(self) -> tuple[Any, ...]:
+    def _redirect_guard(self, url: str) -> tuple[Any, ...]:
         """For a host with credentials: redirects stay on the endpoint's origin. aiohttp drops only the
         Authorization header on the way to another origin; keys in other headers, the form, the query or
         the URL would all go along."""
-        return (same_origin_only(self.spec.endpoint),) if self.spec.secret_values() else ()
+        return (same_origin_only(url),) if self.spec.secret_values() else ()
 
     async def delete(self, record: Mapping[str, Any], session: aiohttp.ClientSession) -> None:
         from .answers import http_error, parse_body, search
@@ -172,14 +173,17 @@ class SpecHost(Host):
             hint = f"; delete it by hand at {page}" if page else ""
             raise UploadError(f"host '{self.name}' has no delete API{hint}")
         answer = record.get("answer")
-        target = urljoin(record.get("endpoint") or spec.endpoint, fill_from_answer(spec.delete_endpoint, answer))
+        recorded = record.get("endpoint")
+        # The ledger keeps the endpoint with its credentials masked: then the host's own has them.
+        base = recorded if recorded and MASK not in recorded else spec.endpoint
+        target = urljoin(base, fill_from_answer(spec.delete_endpoint, answer))
         async with session.request(
             spec.delete_method or "DELETE",
             target,
             params=spec.query or None,
             headers=spec.headers,
             timeout=request_timeout(0, spec.timeout),
-            middlewares=self._redirect_guard(),
+            middlewares=self._redirect_guard(target),
         ) as response:
             body = await response.read()
         data = _try(lambda: parse_body("json", body, response.status))
@@ -200,7 +204,7 @@ def same_origin_only(endpoint: str) -> Any:
         target = request.url.origin()
         if target != origin:
             raise UploadError(
-                f"the host redirected the upload to another origin, {target}, and picbeam does not send the "
+                f"the host redirected the request to another origin, {target}, and picbeam does not send the "
                 f"host's credentials there; if uploads belong there, point endpoint at it"
             )
         return await handler(request)

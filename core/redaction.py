@@ -71,9 +71,15 @@ class Redactor:
 
     def data(self, value: Any) -> Any:
         """A JSON-like value (a host's answer) with every secret masked in its strings and keys."""
-        if not self._secrets or value is None:
+        if not self._secrets:
             return value
-        return json.loads(self(json.dumps(value, ensure_ascii=False, default=str)))
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, Mapping):
+            return {self(str(k)): self.data(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
@@ -105,29 +111,23 @@ def basic_credential(user: str, password: str) -> str:
 def url_secrets(url: str, extra: Iterable[str] = ()) -> list[str]:
     """The secrets written into a URL: the password of its userinfo (and the Basic credential aiohttp
     makes of it), and its query values named like secrets (``?api_key=...``)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return []
     found = []
+    user, password = _userinfo(url)
     if password:
-        found += [password, unquote(password), basic_credential(unquote(parts.username or ""), unquote(password))]
+        found += [password, unquote(password), basic_credential(unquote(user), unquote(password))]
+    parts = urlsplit(url.replace(f"{user}:{password}@", "", 1) if password else url)
     found += [value for key, value in parse_qsl(parts.query) if value and is_secret_name(key, extra)]
+    raw = (pair.partition("=") for pair in parts.query.split("&"))  # as written, before decoding
+    found += [value for key, _, value in raw if value and is_secret_name(unquote_plus(key), extra)]
     return found
 
 
 def mask_url(url: str, extra: Iterable[str] = ()) -> str:
     """A URL as it may be shown: its password and its secret query values masked (``${VAR}`` kept)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    netloc = parts.netloc
+    _, password = _userinfo(url)
     if password and not ENV_REFERENCE.search(password):
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}:{MASK}@{host}"
+        url = url.replace(f":{password}@", f":{MASK}@", 1)
+    parts = urlsplit(url)
     query = "&".join(
         f"{key}={MASK}"
         if value and is_secret_name(unquote_plus(key), extra) and not ENV_REFERENCE.search(value)
@@ -136,12 +136,32 @@ def mask_url(url: str, extra: Iterable[str] = ()) -> str:
         else key
         for key, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+# scheme://user:password@ — the password up to the first '@', even with a '/' that should have been encoded.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#@:]*):([^@]*)@")
+
+
+def _userinfo(url: str) -> tuple[str, str]:
+    try:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            return parts.username or "", parts.password
+    except ValueError:
+        pass
+    match = _USERINFO.match(url)
+    if match is None or match.group(3).partition("/")[0].isdigit():  # host:port/path@...: no password
+        return "", ""
+    return match.group(2), match.group(3)
 
 
 def literal_secrets(fields: Mapping[str, Any]) -> list[str]:
-    """``table.key`` names of secret header/form/query values written literally instead of as ``${VAR}``."""
-    return [
+    """``table.key`` names of secret header/form/query values written literally instead of as ``${VAR}``
+    (and ``endpoint`` for a password or key written into the URL)."""
+    endpoint = str(fields.get("endpoint") or "")
+    literal_in_url = [s for s in url_secrets(endpoint, fields.get("secrets") or ()) if not ENV_REFERENCE.search(s)]
+    return ["endpoint"] * bool(literal_in_url) + [
         f"{table}.{key}"
         for table in ("query", "headers", "form")
         for key, value in (fields.get(table) or {}).items()

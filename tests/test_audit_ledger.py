@@ -39,7 +39,7 @@ def test_a_full_ledger_stops_the_run_and_every_accepted_url_is_still_printed(fak
     small.mkdir()
     ledger = small / "ledger.sqlite3"
     command = [sys.executable, "-m", "picbeam", "upload", str(tmp_path / "images"), *fake, "-j", "4"]
-    script = f'mount -t tmpfs -o size=160k tmpfs "$1" && shift && exec "$@"'
+    script = 'mount -t tmpfs -o size=160k tmpfs "$1" && shift && exec "$@"'
     done = subprocess.run(
         ["unshare", "-m", "sh", "-c", script, "sh", str(small), *command, "--ledger", str(ledger)],
         capture_output=True,

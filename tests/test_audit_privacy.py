@@ -53,3 +53,117 @@ def test_a_same_origin_redirect_is_followed(fake_host, hosts_dir, images, no_ret
     assert [r.path for r in fake_host.requests] == ["/upload", "/v2/upload"]
     assert fake_host.requests[1].headers["X-API-Key"] == "k" * 20
     assert fake_host.requests[1].file.data
+
+
+SECRET = "QQQsecretQ+/=9z"  # characters that every encoding changes
+PASSWORD = "pw-Zx9+/hunter2"
+KEY = "QKEYqueryvalue42"
+
+
+def encodings(value: str) -> list[str]:
+    import base64
+    import json
+    import re
+    from urllib.parse import quote, quote_plus
+
+    lower_hex = re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(value, safe=""))
+    forms = [value, quote(value), quote(value, safe=""), lower_hex, quote_plus(value)]
+    forms += [json.dumps(value)[1:-1].replace("/", "\\/")]
+    if value == PASSWORD:  # the Basic credential aiohttp makes of the URL's userinfo
+        forms.append(base64.b64encode(f"uploader:{value}".encode()).decode())
+    return forms
+
+
+def leaks(text: str) -> list[str]:
+    return [form for value in (SECRET, PASSWORD, KEY) for form in encodings(value) if form in text]
+
+
+@pytest.fixture
+def echoing(fake_host, hosts_dir):
+    """A host configured with a secret header, form field, URL password and ?api_key=, whose answers
+    echo every one of them in every encoding."""
+    from urllib.parse import quote
+
+    def echo(request, host):
+        echoed = " ".join(encodings(SECRET) + encodings(PASSWORD) + encodings(KEY))
+        if request.form.get("fail"):
+            return Reply(status=400, json={"error": f"bad key {echoed}"})
+        return Reply(json={"data": {"url": host.file_url(request), "debug": echoed, "echo": dict(request.query)}})
+
+    fake_host.respond_with(echo)
+    endpoint = fake_host.endpoint().replace("http://", f"http://uploader:{quote(PASSWORD, safe='')}@")
+    write_host(
+        hosts_dir,
+        "echo",
+        endpoint=f"{endpoint}?api_key={KEY}",
+        url_path="data.url",
+        error_path="error",
+        headers={"X-API-Key": SECRET},
+        form={"token": SECRET},
+    )
+    return ["--host", "echo"]
+
+
+def test_secrets_are_masked_in_every_encoding_everywhere(echoing, fake_host, images, home, hosts_dir):
+    [ok, bad] = images(2)
+    outputs = [run_picbeam("upload", ok, *echoing, "--format", "json")]
+    assert outputs[0].returncode == 0, outputs[0].stderr
+    # The credentials did reach the host, where they belong.
+    arrived = fake_host.requests[0]
+    assert arrived.headers["X-API-Key"] == SECRET and arrived.query["api_key"] == KEY
+    outputs.append(run_picbeam("upload", bad, *echoing, "--set", "form.fail=1", "--retries", "0"))
+    assert outputs[1].returncode == 1 and "***" in outputs[1].stderr
+    outputs += [run_picbeam("hosts", "show", "echo"), run_picbeam("hosts", "show", "echo", "--json")]
+    outputs += [run_picbeam("history"), run_picbeam("history", "--json")]
+    outputs += [run_picbeam("history", "--export", kind) for kind in ("csv", "json")]
+    for done in outputs:
+        assert not leaks(done.stdout + done.stderr), (done.stdout + done.stderr)[-1500:]
+    assert "uploader:***@" in outputs[2].stdout
+    ledger = home / "data" / "picbeam"
+    stored = b"".join(path.read_bytes() for path in ledger.iterdir() if path.name.startswith("ledger.sqlite3"))
+    assert not leaks(stored.decode("utf-8", errors="replace"))
+
+
+def test_results_of_the_python_api_carry_no_secret(echoing, fake_host, images, hosts_dir):
+    import picbeam
+
+    [path] = images(1)
+    [result] = picbeam.upload([path], "echo", hosts_dirs=[hosts_dir])
+    assert result.ok
+    assert not leaks(repr(result)) and not leaks(str(result.answer))
+
+
+def test_a_redirect_loop_with_a_secret_query_is_masked(fake_host, hosts_dir, images, no_retry_wait):
+    from urllib.parse import quote
+
+    fake_host.reply(Reply(status=302, headers={"Location": f"/upload?api_key={quote(SECRET, safe='')}"}))
+    write_host(hosts_dir, "loop", endpoint=f"{fake_host.endpoint()}?api_key={SECRET}", url_path="data.url")
+    done = run_picbeam("upload", images(1)[0], "--host", "loop", "--retries", "0")
+    assert done.returncode == 1
+    assert "redirect" in done.stderr.lower() and not leaks(done.stdout + done.stderr), done.stderr
+
+
+def test_a_sharex_import_with_userinfo_is_masked_in_hosts_show(tmp_path, hosts_dir):
+    import json
+
+    sxcu = tmp_path / "mine.sxcu"
+    sxcu.write_text(
+        json.dumps(
+            {
+                "Version": "16.1.0",
+                "Name": "mine",
+                "RequestMethod": "POST",
+                "RequestURL": f"https://uploader:{PASSWORD}@img.example/upload",
+                "Body": "MultipartFormData",
+                "FileFormName": "file",
+                "URL": "{json:url}",
+            }
+        ),
+        encoding="utf-8",
+    )
+    done = run_picbeam("hosts", "import", sxcu)
+    assert done.returncode == 0, done.stderr
+    shown = [run_picbeam("hosts", "show", "mine"), run_picbeam("hosts", "show", "mine", "--json"), done]
+    for output in shown:
+        assert not leaks(output.stdout + output.stderr), output.stdout + output.stderr
+    assert "uploader:***@img.example" in shown[0].stdout

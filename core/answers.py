@@ -18,6 +18,29 @@ from .spec import HostSpec
 # Statuses worth another attempt: the host is overloaded, throttling or briefly unavailable.
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 RETRY_AFTER_CAP = 300.0
+# Answers are read up to this size (a host's max_answer_size may raise it): a hostile or broken host must
+# not make picbeam hold an endless answer in memory.
+MAX_ANSWER_SIZE = 10 * 1024 * 1024
+ANSWER_CHUNK = 64 * 1024
+
+
+async def read_answer(response: Any, limit: int | None = None) -> bytes:
+    """The body of ``response`` (an aiohttp response), or UploadError once it passes ``limit`` bytes."""
+    limit = limit or MAX_ANSWER_SIZE
+    if response.content_length is not None and response.content_length > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(ANSWER_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+def _too_large(limit: int) -> UploadError:
+    mib = 1024 * 1024
+    size = f"{limit // mib} MB" if limit % mib == 0 else f"{limit} bytes"
+    return UploadError(f"the host's answer is larger than {size} (a host's max_answer_size raises the limit)")
 
 
 @dataclass

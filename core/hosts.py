@@ -121,7 +121,7 @@ class SpecHost(Host):
     async def upload(self, item: UploadItem, session: aiohttp.ClientSession) -> UploadResult:
         import aiohttp
 
-        from .answers import interpret
+        from .answers import interpret, read_answer
         from .templates import TemplateContext
 
         spec = self.spec
@@ -146,7 +146,7 @@ class SpecHost(Host):
             timeout=request_timeout(item.size, spec.timeout),
             middlewares=self._redirect_guard(request.endpoint),
         ) as response:
-            answer = await response.read()
+            answer = await read_answer(response, spec.max_answer_size)
             extracted = interpret(spec, response.status, response.headers, answer, str(response.url))
         return self.result(
             item,
@@ -165,7 +165,7 @@ class SpecHost(Host):
         return (same_origin_only(url),) if self.spec.secret_values() else ()
 
     async def delete(self, record: Mapping[str, Any], session: aiohttp.ClientSession) -> None:
-        from .answers import http_error, parse_body, search
+        from .answers import http_error, parse_body, read_answer, search
 
         spec = self.spec
         if not spec.delete_endpoint:
@@ -185,7 +185,7 @@ class SpecHost(Host):
             timeout=request_timeout(0, spec.timeout),
             middlewares=self._redirect_guard(target),
         ) as response:
-            body = await response.read()
+            body = await read_answer(response, spec.max_answer_size)
         data = _try(lambda: parse_body("json", body, response.status))
         if not 200 <= response.status < 300:
             raise http_error(response.status, response.headers, body, search(spec, "error_path", data))

@@ -30,7 +30,7 @@ BODIES = ("multipart", "binary")
 RESPONSES = ("json", "text", "xml")
 TABLE_FIELDS = ("query", "headers", "form")
 JMESPATH_FIELDS = ("url_path", "thumbnail_path", "delete_path", "error_path", "success_path")
-INT_FIELDS = ("max_bytes", "concurrency")
+INT_FIELDS = ("max_bytes", "concurrency", "max_answer_size")
 FLOAT_FIELDS = ("rate_limit", "timeout")
 LIST_FIELDS = ("accept", "secrets")
 # Fields of a TOML file that are not HostSpec fields.
@@ -63,6 +63,8 @@ class HostSpec:
     delete_method: str | None = None
     delete_endpoint: str | None = None
     max_bytes: int | None = None
+    # The largest answer read from the host, in bytes (default: picbeam.answers.MAX_ANSWER_SIZE, 10 MB).
+    max_answer_size: int | None = None
     concurrency: int | None = None
     rate_limit: float | None = None
     timeout: float | None = None

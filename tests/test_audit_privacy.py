@@ -167,3 +167,87 @@ def test_a_sharex_import_with_userinfo_is_masked_in_hosts_show(tmp_path, hosts_d
     for output in shown:
         assert not leaks(output.stdout + output.stderr), output.stdout + output.stderr
     assert "uploader:***@img.example" in shown[0].stdout
+
+
+@pytest.fixture(scope="module")
+def flood():
+    """A host whose answers are huge: /mb/N answers N MB of JSON with a URL in it, /endless never ends."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        endless = request.match_info["kind"] == "endless"
+        megabytes = 0 if endless else int(request.match_info["size"])
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"data": {"url": "http://127.0.0.1/x.png", "pad": "')
+        chunk, sent = b"x" * 1024 * 1024, 0
+        try:
+            while endless or sent < megabytes:
+                await response.write(chunk)
+                sent += 1
+            await response.write(b'"}}')
+        except (ConnectionResetError, RuntimeError):
+            pass  # the client stopped reading: what picbeam should do
+        return response
+
+    state: dict = {}
+    ready = threading.Event()
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        app = web.Application(client_max_size=1024**3)
+        app.router.add_post("/{kind}/{size}", answer)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        state.update(loop=loop, port=runner.addresses[0][1])
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(10)
+    yield f"http://127.0.0.1:{state['port']}"
+    state["loop"].call_soon_threadsafe(state["loop"].stop)
+    thread.join(10)
+
+
+def run_measured(*args: str) -> tuple[int, str, str, int]:
+    """Run picbeam; its exit status, output and peak memory (RSS, KB) as the kernel accounted it."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen([sys.executable, "-m", "picbeam", *args], stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return process.returncode, out.read(), err.read(), usage.ru_maxrss
+
+
+@pytest.mark.parametrize("path", ["/mb/100", "/endless/0"])
+def test_a_huge_answer_fails_the_file_with_flat_memory(flood, hosts_dir, images, no_retry_wait, path):
+    write_host(hosts_dir, "flood", endpoint=flood + path, url_path="data.url", timeout=60)
+    code, stdout, stderr, peak_kb = run_measured("upload", str(images(1)[0]), "--host", "flood")
+    print(f"\n{path}: peak RSS {peak_kb / 1024:.0f} MB")
+    assert code == 1
+    lines = [line for line in stderr.splitlines() if "answer" in line]
+    assert len(lines) == 1 and "the host's answer is larger than 10 MB" in lines[0], stderr
+    assert "attempts" not in lines[0]  # not retried
+    assert peak_kb < 100 * 1024
+
+
+def test_a_host_may_raise_the_answer_limit(flood, hosts_dir, images):
+    write_host(hosts_dir, "big", endpoint=flood + "/mb/12", url_path="data.url", max_answer_size=20 * 1024 * 1024)
+    done = run_picbeam("upload", images(1)[0], "--host", "big")
+    assert done.returncode == 0, done.stderr
+    assert done.lines == ["http://127.0.0.1/x.png"]

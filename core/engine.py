@@ -27,7 +27,7 @@ from . import __version__
 from .errors import LedgerError, UploadError
 from .hosts import Host
 from .inputs import SNIFF_BYTES, Discovery, Found, guess_type, sniff_image
-from .items import IN_MEMORY_LIMIT, UploadItem, UploadResult, printable
+from .items import IN_MEMORY_LIMIT, UploadItem, UploadResult, escape_controls, printable, url_problem
 from .redaction import Redactor
 
 if TYPE_CHECKING:
@@ -422,6 +422,7 @@ class Batch:
         try:
             await self._prepare(item)
             result = await self._send(item)
+            self._check_urls(result)
             if item.data is None:
                 await asyncio.to_thread(_check_unchanged, item)
         except UploadError as exc:
@@ -448,6 +449,13 @@ class Batch:
             self.summary.ledger_error = self.redact(exc.message)
         self._writer = None
         self._stopping = True
+
+    def _check_urls(self, result: UploadResult) -> None:
+        """A URL that would garble a terminal or a page, or run script where it is pasted, fails the file."""
+        for url, strict in ((result.url, True), (result.thumbnail_url, False), (result.delete_url, False)):
+            problem = url_problem(url, self.host.url_schemes, strict=strict)
+            if problem:
+                raise UploadError(problem, status=result.status)
 
     def _load_and_claim(self, index: int, found: Found) -> Loaded:
         loaded = self._load(index, found)
@@ -595,7 +603,7 @@ class Batch:
         return UploadResult(
             path=printable(path),
             host=self.host.name,
-            error=self.redact(message),
+            error=escape_controls(self.redact(message)),  # a host's text may hold terminal escapes
             status=status,
             index=index,
             bytes=item.size if item else 0,

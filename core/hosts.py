@@ -35,6 +35,9 @@ class Host:
     # MIME patterns the host takes ("image/*"); empty means any file.
     accept: tuple[str, ...] = ()
     source: str = "python"
+    # The URL schemes this host's URLs may have; any other fails the file (a storage host adds its own,
+    # such as "file" for local).
+    url_schemes: ClassVar[tuple[str, ...]] = ("http", "https")
     # Option names whose values are credentials, masked in `hosts show` and redacted from errors.
     secret_options: ClassVar[tuple[str, ...]] = ()
     # The host's [process] table: processing options for uploads to it (see picbeam.processing).

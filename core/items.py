@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ class UploadItem:
         if self.path is None:
             self.path = self.source
         if not self.name:
-            self.name = printable(self.source.name)
+            self.name = clean_name(self.source.name)
 
     def replace(self, *, path: Path | None = None, name: str | None = None, mime: str | None = None) -> None:
         """Send another file (a processed copy) in place of this one."""
@@ -99,9 +100,44 @@ class UploadItem:
         return self.path.read_bytes()
 
 
+# Characters that move the cursor, change the terminal, reorder the line or end it: C0 and C1 controls,
+# DEL, bidirectional controls, and the Unicode line and paragraph separators.
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` safe to print on one terminal line: each unprintable character as ``\\xNN`` or ``\\uNNNN``."""
+    return UNPRINTABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
 def printable(path: os.PathLike[str] | str) -> str:
-    """A path as text that can always be printed and stored: undecodable bytes become ``\\xNN``."""
-    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+    """A path as text that can always be printed and stored on one line: undecodable bytes and control
+    characters become ``\\xNN``."""
+    return escape_controls(os.fsencode(path).decode("utf-8", errors="backslashreplace"))
+
+
+def url_problem(url: str | None, schemes: tuple[str, ...], *, strict: bool = True) -> str | None:
+    """Why a URL a host answered must not be printed (a control or bidi character, or a scheme other than
+    ``schemes``), or None. Not ``strict``, text without a scheme passes (a delete token, not a URL)."""
+    if url is None:
+        return None
+    if UNPRINTABLE.search(url):
+        return f"the host answered a URL with a control or bidirectional character: {escape_controls(url)!r}"
+    scheme = match[1].lower() if (match := _SCHEME.match(url)) else ""
+    if scheme not in schemes and (strict or scheme):
+        return (
+            f"the host answered a {scheme or 'scheme-less'}: URL, not {' or '.join(schemes)}: "
+            f"{escape_controls(url)[:120]!r}"
+        )
+    return None
+
+
+def clean_name(name: str) -> str:
+    """A file name as it may be sent to a host: control characters replaced (the local name is kept)."""
+    return UNPRINTABLE.sub("_", os.fsencode(name).decode("utf-8", errors="backslashreplace"))
 
 
 @dataclass

@@ -22,6 +22,8 @@ RETRY_AFTER_CAP = 300.0
 # not make picbeam hold an endless answer in memory.
 MAX_ANSWER_SIZE = 10 * 1024 * 1024
 ANSWER_CHUNK = 64 * 1024
+# Real answers nest a few levels; deeper ones would exhaust the stack of whatever reads them next.
+MAX_ANSWER_DEPTH = 200
 
 
 async def read_answer(response: Any, limit: int | None = None) -> bytes:
@@ -99,7 +101,18 @@ def parse_body(kind: str, body: bytes, status: int) -> Any:
     if kind == "text":
         return text.strip()
     try:
-        return json.loads(text) if kind == "json" else xml_to_data(text)
+        data = json.loads(text) if kind == "json" else xml_to_data(text)
+        if nested_deeper(data, MAX_ANSWER_DEPTH):
+            raise RecursionError
+        return data
+    except RecursionError:
+        if not 200 <= status < 300:
+            return None
+        raise UploadError(
+            f"the host's answer is nested too deeply to read (over {MAX_ANSWER_DEPTH} levels, HTTP {status}); "
+            "check the endpoint",
+            status=status,
+        ) from None
     except (ValueError, ET.ParseError):
         if not 200 <= status < 300:
             return None  # the status explains the failure better than the body's format
@@ -109,6 +122,20 @@ def parse_body(kind: str, body: bytes, status: int) -> Any:
             'check the endpoint, or set response = "text"',
             status=status,
         ) from None
+
+
+def nested_deeper(data: Any, limit: int) -> bool:
+    """Whether JSON-like ``data`` nests more than ``limit`` levels (walked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def xml_to_data(text: str) -> Any:

@@ -93,3 +93,37 @@ def test_a_file_name_with_control_characters_is_sent_cleaned_and_printed_escaped
     assert record["url"] and "\\" in record["path"]
     [error] = done.stderr.splitlines()[:1]
     assert "gone" in error and "no such file" in error and "\\" in error
+
+
+DEEP = 100_000
+
+
+@pytest.mark.parametrize(
+    ("response", "body"),
+    [
+        ("json", "[" * DEEP + "]" * DEEP),
+        ("json", '{"a":' * 900 + "1" + "}" * 900),
+        ("xml", "<a>" * DEEP + "</a>" * DEEP),
+        ("xml", "<a>" * 5000 + "</a>" * 5000),
+    ],
+    ids=["json-100k", "json-900", "xml-100k", "xml-5000"],
+)
+def test_a_deeply_nested_answer_is_a_clear_error_for_that_file(fake_host, hosts_dir, images, response, body):
+    fake_host.reply(body=body.encode(), headers={"Content-Type": f"application/{response}"})
+    write_host(hosts_dir, "deep", endpoint=fake_host.endpoint(), url_path="data.url", response=response)
+    done = run_picbeam("upload", images(1)[0], "--host", "deep", "--retries", "0")
+    assert done.returncode == 1
+    assert "RecursionError" not in done.stderr and "internal error" not in done.stderr, done.stderr[-500:]
+    [line] = done.stderr.splitlines()[:1]
+    assert "nested too deeply" in line, line
+
+
+def test_serve_answers_400_to_a_deeply_nested_json_body(fake_host, hosts_dir):
+    from test_serve import InProcessServer, request
+
+    write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url")
+    with InProcessServer() as server:
+        answer = request(server.port, body='{"list": ' + "[" * DEEP + "]" * DEEP + "}")
+    assert answer.status == 400
+    assert "nested too deeply" in answer.json["message"]
+    assert fake_host.requests == []

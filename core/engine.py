@@ -27,7 +27,7 @@ from . import __version__
 from .errors import LedgerError, UploadError
 from .hosts import Host
 from .inputs import SNIFF_BYTES, Discovery, Found, guess_type, sniff_image
-from .items import IN_MEMORY_LIMIT, UploadItem, UploadResult, escape_controls, printable, url_problem
+from .items import IN_MEMORY_LIMIT, ExactFile, UploadItem, UploadResult, escape_controls, printable, url_problem
 from .redaction import Redactor
 
 if TYPE_CHECKING:
@@ -648,6 +648,22 @@ def proxy_options(destination: str) -> dict[str, Any]:
     except LookupError:
         return {}
     return {"proxy": proxy, "proxy_auth": auth}
+
+
+class _ExactFilePayload(aiohttp.payload.BufferedReaderPayload):
+    """aiohttp's file payload, sized by the length declared (aiohttp asks the file system, which counts
+    what the file has grown by since)."""
+
+    _value: ExactFile
+
+    @property
+    def size(self) -> int | None:
+        if self._start_position is None:
+            self._start_position = self._value.tell()
+        return max(0, self._value.length - self._start_position)
+
+
+aiohttp.payload.PAYLOAD_REGISTRY.register(_ExactFilePayload, ExactFile, order=aiohttp.payload.Order.try_first)
 
 
 def _check_unchanged(item: UploadItem) -> None:

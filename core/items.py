@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import tempfile
@@ -88,10 +89,11 @@ class UploadItem:
         return Path(name)
 
     def open(self) -> bytes | IO[bytes]:
-        """A fresh body for one attempt: the bytes in memory, or a newly opened file (closed by aiohttp)."""
+        """A fresh body for one attempt: the bytes in memory, or a newly opened file (closed by aiohttp)
+        that ends at the size the file had when it was read, however it grows while it is sent."""
         if self.data is not None:
             return self.data
-        return open(self.path, "rb")
+        return ExactFile(self.path, self.size)
 
     def read(self) -> bytes:
         """All the bytes to send (for hosts that need them whole, such as base64 JSON bodies)."""
@@ -111,6 +113,29 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 def escape_controls(text: str) -> str:
     """``text`` safe to print on one terminal line: each unprintable character as ``\\xNN`` or ``\\uNNNN``."""
     return UNPRINTABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
+class ExactFile(io.BufferedReader):
+    """A file opened for sending that reads no further than ``length`` bytes: a file that grows while it
+    is streamed is sent exactly as long as declared (the engine then reports the change)."""
+
+    def __init__(self, path: os.PathLike[str] | str, length: int) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+        self.length = length
+
+    def _left(self, size: int | None) -> int:
+        left = max(0, self.length - self.tell())
+        return left if size is None or size < 0 else min(size, left)
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(self._left(size))
+
+    def read1(self, size: int = -1) -> bytes:
+        return super().read1(self._left(size))
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)
+        return super().readinto(view[: self._left(len(view))])
 
 
 def printable(path: os.PathLike[str] | str) -> str:

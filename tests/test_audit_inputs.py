@@ -85,3 +85,66 @@ def test_fifo_device_and_dangling_link_in_a_folder_are_skipped_and_counted(fake,
     # Named on the command line, the FIFO is still refused in one line.
     named = run_picbeam("upload", folder / "pipe.png", *fake)
     assert named.returncode == 1 and "not a regular file" in named.stderr
+
+
+@pytest.fixture(scope="module")
+def growing_host():
+    """A host that, as soon as an upload's headers arrive, makes the file being sent grow by 1 MB, then
+    reads the body and records how many file bytes it got."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    state: dict = {"grow": None, "received": []}
+
+    async def upload(request: web.Request) -> web.Response:
+        grow = state["grow"]
+        if grow is not None:
+            with open(grow, "ab") as handle:
+                handle.write(b"\0" * 1024 * 1024)
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            data = b""
+            while (part := await reader.next()) is not None:
+                if part.filename:
+                    data = bytes(await part.read())
+        else:
+            data = await request.read()
+        state["received"].append((request.headers.get("Content-Length"), len(data)))
+        return web.json_response({"data": {"url": f"http://127.0.0.1/{len(state['received'])}.png"}})
+
+    ready = threading.Event()
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        app = web.Application(client_max_size=1024**3)
+        app.router.add_post("/upload", upload)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+        state.update(loop=loop, url=f"http://127.0.0.1:{runner.addresses[0][1]}/upload")
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(10)
+    yield state
+    state["loop"].call_soon_threadsafe(state["loop"].stop)
+    thread.join(10)
+
+
+@pytest.mark.parametrize("body", ["multipart", "binary"])
+def test_a_growing_file_is_sent_exactly_its_declared_length_then_reported(growing_host, hosts_dir, tmp_path, body):
+    write_host(hosts_dir, "grow", endpoint=growing_host["url"], url_path="data.url", body=body)
+    big = tmp_path / "big.png"
+    declared = 24 * 1024 * 1024  # more than loopback buffers hold, so the file grows while it is read
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(declared - 8))
+    growing_host["grow"], growing_host["received"] = big, []
+    done = run_picbeam("upload", big, "--host", "grow", "--keep-metadata", "--retries", "0")
+    assert done.returncode == 1
+    assert "the file changed while it was being uploaded" in done.stderr, done.stderr
+    [(_, received)] = growing_host["received"]
+    assert received == declared

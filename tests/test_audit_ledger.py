@@ -116,3 +116,31 @@ def test_two_runs_at_once_over_one_ledger_send_each_content_once(fake, fake_host
     assert len(ledger_rows(home)) == 600
     with sqlite3.connect(home / "data" / "picbeam" / "ledger.sqlite3") as db:
         assert db.execute("SELECT count(*) FROM claims").fetchone()[0] == 0  # every claim released
+
+
+def test_a_claim_left_by_a_process_that_died_is_void(fake, fake_host, images, home):
+    import hashlib
+    import socket
+    import time
+
+    [path] = images(1)
+    from picbeam.ledger import Ledger
+
+    Ledger(home / "data" / "picbeam" / "ledger.sqlite3").close()  # an empty ledger of this schema
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with sqlite3.connect(home / "data" / "picbeam" / "ledger.sqlite3") as db:
+        db.execute(
+            "INSERT INTO claims VALUES (?, 'fake', ?, 'strip', ?, ?, ?)",
+            (
+                hashlib.sha256(path.read_bytes()).hexdigest(),
+                fake_host.endpoint(),
+                socket.gethostname(),
+                int(dead.stdout),
+                time.time() + 3600,
+            ),
+        )
+    done = run_picbeam("upload", path, *fake, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert len(fake_host.requests) == 1
+    with sqlite3.connect(home / "data" / "picbeam" / "ledger.sqlite3") as db:  # the dead claim was taken over
+        assert db.execute("SELECT count(*) FROM claims").fetchone()[0] == 0

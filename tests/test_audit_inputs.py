@@ -148,3 +148,32 @@ def test_a_growing_file_is_sent_exactly_its_declared_length_then_reported(growin
     assert "the file changed while it was being uploaded" in done.stderr, done.stderr
     [(_, received)] = growing_host["received"]
     assert received == declared
+
+
+def test_watch_does_not_follow_symlinks_out_of_the_folder_unless_told(fake_host, hosts_dir, tmp_path):
+    from test_watch import Watch
+
+    write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "early.png").write_bytes(png(4, 4, seed=201))
+    (outside / "late.png").write_bytes(png(4, 4, seed=202))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "early.png").symlink_to(outside / "early.png")
+    watch = Watch(inbox, "--existing")
+    try:
+        (inbox / "late.png").symlink_to(outside / "late.png")
+        (inbox / "mine.png").write_bytes(png(4, 4, seed=203))
+        watch.wait_for(lambda: len(watch.stdout) >= 1, "the upload of mine.png")
+        watch.wait_for(lambda: any("late.png" in line for line in watch.stderr), "the skipped late link")
+    finally:
+        watch.stop()
+    assert [r.file.filename for r in fake_host.requests] == ["mine.png"]
+    assert any("skipped 1 symlink that leads outside" in line for line in watch.stderr), watch.stderr
+    followed = Watch(inbox, "--existing", "--follow-symlinks")
+    try:
+        followed.wait_for(lambda: len(fake_host.requests) >= 3, "the linked files")
+    finally:
+        followed.stop()
+    assert sorted(r.file.filename for r in fake_host.requests) == ["early.png", "late.png", "mine.png"]

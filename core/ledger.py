@@ -160,38 +160,27 @@ class Ledger:
         answers: dict[str, UploadResult | str | None] = {}
         now = time.time()
         lease = CLAIM_LEASE + largest / (256 * 1024)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for sha256 in dict.fromkeys(sha256s):
-                    key = (sha256, host, destination, variant)
-                    row = self._fetch(
-                        _NEWEST_LIVE,
-                        key,
-                    )
-                    if row is not None:
-                        answers[sha256] = _reused(row)
-                        continue
-                    holder = self._fetch(
-                        "SELECT machine, pid, expires FROM claims "
-                        "WHERE sha256 = ? AND host = ? AND destination = ? AND variant = ?",
-                        key,
-                    )
-                    if holder is not None and _holds(holder, now):
-                        answers[sha256] = BUSY
-                        continue
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO claims (sha256, host, destination, variant, machine, pid, expires)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (*key, _MACHINE, os.getpid(), now + lease),
-                    )
-                    answers[sha256] = None
-                self._db.execute("COMMIT")
-            except BaseException as exc:
-                self._abandon()
-                if isinstance(exc, sqlite3.Error):
-                    raise LedgerError(f"ledger {self.path}: {exc}") from None
-                raise
+        with self._transaction():
+            for sha256 in dict.fromkeys(sha256s):
+                key = (sha256, host, destination, variant)
+                row = self._fetch(_NEWEST_LIVE, key)
+                if row is not None:
+                    answers[sha256] = _reused(row)
+                    continue
+                holder = self._fetch(
+                    "SELECT machine, pid, expires FROM claims "
+                    "WHERE sha256 = ? AND host = ? AND destination = ? AND variant = ?",
+                    key,
+                )
+                if holder is not None and _holds(holder, now):
+                    answers[sha256] = BUSY
+                    continue
+                self._db.execute(
+                    "INSERT OR REPLACE INTO claims (sha256, host, destination, variant, machine, pid, expires)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (*key, _MACHINE, os.getpid(), now + lease),
+                )
+                answers[sha256] = None
         return answers
 
     def release(self, sha256s: list[str], host: str, destination: str, variant: str = "") -> None:
@@ -218,44 +207,51 @@ class Ledger:
     ) -> list[int]:
         """Commit several successful uploads in one transaction (each gets ``extra["id"]``)."""
         ids = []
+        with self._transaction():
+            for result in results:
+                answer = None
+                if result.answer is not None:
+                    answer = redact(json.dumps(result.answer, ensure_ascii=False, default=str))
+                cursor = self._db.execute(
+                    "INSERT INTO uploads (sha256, size, path, host, destination, variant, endpoint, url,"
+                    " delete_url, thumbnail_url, answer, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        result.sha256,
+                        result.bytes,
+                        result.path,
+                        result.host,
+                        destination,
+                        variant,
+                        result.endpoint,
+                        result.url,
+                        result.delete_url,
+                        result.thumbnail_url,
+                        answer,
+                        time.time(),
+                    ),
+                )
+                result.extra["id"] = int(cursor.lastrowid or 0)
+                ids.append(result.extra["id"])
+                self._db.execute(
+                    _DROP_OWN_CLAIM,
+                    (result.sha256, result.host, destination, variant, _MACHINE, os.getpid()),
+                )
+        return ids
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction; a failure to write is a LedgerError naming the ledger and SQLite's own
+        reason (not the error of the rollback that follows it)."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                for result in results:
-                    answer = None
-                    if result.answer is not None:
-                        answer = redact(json.dumps(result.answer, ensure_ascii=False, default=str))
-                    cursor = self._db.execute(
-                        "INSERT INTO uploads (sha256, size, path, host, destination, variant, endpoint, url,"
-                        " delete_url, thumbnail_url, answer, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            result.sha256,
-                            result.bytes,
-                            result.path,
-                            result.host,
-                            destination,
-                            variant,
-                            result.endpoint,
-                            result.url,
-                            result.delete_url,
-                            result.thumbnail_url,
-                            answer,
-                            time.time(),
-                        ),
-                    )
-                    result.extra["id"] = int(cursor.lastrowid or 0)
-                    ids.append(result.extra["id"])
-                    self._db.execute(
-                        _DROP_OWN_CLAIM,
-                        (result.sha256, result.host, destination, variant, _MACHINE, os.getpid()),
-                    )
+                self._db.execute("BEGIN IMMEDIATE")
+                yield
                 self._db.execute("COMMIT")
             except BaseException as exc:
                 self._abandon()
                 if isinstance(exc, sqlite3.Error):
                     raise LedgerError(f"ledger {self.path}: {exc}") from None
                 raise
-        return ids
 
     def _abandon(self) -> None:
         """Roll back what is left of a failed transaction. SQLite has already rolled back after a full disk

@@ -91,10 +91,8 @@ def test_fifo_device_and_dangling_link_in_a_folder_are_skipped_and_counted(fake,
 def growing_host():
     """A host that, as soon as an upload's headers arrive, makes the file being sent grow by 1 MB, then
     reads the body and records how many file bytes it got."""
-    import asyncio
-    import threading
-
     from aiohttp import web
+    from picbeam.testing import serving
 
     state: dict = {"grow": None, "received": []}
 
@@ -114,26 +112,11 @@ def growing_host():
         state["received"].append((request.headers.get("Content-Length"), len(data)))
         return web.json_response({"data": {"url": f"http://127.0.0.1/{len(state['received'])}.png"}})
 
-    ready = threading.Event()
-
-    def serve() -> None:
-        loop = asyncio.new_event_loop()
-        app = web.Application(client_max_size=1024**3)
-        app.router.add_post("/upload", upload)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
-        state.update(loop=loop, url=f"http://127.0.0.1:{runner.addresses[0][1]}/upload")
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    ready.wait(10)
-    yield state
-    state["loop"].call_soon_threadsafe(state["loop"].stop)
-    thread.join(10)
+    app = web.Application(client_max_size=1024**3)
+    app.router.add_post("/upload", upload)
+    with serving(app) as url:
+        state["url"] = url + "/upload"
+        yield state
 
 
 @pytest.mark.parametrize("body", ["multipart", "binary"])

@@ -73,9 +73,7 @@ def test_markdown_html_and_bbcode_escape_what_their_syntax_needs(fake_host, host
 
 
 @pytest.mark.parametrize("name", ["a\nb.png", "a\x1b[31mred.png", "a\u2028b.png", "a\u2029b.png", "a\x85b.png"])
-def test_a_file_name_with_control_characters_is_sent_cleaned_and_printed_escaped(
-    fake_host, hosts_dir, tmp_path, name
-):
+def test_a_file_name_with_control_characters_is_sent_cleaned_and_printed_escaped(fake_host, hosts_dir, tmp_path, name):
     write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url")
     folder = tmp_path / "odd"
     folder.mkdir()

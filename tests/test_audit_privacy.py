@@ -172,10 +172,8 @@ def test_a_sharex_import_with_userinfo_is_masked_in_hosts_show(tmp_path, hosts_d
 @pytest.fixture(scope="module")
 def flood():
     """A host whose answers are huge: /mb/N answers N MB of JSON with a URL in it, /endless never ends."""
-    import asyncio
-    import threading
-
     from aiohttp import web
+    from picbeam.testing import serving
 
     async def answer(request: web.Request) -> web.StreamResponse:
         await request.read()
@@ -194,28 +192,10 @@ def flood():
             pass  # the client stopped reading: what picbeam should do
         return response
 
-    state: dict = {}
-    ready = threading.Event()
-
-    def serve() -> None:
-        loop = asyncio.new_event_loop()
-        app = web.Application(client_max_size=1024**3)
-        app.router.add_post("/{kind}/{size}", answer)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        state.update(loop=loop, port=runner.addresses[0][1])
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    ready.wait(10)
-    yield f"http://127.0.0.1:{state['port']}"
-    state["loop"].call_soon_threadsafe(state["loop"].stop)
-    thread.join(10)
+    app = web.Application(client_max_size=1024**3)
+    app.router.add_post("/{kind}/{size}", answer)
+    with serving(app) as url:
+        yield url
 
 
 def run_measured(*args: str) -> tuple[int, str, str, int]:
@@ -237,7 +217,7 @@ def run_measured(*args: str) -> tuple[int, str, str, int]:
 @pytest.mark.parametrize("path", ["/mb/100", "/endless/0"])
 def test_a_huge_answer_fails_the_file_with_flat_memory(flood, hosts_dir, images, no_retry_wait, path):
     write_host(hosts_dir, "flood", endpoint=flood + path, url_path="data.url", timeout=60)
-    code, stdout, stderr, peak_kb = run_measured("upload", str(images(1)[0]), "--host", "flood")
+    code, _, stderr, peak_kb = run_measured("upload", str(images(1)[0]), "--host", "flood")
     print(f"\n{path}: peak RSS {peak_kb / 1024:.0f} MB")
     assert code == 1
     lines = [line for line in stderr.splitlines() if "answer" in line]

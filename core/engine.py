@@ -538,7 +538,7 @@ class Batch:
         with self._warn_lock:
             if plugin not in self._failed_plugins:
                 self._failed_plugins.add(plugin)
-                self.warnings.append(f"plugin {plugin}: {self.redact(message)}")
+                self.warnings.append(escape_controls(f"plugin {plugin}: {self.redact(message)}"))
 
     async def _send(self, item: UploadItem) -> UploadResult:
         """Upload with retries: transient failures back off (honouring Retry-After), a fresh body each try."""

@@ -663,7 +663,7 @@ class _ExactFilePayload(aiohttp.payload.BufferedReaderPayload):
         return max(0, self._value.length - self._start_position)
 
 
-aiohttp.payload.PAYLOAD_REGISTRY.register(_ExactFilePayload, ExactFile, order=aiohttp.payload.Order.try_first)
+aiohttp.payload.register_payload(_ExactFilePayload, ExactFile, order=aiohttp.payload.Order.try_first)
 
 
 def _check_unchanged(item: UploadItem) -> None:

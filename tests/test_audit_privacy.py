@@ -188,7 +188,7 @@ def flood():
                 await response.write(chunk)
                 sent += 1
             await response.write(b'"}}')
-        except (ConnectionResetError, RuntimeError):
+        except (ConnectionError, RuntimeError):
             pass  # the client stopped reading: what picbeam should do
         return response
 

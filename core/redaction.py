@@ -115,7 +115,10 @@ def url_secrets(url: str, extra: Iterable[str] = ()) -> list[str]:
     user, password = _userinfo(url)
     if password:
         found += [password, unquote(password), basic_credential(unquote(user), unquote(password))]
-    parts = urlsplit(url.replace(f"{user}:{password}@", "", 1) if password else url)
+    try:
+        parts = urlsplit(url.replace(f"{user}:{password}@", "", 1) if password else url)
+    except ValueError:  # a malformed endpoint is reported when the host is loaded
+        return found
     found += [value for key, value in parse_qsl(parts.query) if value and is_secret_name(key, extra)]
     raw = (pair.partition("=") for pair in parts.query.split("&"))  # as written, before decoding
     found += [value for key, _, value in raw if value and is_secret_name(unquote_plus(key), extra)]
@@ -127,7 +130,10 @@ def mask_url(url: str, extra: Iterable[str] = ()) -> str:
     _, password = _userinfo(url)
     if password and not ENV_REFERENCE.search(password):
         url = url.replace(f":{password}@", f":{MASK}@", 1)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed endpoint is reported when the host is loaded
+        return url
     query = "&".join(
         f"{key}={MASK}"
         if value and is_secret_name(unquote_plus(key), extra) and not ENV_REFERENCE.search(value)
@@ -136,6 +142,8 @@ def mask_url(url: str, extra: Iterable[str] = ()) -> str:
         else key
         for key, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
     )
+    if query == parts.query:
+        return url
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 

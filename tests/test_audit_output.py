@@ -72,48 +72,57 @@ def test_markdown_html_and_bbcode_escape_what_their_syntax_needs(fake_host, host
     assert bbcode.startswith("[img]") and bbcode.endswith("[/img]") and bbcode.count("[") == 2, bbcode
 
 
-@pytest.mark.parametrize("name", ["a\nb.png", "a\x1b[31mred.png", "a\u2028b.png", "a\u2029b.png", "a\x85b.png"])
-def test_a_file_name_with_control_characters_is_sent_cleaned_and_printed_escaped(fake_host, hosts_dir, tmp_path, name):
+NAMES = ["a\nb.png", "a\x1b[31mred.png", "a\u2028b.png", "a\u2029b.png", "a\x85b.png"]
+
+
+def test_file_names_with_control_characters_are_sent_cleaned_and_printed_escaped(fake_host, hosts_dir, tmp_path):
     write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url")
     folder = tmp_path / "odd"
     folder.mkdir()
-    (folder / name).write_bytes(png(4, 4, seed=5))
-    missing = folder / f"gone{name}"
-    done = run_picbeam("upload", folder / name, missing, "--host", "fake", "--format", "json")
+    for seed, name in enumerate(NAMES):
+        (folder / name).write_bytes(png(4, 4, seed=seed + 5))
+    # Each name as a file that uploads, then as one that is missing (its error goes to stderr).
+    inputs = [path for name in NAMES for path in (folder / name, folder / f"gone{name}")]
+    done = run_picbeam("upload", *inputs, "--host", "fake", "--format", "json")
     assert "internal error" not in done.stderr and "Traceback" not in done.stderr
-    [sent] = fake_host.requests
-    assert sent.file.filename and not any(ord(c) < 32 or c in "\x85\u2028\u2029" for c in sent.file.filename)
-    assert (folder / name).exists()  # the local name stays as it is
+    assert len(fake_host.requests) == len(NAMES)
+    for sent in fake_host.requests:
+        assert sent.file.filename and not any(ord(c) < 32 or c in "\x85\u2028\u2029" for c in sent.file.filename)
+    assert all((folder / name).exists() for name in NAMES)  # the local names stay as they are
     # One line per file on stdout and on stderr, whatever the name holds.
-    assert len(done.stdout.split("\n")) == 3 and len(done.stdout.splitlines()) == 2
-    assert all("\u2028" not in line and "\u2029" not in line and "\x85" not in line for line in done.lines)
-    record = json.loads(done.lines[0])
-    assert record["url"] and "\\" in record["path"]
-    [error] = done.stderr.splitlines()[:1]
-    assert "gone" in error and "no such file" in error and "\\" in error
+    assert len(done.stdout.split("\n")) == len(inputs) + 1 and len(done.stdout.splitlines()) == len(inputs)
+    assert not any(c in done.stdout + done.stderr for c in "\x85\u2028\u2029\x1b")
+    records = [json.loads(line) for line in done.lines]
+    assert all(r["url"] and "\\" in r["path"] for r in records[::2])
+    errors = [line for line in done.stderr.splitlines() if "no such file" in line]
+    assert len(errors) == len(NAMES) and all("gone" in line and "\\" in line for line in errors)
 
 
 DEEP = 100_000
 
 
-@pytest.mark.parametrize(
-    ("response", "body"),
-    [
-        ("json", "[" * DEEP + "]" * DEEP),
-        ("json", '{"a":' * 900 + "1" + "}" * 900),
-        ("xml", "<a>" * DEEP + "</a>" * DEEP),
-        ("xml", "<a>" * 5000 + "</a>" * 5000),
-    ],
-    ids=["json-100k", "json-900", "xml-100k", "xml-5000"],
-)
-def test_a_deeply_nested_answer_is_a_clear_error_for_that_file(fake_host, hosts_dir, images, response, body):
-    fake_host.reply(body=body.encode(), headers={"Content-Type": f"application/{response}"})
+DEEP_ANSWERS = {
+    "json": {"100k.png": "[" * DEEP + "]" * DEEP, "900.png": '{"a":' * 900 + "1" + "}" * 900},
+    "xml": {"100k.png": "<a>" * DEEP + "</a>" * DEEP, "5000.png": "<a>" * 5000 + "</a>" * 5000},
+}
+
+
+@pytest.mark.parametrize("response", ["json", "xml"])
+def test_a_deeply_nested_answer_is_a_clear_error_for_that_file(fake_host, hosts_dir, tmp_path, response):
+    answers = DEEP_ANSWERS[response]
+    fake_host.respond_with(
+        lambda request, host: Reply(
+            body=answers[request.file.filename].encode(), headers={"Content-Type": f"application/{response}"}
+        )
+    )
     write_host(hosts_dir, "deep", endpoint=fake_host.endpoint(), url_path="data.url", response=response)
-    done = run_picbeam("upload", images(1)[0], "--host", "deep", "--retries", "0")
+    for seed, name in enumerate(answers):
+        (tmp_path / name).write_bytes(png(4, 4, seed=seed + 30))
+    done = run_picbeam("upload", *(tmp_path / name for name in answers), "--host", "deep", "--retries", "0")
     assert done.returncode == 1
     assert "RecursionError" not in done.stderr and "internal error" not in done.stderr, done.stderr[-500:]
-    [line] = done.stderr.splitlines()[:1]
-    assert "nested too deeply" in line, line
+    lines = [line for line in done.stderr.splitlines() if "deep:" in line]
+    assert len(lines) == len(answers) and all("nested too deeply" in line for line in lines), lines
 
 
 def test_serve_answers_400_to_a_deeply_nested_json_body(fake_host, hosts_dir):

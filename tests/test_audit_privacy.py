@@ -231,3 +231,10 @@ def test_a_host_may_raise_the_answer_limit(flood, hosts_dir, images):
     done = run_picbeam("upload", images(1)[0], "--host", "big")
     assert done.returncode == 0, done.stderr
     assert done.lines == ["http://127.0.0.1/x.png"]
+
+
+def test_a_storage_host_url_with_a_password_is_masked(hosts_dir):
+    write_host(hosts_dir, "dav", extends="webdav", endpoint=f"https://me:{PASSWORD}@dav.example/files/me")
+    for done in (run_picbeam("hosts", "show", "dav"), run_picbeam("hosts", "show", "dav", "--json")):
+        assert done.returncode == 0, done.stderr
+        assert not leaks(done.stdout + done.stderr) and "me:***@dav.example" in done.stdout, done.stdout

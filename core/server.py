@@ -382,6 +382,8 @@ class PicGoServer:
             return [Entry("clipboard", clipboard=True)]
         try:
             data = json.loads(body.decode("utf-8-sig"))
+        except RecursionError:
+            raise Refused(400, 'the body is nested too deeply; expected {"list": ["/path/a.png", ...]}') from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Refused(400, f'the body is not JSON ({exc}); expected {{"list": ["/path/a.png", ...]}}') from None
         if not isinstance(data, dict) or not isinstance(data.get("list", []), list):

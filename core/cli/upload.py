@@ -60,6 +60,10 @@ def upload(
     fmt: Annotated[
         str | None, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)} (default: url).")
     ] = None,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option("--follow-symlinks", help="In folders, follow symbolic links that lead outside the folder named."),
+    ] = False,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a host field for this run: FIELD=VALUE, headers.NAME=VALUE (repeatable)."),
@@ -217,7 +221,9 @@ def upload(
         fail("name the files or folders to upload, or use --clipboard")
     cleanup = ExitStack()  # the clipboard's image lives in a temporary folder until the run ends
     inputs = [_clipboard_image(cleanup), *(paths or ())] if clipboard else list(paths or ())
-    discovery = Discovery(inputs, recursive=recursive, include=include or (), exclude=exclude or ())
+    discovery = Discovery(
+        inputs, recursive=recursive, include=include or (), exclude=exclude or (), follow_symlinks=follow_symlinks
+    )
     progress = ProgressReport(enabled=sys.stderr.isatty() and not dry_run)
     copied: list[str] = []
 
@@ -265,7 +271,7 @@ def upload(
         )
         with batch, progress:
             summary = asyncio.run(_run_interruptible(batch, discovery))
-    for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings]:
+    for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings, *batch.warnings]:
         warn(line)
     if copied:
         copy_results(copied)
@@ -275,6 +281,8 @@ def upload(
             f"{summary.not_started} not started"
         )
         raise typer.Exit(EXIT_INTERRUPTED)
+    if summary.ledger_error:
+        warn(ledger_stopped(summary))
     files = summary.uploaded + summary.reused + summary.failed
     if files > 1 or summary.retries:
         retried = f", {summary.retries} retries" if summary.retries else ""
@@ -282,8 +290,13 @@ def upload(
             f"done: {summary.uploaded} uploaded, {summary.reused} already there, {summary.failed} failed "
             f"in {summary.seconds:.1f} s{retried}"
         )
-    if summary.failed:
+    if summary.failed or summary.ledger_error:
         raise typer.Exit(EXIT_FAILED)
+
+
+def ledger_stopped(summary: Any) -> str:
+    """The one line for a run the ledger stopped: what failed, where, and what to do."""
+    return f"{summary.ledger_error}; stopped: free space or choose another --ledger, then run again"
 
 
 def dry_run_line(result: Any, fmt: str, explain: bool) -> str:

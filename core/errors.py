@@ -46,5 +46,9 @@ class AlreadyGone(UploadError):
     so ``picbeam delete`` marks the upload deleted and says so in a note."""
 
 
+class LedgerError(PicbeamError):
+    """The ledger could not be written (disk full, read-only file system, I/O error): the run stops."""
+
+
 class PluginError(PicbeamError):
     """A plugin could not be loaded or registered something invalid."""

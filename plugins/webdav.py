@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from picbeam import AlreadyGone, Host, UploadItem, UploadResult, hookimpl
-from picbeam.answers import snippet
+from picbeam.answers import read_answer, snippet
 from picbeam.hosts import request_timeout
 from picbeam.storage import RunOnce, StorageHost, StorageSettings, required, secret, status_error
 
@@ -126,7 +126,7 @@ class WebDAVHost(StorageHost):
             timeout=request_timeout(item.size),
         ) as response:
             if response.status not in (200, 201, 204):
-                raise status_error(response.status, snippet(await response.read()), HINTS)
+                raise status_error(response.status, snippet(await read_answer(response)), HINTS)
         return self.stored(item, path, self.public_url(path, context, url))
 
     async def delete(self, record: Mapping[str, Any], session: Any) -> None:
@@ -135,7 +135,7 @@ class WebDAVHost(StorageHost):
             if response.status in (404, 410):
                 raise AlreadyGone(f"{path} was already gone from {self.destination}")
             if response.status not in (200, 204):
-                raise status_error(response.status, snippet(await response.read()), HINTS)
+                raise status_error(response.status, snippet(await read_answer(response)), HINTS)
 
     async def _check_login(self, session: Any) -> None:
         """The collection exists and, when reading it needs a login, the login works: checked once a run,
@@ -150,7 +150,7 @@ class WebDAVHost(StorageHost):
         async with self.request(session, "MKCOL", self.address(folder) + "/") as response:
             # 201: made; 405: already there (RFC 4918 9.3.1); 301: a server redirecting to the folder
             if response.status not in (200, 201, 204, 301, 405):
-                error = status_error(response.status, snippet(await response.read()), HINTS)
+                error = status_error(response.status, snippet(await read_answer(response)), HINTS)
                 error.message = f"cannot make folder {folder}: {error.message}"
                 raise error
 

@@ -10,7 +10,6 @@ import pytest
 from picbeam.plugins.cos import COSHost, COSSettings
 from picbeam.testing import run_picbeam, write_host
 from vendor_cases import upload_then_delete, wrong_secret_line, year_month
-from vendor_servers import cos_server  # noqa: F401  (a fixture)
 
 SECRET_ID, SECRET_KEY = "AKIDpicbeamtest0000000000000000000", "cos-secret-key-9876"
 
@@ -46,7 +45,7 @@ def fields(server, **more):
             "endpoint": server.url, **more}  # fmt: skip
 
 
-def test_upload_and_delete(cos_server, hosts_dir, images):  # noqa: F811
+def test_upload_and_delete(cos_server, hosts_dir, images):
     [path] = images(1)
     env = {"COS_SECRET_ID": SECRET_ID, "COS_SECRET_KEY": SECRET_KEY}
     url = upload_then_delete(
@@ -56,7 +55,7 @@ def test_upload_and_delete(cos_server, hosts_dir, images):  # noqa: F811
     assert url == f"{cos_server.url}/blog/{year_month()}/img0000.png"
 
 
-def test_custom_domain_and_wrong_secret(cos_server, hosts_dir, images):  # noqa: F811
+def test_custom_domain_and_wrong_secret(cos_server, hosts_dir, images):
     [path] = images(1)
     env = {"COS_SECRET_ID": SECRET_ID, "COS_SECRET_KEY": "not-the-key-1234"}
     line = wrong_secret_line(hosts_dir, path, fields(cos_server), env)

@@ -9,7 +9,6 @@ import pytest
 from picbeam.plugins.oss import OSSHost, OSSSettings
 from picbeam.testing import run_picbeam, write_host
 from vendor_cases import upload_then_delete, wrong_secret_line, year_month
-from vendor_servers import oss_server  # noqa: F401  (a fixture)
 
 KEY_ID, SECRET = "LTAI5tPicbeamTest00000", "oss-secret-key-9876"
 DATE = "Wed, 01 Dec 2026 08:00:00 GMT"
@@ -43,7 +42,7 @@ def fields(server, **more):
     return {"extends": "oss", "bucket": "pics", "region": "oss-cn-hangzhou", "endpoint": server.url, **more}
 
 
-def test_upload_and_delete(oss_server, hosts_dir, images):  # noqa: F811
+def test_upload_and_delete(oss_server, hosts_dir, images):
     [path] = images(1)
     env = {"OSS_ACCESS_KEY_ID": KEY_ID, "OSS_ACCESS_KEY_SECRET": SECRET}
     url = upload_then_delete(
@@ -53,7 +52,7 @@ def test_upload_and_delete(oss_server, hosts_dir, images):  # noqa: F811
     assert url == f"{oss_server.url}/img/{year_month()}/img0000.png"
 
 
-def test_custom_domain_and_wrong_secret(oss_server, hosts_dir, images):  # noqa: F811
+def test_custom_domain_and_wrong_secret(oss_server, hosts_dir, images):
     [path] = images(1)
     env = {"OSS_ACCESS_KEY_ID": KEY_ID, "OSS_ACCESS_KEY_SECRET": "not-the-secret-1234"}
     line = wrong_secret_line(hosts_dir, path, fields(oss_server), env)

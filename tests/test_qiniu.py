@@ -9,7 +9,6 @@ from unittest import mock
 from picbeam.plugins.qiniu import QiniuHost, QiniuSettings, encoded_entry, management_headers, upload_token
 from picbeam.testing import run_picbeam, write_host
 from vendor_cases import upload_then_delete, wrong_secret_line, year_month
-from vendor_servers import qiniu_server  # noqa: F401  (a fixture)
 
 ACCESS, SECRET = "qiniu-access-key-0000", "qiniu-secret-key-9876"
 
@@ -40,7 +39,7 @@ def fields(server, **more):
             "url_prefix": "https://img.example.com/", **more}  # fmt: skip
 
 
-def test_upload_and_delete(qiniu_server, hosts_dir, images):  # noqa: F811
+def test_upload_and_delete(qiniu_server, hosts_dir, images):
     [path] = images(1)
     env = {"QINIU_ACCESS_KEY": ACCESS, "QINIU_SECRET_KEY": SECRET}
     url = upload_then_delete(
@@ -50,7 +49,7 @@ def test_upload_and_delete(qiniu_server, hosts_dir, images):  # noqa: F811
     assert url == f"https://img.example.com/blog/{year_month()}/img0000.png"
 
 
-def test_wrong_secret_and_missing_domain(qiniu_server, hosts_dir, images):  # noqa: F811
+def test_wrong_secret_and_missing_domain(qiniu_server, hosts_dir, images):
     [path] = images(1)
     env = {"QINIU_ACCESS_KEY": ACCESS, "QINIU_SECRET_KEY": "not-the-secret-123"}
     line = wrong_secret_line(hosts_dir, path, fields(qiniu_server), env)

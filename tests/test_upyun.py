@@ -9,7 +9,6 @@ import pytest
 from picbeam.plugins.upyun import UpyunHost, UpyunSettings
 from picbeam.testing import run_picbeam, write_host
 from vendor_cases import upload_then_delete, wrong_secret_line, year_month
-from vendor_servers import upyun_server  # noqa: F401  (a fixture)
 
 OPERATOR, PASSWORD = "picbeam-op", "upyun-password-9876"
 DATE = "Wed, 01 Dec 2026 08:00:00 GMT"
@@ -35,7 +34,7 @@ def fields(server, **more):
     return {"extends": "upyun", "bucket": "pics", "operator": OPERATOR, "endpoint": server.url, **more}
 
 
-def test_upload_and_delete(upyun_server, hosts_dir, images):  # noqa: F811
+def test_upload_and_delete(upyun_server, hosts_dir, images):
     [path] = images(1)
     env = {"UPYUN_PASSWORD": PASSWORD}
     url = upload_then_delete(
@@ -46,7 +45,7 @@ def test_upload_and_delete(upyun_server, hosts_dir, images):  # noqa: F811
     assert url == f"https://cdn.example.com/{year_month()}/img0000.png"
 
 
-def test_wrong_password_and_default_url(upyun_server, hosts_dir, images):  # noqa: F811
+def test_wrong_password_and_default_url(upyun_server, hosts_dir, images):
     [path] = images(1)
     line = wrong_secret_line(hosts_dir, path, fields(upyun_server), {"UPYUN_PASSWORD": "not-the-password"})
     assert "HTTP 401: Upyun 40100005: sign error" in line and "check 'operator' and 'password'" in line

@@ -1,7 +1,7 @@
 """Importers: other tools' configurations as picbeam hosts (``picbeam hosts import``).
 
-Each module reads one format: ``sharex`` (ShareX custom uploaders, ``.sxcu``), ``picgo`` (PicGo's web
-uploader, PicList's custom uploader), ``qexo`` (Qexo's remote API) and ``upic`` (uPic's custom hosts).
+Each module reads one format: ``sharex`` (ShareX custom uploaders, ``.sxcu``), ``picgo`` (every uploader
+of a PicGo/PicList config), ``qexo`` (Qexo's remote API) and ``upic`` (uPic's custom hosts).
 :func:`read` detects the format and returns, for every host in the file, either an :class:`Imported`
 (hosts.d fields plus notes for the user) or an :class:`ImportRefused` saying why it was not imported.
 """
@@ -21,7 +21,7 @@ from .common import Imported, ImportRefused
 FORMATS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "sharex": (sharex.matches, "a ShareX custom uploader (.sxcu)"),
     "upic": (upic.matches, "uPic's host export"),
-    "picgo": (picgo.matches, "a PicGo/PicList config with a web uploader"),
+    "picgo": (picgo.matches, "a PicGo/PicList config (config.json, data.json)"),
     "qexo": (qexo.matches, "Qexo's remote-API image host settings"),
 }
 

@@ -28,9 +28,11 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 @dataclass(frozen=True)
 class S3Settings(StorageSettings):
-    # The service URL; empty means AWS (https://s3.<region>.amazonaws.com).
+    # The service URL; empty means AWS (https://s3.<region>.amazonaws.com). {region} and {account_id} in it are
+    # those fields (the presets build R2's, B2's, Wasabi's and Spaces' endpoints this way).
     endpoint: str = ""
     region: str = "us-east-1"
+    account_id: str = ""
     bucket: str = required()
     access_key_id: str = secret("${AWS_ACCESS_KEY_ID}")
     secret_access_key: str = secret("${AWS_SECRET_ACCESS_KEY}")
@@ -69,7 +71,9 @@ class S3Host(StorageHost):
     # -- addresses ------------------------------------------------------------------------------------
     @property
     def endpoint(self) -> str:
-        return (self.settings.endpoint or f"https://s3.{self.settings.region}.amazonaws.com").rstrip("/")
+        s = self.settings
+        endpoint = s.endpoint.replace("{region}", s.region).replace("{account_id}", s.account_id)
+        return (endpoint or f"https://s3.{s.region}.amazonaws.com").rstrip("/")
 
     @property
     def destination(self) -> str:

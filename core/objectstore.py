@@ -1,7 +1,7 @@
 """ObjectStoreHost: the shared part of the vendors' own object-storage REST APIs (Tencent COS, Aliyun OSS,
 Upyun): each file is one signed PUT to its object address, a delete one signed DELETE.
 
-A vendor's host says where an object lives (:meth:`ObjectStoreHost.object_url`), how a request is
+A vendor's host says where its bucket lives (:attr:`ObjectStoreHost.bucket_address`), how a request is
 signed (:meth:`ObjectStoreHost.sign`) and what its error answers mean (:meth:`ObjectStoreHost.failure`);
 the request, the body (a fresh one per attempt: the engine calls ``upload`` again) and the result are
 done here once.
@@ -9,6 +9,7 @@ done here once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
@@ -29,11 +30,25 @@ class ObjectStoreHost(StorageHost):
     hints: ClassVar[Mapping[str, str]] = {}
     # Statuses and their meaning when the answer carries no code.
     status_hints: ClassVar[Mapping[int, str]] = {}
+    # The vendor's region names (checked when the host is configured) and an example of them.
+    region_pattern: ClassVar[re.Pattern[str] | None] = None
+    region_example: ClassVar[str] = ""
+    # The header a canned ACL goes in (x-cos-acl...), for settings with an ``acl`` field.
+    acl_header: ClassVar[str] = ""
 
     # -- what a vendor says ---------------------------------------------------------------------------
+    @property
+    def bucket_address(self) -> str:
+        """Where the bucket's objects are addressed (no trailing slash)."""
+        raise NotImplementedError
+
+    @property
+    def destination(self) -> str:
+        return self.bucket_address
+
     def object_url(self, key: str) -> str:
         """The object's address (``key`` is the stored path, not yet encoded)."""
-        raise NotImplementedError
+        return f"{self.bucket_address}/{encoded_key(key)}"
 
     def default_url(self, key: str) -> str:
         """The public URL when neither ``url_template`` nor ``url_prefix`` is set."""
@@ -55,8 +70,23 @@ class ObjectStoreHost(StorageHost):
         return self.stored(item, key, self.public_url(key, context, self.default_url(key)))
 
     def upload_headers(self, item: UploadItem) -> dict[str, str]:
-        """Extra headers of an upload (cache control, ACL...)."""
-        return {}
+        """Extra headers of an upload: Cache-Control and the canned ACL, for settings that have them."""
+        headers = {}
+        if getattr(self.settings, "cache_control", ""):
+            headers["Cache-Control"] = self.settings.cache_control
+        if getattr(self.settings, "acl", "") and self.acl_header:
+            headers[self.acl_header] = self.settings.acl
+        return headers
+
+    def check(self, settings: Any, where: str) -> None:
+        region = getattr(settings, "region", "")
+        if self.region_pattern and region and "$" not in region and not self.region_pattern.fullmatch(region):
+            raise ConfigError(
+                f"{where}: field 'region' {region!r} is not a {self.vendor} region (e.g. {self.region_example})"
+            )
+        endpoint = getattr(settings, "endpoint", "")
+        if endpoint and "$" not in endpoint:
+            endpoint_url(endpoint, where=where)
 
     async def delete(self, record: Mapping[str, Any], session: Any) -> None:
         key = self.recorded_path(record)
@@ -129,4 +159,3 @@ def endpoint_url(value: str, *, where: str, name: str = "endpoint") -> str:
 def encoded_key(key: str) -> str:
     """An object key in a URL path: percent-encoded once, '/' kept."""
     return quote(key, safe="/~")
-

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
-from picbeam import ConfigError, Host, UploadItem, hookimpl
-from picbeam.objectstore import ObjectStoreHost, encoded_key, endpoint_url
+from picbeam import Host, hookimpl
+from picbeam.objectstore import ObjectStoreHost
 from picbeam.storage import StorageSettings, required, secret
 
 # How long a signature stays valid; it starts a minute early, as the SDK's, for clocks slightly behind.
@@ -28,7 +28,6 @@ SIGNED_HEADERS = frozenset(
      "expect", "expires", "host", "if-match", "if-modified-since", "if-none-match", "if-unmodified-since",
      "origin", "range", "transfer-encoding", "pic-operations")
 )  # fmt: skip
-REGION = re.compile(r"[a-z]{2,4}-[a-z]+(?:-\d+)?")
 
 
 @dataclass(frozen=True)
@@ -72,14 +71,9 @@ class COSHost(ObjectStoreHost):
         "InvalidBucketName": "check 'bucket': COS bucket names are name-APPID, e.g. pics-1250000000",
     }
     status_hints = {404: "the bucket does not exist in this region; check 'bucket' (name-APPID) and 'region'"}
-
-    def check(self, settings: COSSettings, where: str) -> None:
-        if settings.region and "$" not in settings.region and not REGION.fullmatch(settings.region):
-            raise ConfigError(
-                f"{where}: field 'region' {settings.region!r} is not a COS region (e.g. ap-guangzhou, ap-shanghai)"
-            )
-        if settings.endpoint and "$" not in settings.endpoint:
-            endpoint_url(settings.endpoint, where=where)
+    region_pattern = re.compile(r"[a-z]{2,4}-[a-z]+(?:-\d+)?")
+    region_example = "ap-guangzhou, ap-shanghai"
+    acl_header = "x-cos-acl"
 
     @property
     def bucket(self) -> str:
@@ -89,27 +83,12 @@ class COSHost(ObjectStoreHost):
         return s.bucket
 
     @property
-    def destination(self) -> str:
-        return self.bucket_address
-
-    @property
     def bucket_address(self) -> str:
         s = self.settings
         return s.endpoint.rstrip("/") if s.endpoint else f"https://{self.bucket}.cos.{s.region}.myqcloud.com"
 
     def url_values(self) -> dict[str, str]:
         return {"bucket": self.bucket, "region": self.settings.region}
-
-    def object_url(self, key: str) -> str:
-        return f"{self.bucket_address}/{encoded_key(key)}"
-
-    def upload_headers(self, item: UploadItem) -> dict[str, str]:
-        headers = {}
-        if self.settings.cache_control:
-            headers["Cache-Control"] = self.settings.cache_control
-        if self.settings.acl:
-            headers["x-cos-acl"] = self.settings.acl
-        return headers
 
     def sign(self, method: str, url: str, headers: dict[str, str], now: float | None = None) -> dict[str, str]:
         parts = urlsplit(url)

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from urllib.parse import unquote, urlsplit
 
-from picbeam import ConfigError, Host, UploadItem, hookimpl
-from picbeam.objectstore import ObjectStoreHost, encoded_key, endpoint_url
+from picbeam import Host, hookimpl
+from picbeam.objectstore import ObjectStoreHost
 from picbeam.storage import StorageSettings, required, secret
-
-REGION = re.compile(r"(?:oss-)?[a-z]{2}-[a-z0-9-]+")
 
 
 @dataclass(frozen=True)
@@ -67,14 +65,9 @@ class OSSHost(ObjectStoreHost):
         "InvalidObjectName": "OSS refuses this object name; change the 'path' template",
     }
     status_hints = {404: "the bucket does not exist; check 'bucket' and 'region'"}
-
-    def check(self, settings: OSSSettings, where: str) -> None:
-        if settings.region and "$" not in settings.region and not REGION.fullmatch(settings.region):
-            raise ConfigError(
-                f"{where}: field 'region' {settings.region!r} is not an OSS region (e.g. oss-cn-hangzhou)"
-            )
-        if settings.endpoint and "$" not in settings.endpoint:
-            endpoint_url(settings.endpoint, where=where)
+    region_pattern = re.compile(r"(?:oss-)?[a-z]{2}-[a-z0-9-]+")
+    region_example = "oss-cn-hangzhou"
+    acl_header = "x-oss-object-acl"
 
     @property
     def region(self) -> str:
@@ -87,23 +80,8 @@ class OSSHost(ObjectStoreHost):
         s = self.settings
         return s.endpoint.rstrip("/") if s.endpoint else f"https://{s.bucket}.{self.region}.aliyuncs.com"
 
-    @property
-    def destination(self) -> str:
-        return self.bucket_address
-
     def url_values(self) -> dict[str, str]:
         return {"bucket": self.settings.bucket, "region": self.region}
-
-    def object_url(self, key: str) -> str:
-        return f"{self.bucket_address}/{encoded_key(key)}"
-
-    def upload_headers(self, item: UploadItem) -> dict[str, str]:
-        headers = {}
-        if self.settings.cache_control:
-            headers["Cache-Control"] = self.settings.cache_control
-        if self.settings.acl:
-            headers["x-oss-object-acl"] = self.settings.acl
-        return headers
 
     def sign(self, method: str, url: str, headers: dict[str, str], date: str | None = None) -> dict[str, str]:
         s = self.settings

@@ -17,7 +17,7 @@ from email.utils import formatdate
 from urllib.parse import quote, unquote, urlsplit
 
 from picbeam import Host, hookimpl
-from picbeam.objectstore import ObjectStoreHost, encoded_key, endpoint_url
+from picbeam.objectstore import ObjectStoreHost, encoded_key
 from picbeam.storage import StorageSettings, required, secret
 
 API = "https://v0.api.upyun.com"
@@ -53,19 +53,12 @@ class UpyunHost(ObjectStoreHost):
         404: "the file or the service does not exist; check 'bucket'",
     }
 
-    def check(self, settings: UpyunSettings, where: str) -> None:
-        if settings.endpoint and "$" not in settings.endpoint:
-            endpoint_url(settings.endpoint, where=where)
-
     @property
-    def destination(self) -> str:
+    def bucket_address(self) -> str:
         return f"{self.settings.endpoint.rstrip('/')}/{self.settings.bucket}"
 
     def url_values(self) -> dict[str, str]:
         return {"bucket": self.settings.bucket}
-
-    def object_url(self, key: str) -> str:
-        return f"{self.destination}/{encoded_key(key)}"
 
     def default_url(self, key: str) -> str:
         return f"http://{self.settings.bucket}.test.upcdn.net/{encoded_key(key)}"

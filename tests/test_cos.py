@@ -70,4 +70,4 @@ def test_default_address_and_bad_region(hosts_dir):
     assert host.object_url("a b.png") == "https://pics-1250000000.cos.ap-shanghai.myqcloud.com/a%20b.png"
     write_host(hosts_dir, "bad", extends="cos", bucket="pics-1", region="oss-cn-hangzhou")
     done = run_picbeam("hosts", "show", "bad")
-    assert done.returncode == 2 and "'oss-cn-hangzhou' is not a COS region" in done.stderr
+    assert done.returncode == 2 and "'oss-cn-hangzhou' is not a Tencent COS region" in done.stderr

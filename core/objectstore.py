@@ -159,3 +159,12 @@ def endpoint_url(value: str, *, where: str, name: str = "endpoint") -> str:
 def encoded_key(key: str) -> str:
     """An object key in a URL path: percent-encoded once, '/' kept."""
     return quote(key, safe="/~")
+
+
+def require_public_url(settings: Any, where: str, vendor: str) -> None:
+    """Refuse a bucket without ``url_prefix`` / ``url_template``, for vendors that give it no public address."""
+    if settings.bucket and not (settings.url_prefix or settings.url_template):
+        raise ConfigError(
+            f"{where}: field 'url_prefix' is required: the domain bound to the bucket "
+            f"(e.g. https://img.example.com/); {vendor} gives a bucket no public address of its own"
+        )

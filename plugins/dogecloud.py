@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from picbeam import ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
+from picbeam import Host, UploadError, UploadItem, UploadResult, hookimpl
 from picbeam.answers import snippet
 from picbeam.hosts import request_timeout
-from picbeam.objectstore import endpoint_url
+from picbeam.objectstore import endpoint_url, require_public_url
 from picbeam.plugins.s3 import S3Host, S3Settings
 from picbeam.storage import RunOnce, StorageHost, StorageSettings, required, secret, status_error
 
@@ -58,11 +58,7 @@ class DogeCloudHost(StorageHost):
     def check(self, settings: DogeCloudSettings, where: str) -> None:
         if settings.api and "$" not in settings.api:
             endpoint_url(settings.api, where=where, name="api")
-        if settings.bucket and not (settings.url_prefix or settings.url_template):
-            raise ConfigError(
-                f"{where}: field 'url_prefix' is required: the domain bound to the bucket "
-                f"(e.g. https://img.example.com/); DogeCloud gives a bucket no public address of its own"
-            )
+        require_public_url(settings, where, "DogeCloud")
 
     @property
     def destination(self) -> str:

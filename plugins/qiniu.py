@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from picbeam import ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
 from picbeam.answers import retry_after, snippet
 from picbeam.hosts import request_timeout
-from picbeam.objectstore import encoded_key, endpoint_url
+from picbeam.objectstore import encoded_key, endpoint_url, require_public_url
 from picbeam.storage import StorageHost, StorageSettings, required, secret
 
 TOKEN_LIFETIME = 3600
@@ -77,11 +77,7 @@ class QiniuHost(StorageHost):
             value = getattr(settings, name)
             if value and "$" not in value:
                 endpoint_url(value, where=where, name=name)
-        if settings.bucket and not (settings.url_prefix or settings.url_template):
-            raise ConfigError(
-                f"{where}: field 'url_prefix' is required: the domain bound to the bucket "
-                f"(e.g. https://img.example.com/); Qiniu gives a bucket no public address of its own"
-            )
+        require_public_url(settings, where, "Qiniu")
 
     # -- addresses ------------------------------------------------------------------------------------
     @property

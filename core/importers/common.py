@@ -23,6 +23,32 @@ class Imported:
     notes: list[str] = field(default_factory=list)
 
 
+class Section:
+    """One configuration being imported into a picbeam host: its settings, the host's name, where it came
+    from, and the notes for the user. ``tool`` names the tool in descriptions."""
+
+    tool = ""
+
+    def __init__(self, config: Mapping[str, Any], name: str, where: str) -> None:
+        self.config, self.name, self.where = config, name, where
+        self.notes: list[str] = []
+
+    def text(self, key: str, default: str = "") -> str:
+        value = self.config.get(key)
+        return default if value in (None, "") else str(value).strip()
+
+    def secret(self, key: str) -> str:
+        """A ``${VAR}`` reference for a credential; the note says what to export (never the value)."""
+        variable = env_name(self.name, key)
+        had = "the value of" if self.text(key) else "(empty there)"
+        self.notes.append(f"{key} is a credential: export {variable}=<{had} {key} in {self.where}>")
+        return f"${{{variable}}}"
+
+    def done(self, fields: dict[str, Any], label: str) -> Imported:
+        fields = {"description": f"{label} (imported from {self.tool}: {self.where})", **fields}
+        return Imported(self.name, {k: v for k, v in fields.items() if v not in ("", None, {})}, self.notes)
+
+
 class ImportRefused(ConfigError):
     """A configuration picbeam cannot turn into a host; ``reason`` groups refusals (e.g. "url-shortener")."""
 

@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..templates import escape_braces
-from .common import Imported, ImportRefused, env_name, escape_env, host_name, remote_api_host
+from . import common
+from .common import Imported, ImportRefused, escape_env, host_name, remote_api_host
 
 KEYS = {"url", "paramName"}
 # picBed keys that are not uploaders.
@@ -36,23 +37,14 @@ def matches(data: Any) -> bool:
     return isinstance(data, dict) and ("picBed" in data or set(data) >= KEYS)
 
 
-class Section:
-    """One uploader configuration being imported: its host name, where it came from, and the notes."""
+class Section(common.Section):
+    """One uploader configuration of a PicGo config."""
+
+    tool = "PicGo"
 
     def __init__(self, kind: str, config: Mapping[str, Any], name: str, where: str) -> None:
-        self.kind, self.config, self.name, self.where = kind, config, name, where
-        self.notes: list[str] = []
-
-    def text(self, key: str, default: str = "") -> str:
-        value = self.config.get(key)
-        return default if value in (None, "") else str(value).strip()
-
-    def secret(self, key: str) -> str:
-        """A ``${VAR}`` reference for a credential; the note says what to export (never the value)."""
-        variable = env_name(self.name, key)
-        had = "the value of" if self.text(key) else "(empty there)"
-        self.notes.append(f"{key} is a credential: export {variable}=<{had} {key} in {self.where}>")
-        return f"${{{variable}}}"
+        super().__init__(config, name, where)
+        self.kind = kind
 
     def folder(self, key: str = "path") -> str:
         """PicGo's folder setting as PicGo normalises it: no leading '/', one trailing '/' (or empty)."""
@@ -74,10 +66,6 @@ class Section:
             path = escape_braces(web) + "{filename}" if web else "{path}"
             return {"url_template": f"{escape_braces(base)}/{path}{escape_braces(suffix)}"}
         return {"url_prefix": f"{base}/"}
-
-    def done(self, fields: dict[str, Any], label: str) -> Imported:
-        fields = {"description": f"{label} (imported from PicGo: {self.where})", **fields}
-        return Imported(self.name, {k: v for k, v in fields.items() if v not in ("", None, {})}, self.notes)
 
 
 def convert(data: Mapping[str, Any], *, where: str, name: str | None = None) -> list[Imported | ImportRefused]:

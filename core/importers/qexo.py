@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..templates import escape_braces
-from .common import Imported, ImportRefused, dotted_path, env_name, escape_env, host_name, remote_api_host
+from .common import Imported, ImportRefused, Section, dotted_path, escape_env, host_name, remote_api_host
 
 KEYS = {"api", "post_params"}
 # Where Qexo keeps each part of a remote-API host.
@@ -105,22 +105,13 @@ def _remote_api(settings: Mapping[str, Any], where: str, name: str | None) -> Im
     return Imported(name, fields, notes)
 
 
-class _Provider:
+class _Provider(Section):
     """One of Qexo's storage providers being imported."""
 
+    tool = "Qexo"
+
     def __init__(self, kind: str, settings: Mapping[str, Any], where: str, name: str | None) -> None:
-        self.settings, self.where = settings, where
-        self.name = name or f"qexo-{kind}"
-        self.notes: list[str] = []
-
-    def text(self, key: str, default: str = "") -> str:
-        value = self.settings.get(key)
-        return default if value in (None, "") else str(value).strip()
-
-    def secret(self, key: str) -> str:
-        variable = env_name(self.name, key)
-        self.notes.append(f"{key} is a credential: export {variable}=<the value of {key} in {self.where}>")
-        return f"${{{variable}}}"
+        super().__init__(settings, name or f"qexo-{kind}", where)
 
     def template(self, key: str, default: str) -> str:
         """A Qexo path template as picbeam's."""
@@ -143,10 +134,6 @@ class _Provider:
         """Qexo's prev_url (the file's whole URL, a template) as url_template."""
         if self.text("prev_url"):
             fields["url_template"] = self.template("prev_url", "")
-
-    def done(self, fields: dict[str, Any], label: str) -> Imported:
-        fields = {"description": f"{label} (imported from Qexo: {self.where})", **fields}
-        return Imported(self.name, {k: v for k, v in fields.items() if v not in ("", None, {})}, self.notes)
 
 
 DEFAULT_PATH = "{YEAR}/{MONTH}/{md5}.{extName}"

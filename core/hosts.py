@@ -121,10 +121,17 @@ class SpecHost(Host):
         import aiohttp
 
         from .answers import interpret
-        from .templates import TemplateContext
+        from .templates import TemplateContext, fill_placeholders, has_placeholders
 
         spec = self.spec
-        request = spec.request_for(TemplateContext.of(item))
+        context = TemplateContext.of(item)
+        request = spec.request_for(context)
+        # A URL that names the file (https://host/{filename}) is this file's.
+        prefix = (
+            fill_placeholders(spec.url_prefix, context, quote_values=True)
+            if has_placeholders(spec.url_prefix)
+            else None
+        )
         headers = request.headers
         body: Any
         if spec.body == "binary":
@@ -145,7 +152,7 @@ class SpecHost(Host):
             timeout=request_timeout(item.size, spec.timeout),
         ) as response:
             answer = await response.read()
-            extracted = interpret(spec, response.status, response.headers, answer, str(response.url))
+            extracted = interpret(spec, response.status, response.headers, answer, str(response.url), prefix)
         return self.result(
             item,
             extracted.url,

@@ -84,3 +84,17 @@ def _write(tmp_path, data):
     path = tmp_path / "qexo.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
+
+
+def test_sharex_put_uploader_prints_the_address_with_the_file_name(tmp_path, hosts_dir, fake_host, images):
+    document = sxcu(fake_host, RequestMethod="PUT", RequestURL=fake_host.endpoint("/dav/{filename}"), Body="Binary",
+                    URL="https://files.example/\\{x\\}/{filename}")  # fmt: skip
+    document.pop("FileFormName")
+    done = imported(tmp_path, hosts_dir, document)
+    assert done.returncode == 0, done.stderr
+    fake_host.reply(Reply(status=201, text=""))
+    [path] = images(1)
+    shot = path.rename(path.with_name("my shot.png"))
+    done = run_picbeam("upload", shot, "--host", "defects")
+    assert done.lines == ["https://files.example/{x}/my%20shot.png"], done.stderr
+    assert fake_host.requests[0].path == "/dav/my shot.png"

@@ -242,7 +242,7 @@ def remote_api_host(
         "query": credentials("query", query, host=name, notes=notes),
         "headers": multipart_headers(credentials("headers", header_table, host=name, notes=notes), notes),
         "form": credentials("form", body_table, host=name, notes=notes),
-        "url_prefix": escape_env(str(setting("prefix") or "")),
+        "url_prefix": escape_env(escape_braces(str(setting("prefix") or ""))),
     }
     json_path = str(setting("json_path") or "").strip()
     if json_path:

@@ -385,8 +385,11 @@ def _answer_fields(data: Mapping[str, Any], ctx: _Context) -> dict[str, Any]:
     for key, target in ANSWER_FIELDS.items():
         pieces = _merge(parts[key])
         if key == "URL":
-            if pieces and pieces[0][0] == "text" and len(pieces) > 1:
-                fields["url_prefix"] = _endpoint_placeholders_in_text(pieces.pop(0)[1], ctx)
+            if pieces and pieces[0][0] == "text" and (len(pieces) > 1 or FILENAME in pieces[0][1]):
+                fields["url_prefix"] = _url_prefix(pieces.pop(0)[1], ctx)
+                if not pieces:  # a PUT uploader's URL made of text and the file's name: the answer is not read
+                    fields[target] = "''"
+                    continue
             if not pieces or pieces == [("body", "")]:
                 if kind != "text":
                     raise ImportRefused(
@@ -397,6 +400,15 @@ def _answer_fields(data: Mapping[str, Any], ctx: _Context) -> dict[str, Any]:
         if pieces:
             fields[target] = _expression(pieces, kind, key, ctx)
     return fields
+
+
+# Stands for $filename$ in an answer template until it is written into url_prefix.
+FILENAME = "\0filename\0"
+
+
+def _url_prefix(text: str, ctx: _Context) -> str:
+    """The literal start of the URL as url_prefix: braces escaped, the file's name as ``{filename}``."""
+    return _endpoint_placeholders_in_text(escape_braces(text).replace(FILENAME, "{filename}"), ctx)
 
 
 def _endpoint_placeholders_in_text(text: str, ctx: _Context) -> str:
@@ -460,7 +472,9 @@ def _answer_call(node: Call, where: str, ctx: _Context) -> list[tuple[str, str]]
         ctx.notes.append(f"{where}: {node.written} shows a box in ShareX and adds nothing to the URL; left out")
         return []
     if name == "filename":
-        raise refuse("puts the file's name in the URL, which picbeam's answer fields cannot")
+        if where != "URL":
+            raise refuse("puts the file's name in an answer field other than URL, which picbeam cannot")
+        return [("text", FILENAME)]
     raise refuse("is not a ShareX function picbeam can read answers with")
 
 
@@ -509,6 +523,12 @@ def _expression(pieces: list[tuple[str, str]], kind: str, key: str, ctx: _Contex
                 )
             exprs.append("@")
         elif piece_kind == "text":
+            if FILENAME in value:
+                raise ImportRefused(
+                    f"{ctx.where}: not imported: {key} puts the file's name after a value read from the answer, "
+                    "which picbeam cannot",
+                    "unmappable",
+                )
             if is_placeholder(value) or re.match(r"[a-z]+://[^/]*_", value):
                 ctx.notes.append(f"{key}: the text {value!r} holds a placeholder; edit the host's {ANSWER_FIELDS[key]}")
             exprs.append(literal(value))

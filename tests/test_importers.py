@@ -198,7 +198,7 @@ SXCU = {"Version": "13.0.0", "RequestMethod": "POST", "RequestURL": "https://h.e
         ({"URL": "$regex:2$", "RegexList": ["a"]}, "unmappable", "names pattern 2, but RegexList has 1"),
         ({"URL": "$json:a..b$"}, "unmappable", "uses recursive descent '..' in its JSON path"),
         ({"URL": "$json:a$", "ThumbnailURL": "$xml:/r/t$"}, "unmappable", "reads the answer both as JSON and as XML"),
-        ({"URL": "$json:a$/$filename$"}, "unmappable", "puts the file's name in the URL"),
+        ({"URL": "$json:a$/$filename$"}, "unmappable", "puts the file's name after a value read from the answer"),
     ],
 )  # fmt: skip
 def test_unmappable_uploaders_are_refused_with_one_specific_line(changes, reason, message):

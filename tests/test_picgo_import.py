@@ -36,11 +36,16 @@ def imported(hosts_dir: Path) -> str:
 
 
 def upload(path: Path, host: str, *overrides: str) -> str:
-    sets = [arg for override in overrides for arg in ("--set", override)]
-    done = run_picbeam("upload", path, "--host", host, *sets, env=ENV)
-    assert done.returncode == 0, (host, done.stderr)
-    [url] = done.lines
-    return url
+    """One upload through the public API (the import went through the command); the URL."""
+    import os
+    from unittest import mock
+
+    import picbeam
+
+    with mock.patch.dict(os.environ, ENV):
+        [result] = picbeam.upload([path], host=host, overrides=list(overrides), force=True)
+    assert result.ok, (host, result.error)
+    return result.url
 
 
 def test_every_builtin_sends_what_picgo_sends(

@@ -14,7 +14,7 @@ import hashlib
 import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from picbeam import AlreadyGone, ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
@@ -29,9 +29,11 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 @dataclass(frozen=True)
 class S3Settings(StorageSettings):
-    # The service URL; empty means AWS (https://s3.<region>.amazonaws.com).
+    # The service URL; empty means AWS (https://s3.<region>.amazonaws.com). {region} and {account_id} in it are
+    # those fields (the presets build R2's, B2's, Wasabi's and Spaces' endpoints this way).
     endpoint: str = ""
     region: str = "us-east-1"
+    account_id: str = ""
     bucket: str = required()
     access_key_id: str = secret("${AWS_ACCESS_KEY_ID}")
     secret_access_key: str = secret("${AWS_SECRET_ACCESS_KEY}")
@@ -57,6 +59,8 @@ class S3Host(StorageHost):
     default_description = "S3-compatible object storage (AWS, R2, B2, MinIO...): needs picbeam[s3]"
     max_bytes = 5 * 1024**4  # S3's object size limit
     requires = ("botocore", "s3")
+    # What an S3 error code means, in the words of the service behind this host.
+    hints: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, name: str | None = None, settings: Any = None, source: str | None = None) -> None:
         super().__init__(name, settings, source)
@@ -76,7 +80,9 @@ class S3Host(StorageHost):
     # -- addresses ------------------------------------------------------------------------------------
     @property
     def endpoint(self) -> str:
-        return (self.settings.endpoint or f"https://s3.{self.settings.region}.amazonaws.com").rstrip("/")
+        s = self.settings
+        endpoint = s.endpoint.replace("{region}", s.region).replace("{account_id}", s.account_id)
+        return (endpoint or f"https://s3.{s.region}.amazonaws.com").rstrip("/")
 
     @property
     def destination(self) -> str:
@@ -181,7 +187,8 @@ class S3Host(StorageHost):
         async with session.request(
             method, URL(url, encoded=True), headers=signed, data=body, timeout=request_timeout(length)
         ) as response:
-            answer = await read_answer(response)
+            # A HEAD's Content-Length is the object's size, and it has no body to read.
+            answer = b"" if method == "HEAD" else await read_answer(response)
             if not 200 <= response.status < 300:
                 raise _s3_error(response.status, answer, self, response.headers)
             return response.headers, answer
@@ -287,15 +294,15 @@ HINTS: dict[str, str] = {
 
 def _s3_error(status: int, body: bytes, host: S3Host, headers: Mapping[str, str]) -> UploadError:
     code, message = _xml_field(body, "Code"), _xml_field(body, "Message")
-    bucket = host.settings.bucket
+    bucket, hints = host.settings.bucket, host.hints
     if code == "NoSuchBucket" or (status == 404 and not code and not body):
         hint = f"bucket '{bucket}' does not exist here; create it, or fix 'bucket' and 'endpoint'"
     elif status == 507 or "quota" in code.lower() or "storage" in code.lower():
-        hint = HINTS["QuotaExceeded"]
+        hint = hints.get("QuotaExceeded", HINTS["QuotaExceeded"])
     else:
-        hint = HINTS.get(code, "").format(
-            access_key_id=host.field_name("access_key_id"), secret_access_key=host.field_name("secret_access_key")
-        )
+        hint = hints.get(code, "")
+        for name in ("access_key_id", "secret_access_key"):  # named as this host's file sets them
+            hint = hint.replace("{" + name + "}", host.field_name(name))
     detail = f"{code}: {message}" if code else snippet(body)
     error = status_error(
         status, detail, {status: hint} if hint else {}, retry_after=retry_after(headers.get("Retry-After"))
@@ -303,6 +310,9 @@ def _s3_error(status: int, body: bytes, host: S3Host, headers: Mapping[str, str]
     if code in ("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"):
         error.transient = True
     return error
+
+
+S3Host.hints = HINTS
 
 
 @hookimpl

@@ -11,7 +11,7 @@ from urllib.parse import quote, urljoin
 
 from .errors import ConfigError, PluginError, UploadError
 from .items import UploadItem, UploadResult, printable
-from .spec import HostSpec, parse_assignments
+from .spec import HostSpec, parse_assignments, query_keys
 
 if TYPE_CHECKING:
     import aiohttp
@@ -169,7 +169,7 @@ class SpecHost(Host):
         async with session.request(
             spec.delete_method or "DELETE",
             target,
-            params=spec.query or None,
+            params={k: v for k, v in spec.query.items() if k not in query_keys(target)} or None,
             headers=spec.headers,
             timeout=request_timeout(0, spec.timeout),
         ) as response:
@@ -244,6 +244,10 @@ class HostEntry:
     plugin: str
 
 
+# The plugin that reads hosts.d folders: its hosts replace other plugins' hosts of the same name.
+FILES_PLUGIN = "hosts_folder"
+
+
 class HostRegistry:
     """Every host of a run, by name, with the plugin that provided it and any host that failed to load."""
 
@@ -266,6 +270,11 @@ class HostRegistry:
         if not host.name:
             raise PluginError(f"{type(host).__name__} has no name")
         existing = self.entries.get(host.name)
+        if existing is not None and (plugin == FILES_PLUGIN) != (existing.plugin == FILES_PLUGIN):
+            # The user's hosts.d file customises a plugin's host of the same name, whichever registered first.
+            if plugin == FILES_PLUGIN:
+                self.entries[host.name] = HostEntry(host, plugin)
+            return
         if existing is not None:
             raise ConfigError(
                 f"host name '{host.name}' is defined twice: by {existing.plugin} ({existing.host.source}) "
@@ -311,10 +320,10 @@ class HostRegistry:
         self.register(host, plugin)
 
     def get(self, name: str) -> Host:
+        if name in self.broken:  # a broken file of a plugin host's name must not silently fall back to it
+            raise ConfigError(self.broken[name])
         if name in self.entries:
             return self.entries[name].host
-        if name in self.broken:
-            raise ConfigError(self.broken[name])
         close = difflib.get_close_matches(name, list(self.entries), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else "; `picbeam hosts list` shows them"
         raise ConfigError(f"unknown host '{name}'{hint}")

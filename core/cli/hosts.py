@@ -115,9 +115,13 @@ def add_host(
         str | None, typer.Option("--url-path", help="JMESPath to the URL in the answer (e.g. data.url).")
     ] = None,
     headers: Annotated[
-        list[str] | None, typer.Option("--header", help="'Name: value' request header (repeatable).")
+        list[str] | None,
+        typer.Option("--header", help="Request header: 'Name: value', or a JSON object of them (repeatable)."),
     ] = None,
-    form: Annotated[list[str] | None, typer.Option("--form", help="KEY=VALUE extra form field (repeatable).")] = None,
+    form: Annotated[
+        list[str] | None,
+        typer.Option("--form", help="Extra form field: KEY=VALUE, or a JSON object of them (repeatable)."),
+    ] = None,
     query: Annotated[list[str] | None, typer.Option("--query", help="KEY=VALUE query parameter (repeatable).")] = None,
     url_prefix: Annotated[str, typer.Option("--url-prefix", help="Text put in front of the extracted URL.")] = "",
     method: Annotated[str, typer.Option("--method", help="HTTP method.")] = "POST",
@@ -128,6 +132,16 @@ def add_host(
     error_path: Annotated[str | None, typer.Option("--error-path", help="JMESPath to the error message.")] = None,
     success_path: Annotated[
         str | None, typer.Option("--success-path", help="JMESPath that is true on success.")
+    ] = None,
+    delete_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--delete-endpoint",
+            help="URL template for `picbeam delete`, {jmespath} filled from the answer (e.g. delete/{data.hash}).",
+        ),
+    ] = None,
+    delete_method: Annotated[
+        str | None, typer.Option("--delete-method", help="GET, POST or DELETE for --delete-endpoint (default: DELETE).")
     ] = None,
     max_bytes: Annotated[int | None, typer.Option("--max-bytes", help="Largest file the host takes.")] = None,
     description: Annotated[str, typer.Option("--description", help="One line about the host.")] = "",
@@ -150,6 +164,8 @@ def add_host(
         "delete_path": delete_path,
         "error_path": error_path,
         "success_path": success_path,
+        "delete_endpoint": delete_endpoint,
+        "delete_method": delete_method,
         "max_bytes": max_bytes,
         "query": _pairs(query, "=", "--query"),
         "headers": _pairs(headers, ":", "--header"),
@@ -180,11 +196,26 @@ def write_host_file(spec: HostSpec, directory: Path | None, *, force: bool) -> P
 
 
 def _pairs(values: list[str] | None, separator: str, option: str) -> dict[str, str]:
+    """``KEY<separator>VALUE`` options, each of which may instead be a JSON object of such pairs (the
+    notation PicGo, Qexo and ShareX users paste: ``{"Authorization": "Bearer ..."}``)."""
     pairs: dict[str, str] = {}
+    shape = "'Name: value'" if separator == ":" else "KEY=VALUE"
     for value in values or ():
+        if value.lstrip().startswith("{"):
+            try:
+                table = json.loads(value)
+            except ValueError as exc:
+                raise ConfigError(f"{option} {value!r}: not a JSON object ({exc.msg}); or give {shape}") from None
+            if not isinstance(table, dict):
+                raise ConfigError(f"{option} {value!r}: expected a JSON object or {shape}")
+            for key, entry in table.items():
+                if isinstance(entry, dict | list) or entry is None:
+                    raise ConfigError(f"{option}: the value of {key!r} must be text, not {json.dumps(entry)}")
+                pairs[str(key).strip()] = entry if isinstance(entry, str) else json.dumps(entry)
+            continue
         key, sep, rest = value.partition(separator)
         if not sep or not key.strip():
-            raise ConfigError(f"{option} {value!r}: expected KEY{separator}VALUE")
+            raise ConfigError(f"{option} {value!r}: expected {shape} or a JSON object")
         pairs[key.strip()] = rest.strip()
     return pairs
 

@@ -169,7 +169,7 @@ class HostSpec:
             # every file after the host stored it. Say so before anything is sent.
             inherited = [f for f in JMESPATH_FIELDS if getattr(self, f) and f not in changes]
             if inherited:
-                clear = " ".join(f"--set {f}=" for f in inherited) if source == "--set" else "set them to \"\""
+                clear = " ".join(f"--set {f}=" for f in inherited) if source == "--set" else 'set them to ""'
                 raise ConfigError(
                     f"{source}: host '{name or self.name}': response = \"text\" does not go with "
                     f"{', '.join(inherited)} inherited from '{self.name}' (they read a {self.response.upper()} "

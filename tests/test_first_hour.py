@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from picbeam.errors import ConfigError
 from picbeam.spec import SPEC_FIELDS, HostSpec
-from picbeam.testing import Reply, run_picbeam, write_host
+from picbeam.testing import run_picbeam, write_host
 
 BASE = {"endpoint": "https://img.example/upload", "url_path": "data.url"}
 

@@ -332,12 +332,24 @@ def _compile(where: str, name: str, expression: str, patterns: list[re.Pattern[s
     try:
         compiled = jmespath.compile(expression)
     except jmespath.exceptions.JMESPathError as exc:
-        reason = str(exc).splitlines()[0]
+        reason = jmespath_problem(exc)
         raise ConfigError(
             f"{where}: field '{name}' is not a valid JMESPath expression {expression!r}: {reason}"
         ) from None
     check_calls(compiled.parsed, where=where, field=name, patterns=patterns)
     return compiled
+
+
+def jmespath_problem(exc: Exception) -> str:
+    """What is wrong with an expression, as a whole sentence (jmespath's own message spans three lines)."""
+    errors = jmespath.exceptions
+    if isinstance(exc, errors.IncompleteExpressionError):
+        return "it ends before the expression is complete"
+    if isinstance(exc, errors.ParseError):
+        return f"unexpected {exc.token_value!r} at column {exc.lex_position + 1}"
+    if isinstance(exc, errors.LexerError):
+        return f"{exc.message} at column {exc.lexer_position + 1}"
+    return str(exc).splitlines()[0].rstrip(":")
 
 
 @dataclass

@@ -14,7 +14,7 @@ from ..config import user_hosts_dir
 from ..errors import ConfigError
 from ..redaction import literal_secrets
 from ..spec import HostSpec, dump_toml
-from .common import EXIT_FAILED, EXIT_USAGE, HostsDirOption, JsonOption, fail, open_hosts, warn
+from .common import EXIT_FAILED, EXIT_USAGE, HostsDirOption, JsonOption, complete_hosts, fail, open_hosts, warn
 
 hosts_app = typer.Typer(help="List, show, check, add, import and export hosts.", no_args_is_help=True)
 
@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
 @hosts_app.command("list")
 def list_hosts(as_json: JsonOption = False, hosts_dir: HostsDirOption = None) -> None:
-    """List every host: name, plugin, where it is defined, and description."""
+    """List every host: name, plugin and description (--json adds where each is defined)."""
     _, config, registry = open_hosts(hosts_dir)
     rows = [
         {
@@ -51,7 +51,7 @@ def list_hosts(as_json: JsonOption = False, hosts_dir: HostsDirOption = None) ->
 
 @hosts_app.command("show")
 def show_host(
-    name: Annotated[str, typer.Argument(help="Host name.")],
+    name: Annotated[str, typer.Argument(help="Host name.", autocompletion=complete_hosts)],
     as_json: JsonOption = False,
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Show with FIELD=VALUE overrides applied.")
@@ -73,7 +73,7 @@ def show_host(
 
 @hosts_app.command("check")
 def check_host(
-    name: Annotated[str, typer.Argument(help="Host name.")],
+    name: Annotated[str, typer.Argument(help="Host name.", autocompletion=complete_hosts)],
     probe: Annotated[bool, typer.Option("--probe", help="Also upload a tiny generated PNG and print its URL.")] = False,
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Check with FIELD=VALUE overrides applied.")
@@ -256,11 +256,18 @@ def import_hosts(
 
 @hosts_app.command("export")
 def export_host(
-    name: Annotated[str, typer.Argument(help="A declarative host (a hosts.d file or a HostSpec preset).")],
+    name: Annotated[
+        str,
+        typer.Argument(help="A declarative host (a hosts.d file or a HostSpec preset).", autocompletion=complete_hosts),
+    ],
     as_format: Annotated[str, typer.Option("--as", help="Format to write: sxcu (a ShareX custom uploader).")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
     expand: Annotated[
         bool, typer.Option("--expand", help="Fill ${VAR} references from the environment (the file holds secrets).")
+    ] = False,
+    with_secrets: Annotated[
+        bool,
+        typer.Option("--with-secrets", help="Write secrets the host holds literally (default: a <VAR> placeholder)."),
     ] = False,
     hosts_dir: HostsDirOption = None,
 ) -> None:
@@ -270,13 +277,14 @@ def export_host(
 
     if as_format != "sxcu":
         fail(f"--as {as_format!r}: picbeam exports sxcu (ShareX custom uploaders)")
-    if expand and output is None:
-        fail("--expand writes your secrets into the file: give it one with -o FILE (never stdout)")
+    for flag, wanted in (("--expand", expand), ("--with-secrets", with_secrets)):
+        if wanted and output is None:
+            fail(f"{flag} writes your secrets into the file: give it one with -o FILE (never stdout)")
     _, _, registry = open_hosts(hosts_dir)
     host = registry.get(name)
     if not isinstance(host, SpecHost):
         fail(f"host '{name}' is a {type(host).__name__} written in Python; only declarative hosts export to sxcu")
-    document, warnings = sharex.export(host.spec, environ=os.environ if expand else None)
+    document, warnings = sharex.export(host.spec, environ=os.environ if expand else None, with_secrets=with_secrets)
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         sys.stdout.write(text)

@@ -13,11 +13,15 @@ from typing import Annotated, Any
 import typer
 
 from ..clipboard import copy_results
+from ..items import printable
 from ..output import FORMATS, format_result
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     HostsDirOption,
+    complete_convert,
+    complete_formats,
+    complete_hosts,
     fail,
     on_two_interrupts,
     open_hosts,
@@ -25,6 +29,21 @@ from .common import (
     warn,
 )
 from .progress import ProgressReport
+
+# The one wording for a file the host already has (the ledger's record, or the same content in this run).
+REUSED = "already uploaded"
+
+
+def one_host(hosts: list[str] | None) -> str | None:
+    """The host of this run. Several --host options are refused until they mean mirrors (one upload each)."""
+    if hosts and len(set(hosts)) > 1:
+        fail(f"--host given {len(hosts)} times ({', '.join(hosts)}): a run uploads to one host; run once per host")
+    return hosts[0] if hosts else None
+
+
+def retries_note(retries: int) -> str:
+    return f", {retries} {'retry' if retries == 1 else 'retries'}" if retries else ""
+
 
 PROCESSING = "Processing (see the README's 'Processing')"
 
@@ -36,8 +55,13 @@ def register(app: typer.Typer) -> None:
 def upload(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files and folders to upload.", show_default=False)] = None,
     host: Annotated[
-        str | None,
-        typer.Option("--host", "-H", help="Host name (default: PICBEAM_HOST, config default_host, or 'local')."),
+        list[str] | None,
+        typer.Option(
+            "--host",
+            "-H",
+            help="Host name (default: PICBEAM_HOST, config default_host, or 'local').",
+            autocompletion=complete_hosts,
+        ),
     ] = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once (default: 4).")
@@ -50,7 +74,13 @@ def upload(
         list[str] | None, typer.Option("--exclude", help="Skip files in folders matching this glob (repeatable).")
     ] = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)} (default: url).")
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            autocompletion=complete_formats,
+            help=f"Output format: {', '.join(FORMATS)}, or a template such as '![{{name}}]({{url}})' (default: url).",
+        ),
     ] = None,
     overrides: Annotated[
         list[str] | None,
@@ -95,6 +125,7 @@ def upload(
         typer.Option(
             "--convert",
             show_default=False,
+            autocompletion=complete_convert,
             rich_help_panel=PROCESSING,
             help="Convert images to webp, avif, jpeg or png (none: keep the format).",
         ),
@@ -207,7 +238,7 @@ def upload(
     fmt = output_format(fmt, config)
     if not paths and not clipboard:
         fail("name the files or folders to upload, or use --clipboard")
-    host_name = host or config.default_host()
+    host_name = one_host(host) or config.default_host()
     chosen = registry.select(host_name, overrides or ())
     cleanup = ExitStack()  # the clipboard's image lives in a temporary folder until the run ends
     inputs = [_clipboard_image(cleanup), *(paths or ())] if clipboard else list(paths or ())
@@ -261,16 +292,23 @@ def upload(
         copy_results(copied)
     if summary.interrupted:
         warn(
-            f"interrupted: {summary.uploaded} uploaded, {summary.reused} reused, {summary.failed} failed, "
+            f"interrupted: {summary.uploaded} uploaded, {summary.reused} {REUSED}, {summary.failed} failed, "
             f"{summary.not_started} not started"
         )
         raise typer.Exit(EXIT_INTERRUPTED)
     files = summary.uploaded + summary.reused + summary.failed
-    if files > 1 or summary.retries:
-        retried = f", {summary.retries} retries" if summary.retries else ""
+    if files == 0:
+        for folder in (p for p in inputs if isinstance(p, Path) and p.is_dir()):
+            warn(f"no files to upload in {printable(folder)}")
+    elif dry_run and files > 1:
         warn(
-            f"done: {summary.uploaded} uploaded, {summary.reused} already there, {summary.failed} failed "
-            f"in {summary.seconds:.1f} s{retried}"
+            f"dry run: {summary.uploaded} to upload, {summary.reused} {REUSED}, {summary.failed} failed; "
+            "nothing was sent"
+        )
+    elif files > 1 or summary.retries:
+        warn(
+            f"done: {summary.uploaded} uploaded, {summary.reused} {REUSED}, {summary.failed} failed "
+            f"in {summary.seconds:.1f} s{retries_note(summary.retries)}"
         )
     if summary.failed:
         raise typer.Exit(EXIT_FAILED)
@@ -285,7 +323,7 @@ def dry_run_line(result: Any, fmt: str, explain: bool) -> str:
             record.update(name=extra["name"], mime=extra["mime"], processing=extra["notes"])
         return json.dumps(record)
     if result.reused:
-        return f"would reuse {result.url}"
+        return f"{result.path}: {REUSED}: {result.url}"
     if not explain:
         return f"would upload {result.path} ({result.bytes} bytes, {extra['mime']}) to {result.host}"
     done = "; ".join(note for note in extra["notes"] if not note.startswith("warning: ")) or "no processing"

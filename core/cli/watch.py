@@ -26,6 +26,7 @@ from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     HostsDirOption,
+    complete_hosts,
     fail,
     on_two_interrupts,
     open_hosts,
@@ -49,7 +50,12 @@ def watch(
     folder: Annotated[Path, typer.Argument(help="The folder to watch.", show_default=False)],
     host: Annotated[
         str | None,
-        typer.Option("--host", "-H", help="Host name (default: PICBEAM_HOST, config default_host, or 'local')."),
+        typer.Option(
+            "--host",
+            "-H",
+            help="Host name (default: PICBEAM_HOST, config default_host, or 'local').",
+            autocompletion=complete_hosts,
+        ),
     ] = None,
     fmt: Annotated[
         str | None, typer.Option("--format", "-f", help="Output format: url, markdown, html, bbcode, json.")

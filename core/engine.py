@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import hashlib
 import itertools
+import json
 import os
 import random
 import stat
@@ -246,19 +247,24 @@ class Batch:
         that blocks until a file settles) one item at a time, so no item waits for the next.
         """
         found_files = iter(discovery)
-        chunk_size = DISCOVERY_CHUNK if isinstance(discovery, Discovery | Sequence) else 1
+        finite = isinstance(discovery, Discovery | Sequence)
+        chunk_size = DISCOVERY_CHUNK if finite else 1
         index = 0
         while not self._stopping:
             chunk = await asyncio.to_thread(self._next_chunk, found_files, chunk_size, index)
             if not chunk:
                 return
-            for job in chunk:
+            for position, job in enumerate(chunk):
                 await self._slots.acquire()
                 if self._stopping:
-                    return
+                    self._slots.release()
+                    self.summary.not_started += len(chunk) - position
+                    break
                 await self._queue.put(job)
                 index += 1
                 self.on_progress("found", 1)
+        if finite:  # stopped early: what discovery has not reached yet never started either
+            self.summary.not_started += await asyncio.to_thread(_count, found_files)
 
     def _next_chunk(self, found_files: Iterator[Found], size: int, first: int) -> list[Job]:
         """Runs in a thread: the next files, with the small ones already read, hashed and looked up, so
@@ -322,7 +328,10 @@ class Batch:
         finally:
             if self.processing is not None:
                 await self.processing.release(item)
-        extra = {"mime": item.mime, "name": item.name, "notes": item.notes}
+        extra: dict[str, Any] = {"mime": item.mime, "name": item.name, "notes": item.notes}
+        preview = self.host.request_preview(item)
+        if preview is not None:  # masked by name; a secret value under another name is caught by redact
+            extra["request"] = json.loads(self.redact(json.dumps(preview, ensure_ascii=False)))
         return UploadResult(
             path=printable(item.source),
             host=self.host.name,
@@ -551,6 +560,10 @@ def _check_unchanged(item: UploadItem) -> None:
         raise UploadError("the file disappeared while it was being uploaded; run again") from None
     if (info.st_size, info.st_mtime_ns) != (item.size, item.mtime_ns):
         raise UploadError("the file changed while it was being uploaded; run again to send its new content")
+
+
+def _count(found_files: Iterator[Found]) -> int:
+    return sum(1 for _ in found_files)
 
 
 def _hash_rest(handle: Any, head: bytes) -> str:

@@ -74,6 +74,11 @@ class Host:
         """Credential values to redact from any output of a run."""
         return []
 
+    def request_preview(self, item: UploadItem) -> dict[str, Any] | None:
+        """What the upload request for ``item`` would carry, for ``--dry-run`` (secrets masked), or None
+        for a host whose requests are not one HTTP request per file."""
+        return None
+
     def result(self, item: UploadItem, url: str, **fields: Any) -> UploadResult:
         """An UploadResult for ``item`` carrying the URL this host produced."""
         return UploadResult(
@@ -116,6 +121,24 @@ class SpecHost(Host):
 
     def secret_values(self) -> list[str]:
         return self.spec.secret_values()
+
+    def request_preview(self, item: UploadItem) -> dict[str, Any] | None:
+        from urllib.parse import urlencode
+
+        from .redaction import mask_table
+        from .templates import TemplateContext
+
+        spec = self.spec
+        request = spec.request_for(TemplateContext.of(item))
+        query = mask_table(request.query, spec.secrets)
+        url = request.endpoint
+        if query:
+            url += ("&" if "?" in url else "?") + urlencode(query, safe="*")
+        preview: dict[str, Any] = {"method": spec.method, "url": url, "body": spec.body}
+        if spec.body == "multipart":
+            preview.update(file_field=spec.file_field, form=mask_table(request.form, spec.secrets))
+        preview.update(file_name=item.name, mime=item.mime, headers=mask_table(request.headers, spec.secrets))
+        return preview
 
     async def upload(self, item: UploadItem, session: aiohttp.ClientSession) -> UploadResult:
         import aiohttp

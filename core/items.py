@@ -104,6 +104,12 @@ def printable(path: os.PathLike[str] | str) -> str:
     return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
+def absolute(path: str) -> str:
+    """A path as the ledger keeps it: absolute, so a later `picbeam history` run elsewhere finds the file.
+    A URL (an input downloaded from the web) stays as it is."""
+    return path if "://" in path else os.path.abspath(path)
+
+
 @dataclass
 class UploadResult:
     """The outcome of one file: a URL, or an error message."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from .config import Config, data_dir
 from .errors import ConfigError
-from .items import UploadResult
+from .items import UploadResult, absolute
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -166,7 +166,7 @@ class Ledger:
                         (
                             result.sha256,
                             result.bytes,
-                            result.path,
+                            absolute(result.path),
                             result.host,
                             destination,
                             variant,

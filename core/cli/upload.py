@@ -321,14 +321,35 @@ def dry_run_line(result: Any, fmt: str, explain: bool) -> str:
         record = {**result.to_json(), "dry_run": True}
         if explain and not result.reused:
             record.update(name=extra["name"], mime=extra["mime"], processing=extra["notes"])
-        return json.dumps(record)
+        if "request" in extra:
+            record["request"] = extra["request"]
+        return json.dumps(record, ensure_ascii=False)
     if result.reused:
         return f"{result.path}: {REUSED}: {result.url}"
     if not explain:
-        return f"would upload {result.path} ({result.bytes} bytes, {extra['mime']}) to {result.host}"
-    done = "; ".join(note for note in extra["notes"] if not note.startswith("warning: ")) or "no processing"
-    sent = f"{extra['name']} ({result.bytes} bytes, {extra['mime']})"
-    return f"would upload {result.path} as {sent} to {result.host}: {done}"
+        line = f"would upload {result.path} ({result.bytes} bytes, {extra['mime']}) to {result.host}"
+    else:
+        done = "; ".join(note for note in extra["notes"] if not note.startswith("warning: ")) or "no processing"
+        sent = f"{extra['name']} ({result.bytes} bytes, {extra['mime']})"
+        line = f"would upload {result.path} as {sent} to {result.host}: {done}"
+    return "\n".join([line, *request_lines(extra.get("request"))])
+
+
+def request_lines(request: dict[str, Any] | None) -> list[str]:
+    """The request a dry run would send, indented under its file: what setting up a new host needs."""
+    if not request:
+        return []
+    lines = [f"  {request['method']} {request['url']}"]
+    if request["body"] == "multipart":
+        lines.append(
+            f"  multipart body: file field {request['file_field']!r}, file name {request['file_name']!r}, "
+            f"type {request['mime']}"
+        )
+        lines.extend(f"  form {key}: {value}" for key, value in request["form"].items())
+    else:
+        lines.append(f"  binary body: the file {request['file_name']!r}, type {request['mime']}")
+    lines.extend(f"  header {key}: {value}" for key, value in request["headers"].items())
+    return lines
 
 
 def _clipboard_image(cleanup: ExitStack) -> Path:

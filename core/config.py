@@ -19,6 +19,8 @@ SETTINGS: dict[str, tuple[type, str]] = {
     "retries": (int, "attempts after the first for transient failures (--retries)"),
     "retry_wait": (float, "seconds before the first retry; later ones back off exponentially"),
     "ledger": (str, "path of the upload ledger database"),
+    "download_max_bytes": (int, "largest file `picbeam upload https://...` downloads (default: 1 GiB)"),
+    "download_timeout": (float, "seconds a download from an address may take (default: 300)"),
     "process": (dict, "processing defaults, a [process] table: process.convert, process.quality... (see README)"),
 }
 DEFAULT_HOST = "local"

@@ -44,12 +44,19 @@ class UploadItem:
     settings: ProcessSettings | None = None
     workdir: Path | None = None
     _sent_sha256: str = field(default="", repr=False)
+    # The address a downloaded file came from (``picbeam upload https://...``): results name it.
+    origin: str = ""
 
     def __post_init__(self) -> None:
         if self.path is None:
             self.path = self.source
         if not self.name:
             self.name = printable(self.source.name)
+
+    @property
+    def label(self) -> str:
+        """What the user named, as results show it: the address of a download, else the path."""
+        return self.origin or printable(self.source)
 
     def replace(self, *, path: Path | None = None, name: str | None = None, mime: str | None = None) -> None:
         """Send another file (a processed copy) in place of this one."""

@@ -58,8 +58,8 @@ def format_result(result: UploadResult, fmt: str) -> str:
 # -- custom link formats: a --format value holding "{" is a template, like PicGo's `![$fileName]($url)` --
 TEMPLATE_FIELDS: dict[str, Callable[[UploadResult], str]] = {
     "url": lambda result: result.url or "",
-    "filename": lambda result: file_name(result.path),
-    "name": lambda result: PurePath(file_name(result.path)).stem,
+    "filename": lambda result: sent_name(result),
+    "name": lambda result: PurePath(sent_name(result)).stem,
     "delete_url": lambda result: result.delete_url or "",
     "thumbnail_url": lambda result: result.thumbnail_url or "",
     "host": lambda result: result.host,
@@ -102,6 +102,12 @@ def formatter(fmt: str) -> Formatter:
         return _TEMPLATE_PART.sub(part, fmt)
 
     return render
+
+
+def sent_name(result: UploadResult) -> str:
+    """The name the file was uploaded under (a download's own name, a renamed file's new one), else the
+    name of what the user gave."""
+    return str(result.extra.get("name") or file_name(result.path))
 
 
 def file_name(path: str) -> str:

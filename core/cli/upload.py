@@ -53,7 +53,13 @@ def register(app: typer.Typer) -> None:
 
 
 def upload(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files and folders to upload.", show_default=False)] = None,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Files, folders and http(s) addresses to upload; - reads them from stdin, one per line.",
+            show_default=False,
+        ),
+    ] = None,
     host: Annotated[
         list[str] | None,
         typer.Option(
@@ -230,7 +236,7 @@ def upload(
 ) -> None:
     """Upload files (and the images in folders) to a host; print one result per file, in order."""
     from ..engine import open_batch
-    from ..inputs import Discovery
+    from ..inputs import Discovery, read_inputs
 
     if explain and not dry_run:
         fail("--explain goes with --dry-run: picbeam upload --dry-run --explain ...")
@@ -241,7 +247,10 @@ def upload(
     host_name = one_host(host) or config.default_host()
     chosen = registry.select(host_name, overrides or ())
     cleanup = ExitStack()  # the clipboard's image lives in a temporary folder until the run ends
-    inputs = [_clipboard_image(cleanup), *(paths or ())] if clipboard else list(paths or ())
+    named = read_inputs(paths or (), sys.stdin)
+    if paths and not named and not clipboard:
+        fail("standard input named no files or URLs (one per line)")
+    inputs = [_clipboard_image(cleanup), *named] if clipboard else named
     discovery = Discovery(inputs, recursive=recursive, include=include or (), exclude=exclude or ())
     progress = ProgressReport(enabled=sys.stderr.isatty() and not dry_run)
     copied: list[str] = []

@@ -281,7 +281,8 @@ class Batch:
                 index += 1
                 self.on_progress("found", 1)
         if finite:  # stopped early: what discovery has not reached yet never started either
-            self.summary.not_started += await asyncio.to_thread(_count, found_files)
+            rest = await asyncio.to_thread(_count, found_files)  # awaited first: workers count meanwhile
+            self.summary.not_started += rest
 
     def _next_chunk(self, found_files: Iterator[Found], size: int, first: int) -> list[Job]:
         """Runs in a thread: the next files, with the small ones already read, hashed and looked up, so

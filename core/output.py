@@ -58,7 +58,7 @@ def format_result(result: UploadResult, fmt: str) -> str:
 # -- custom link formats: a --format value holding "{" is a template, like PicGo's `![$fileName]($url)` --
 TEMPLATE_FIELDS: dict[str, Callable[[UploadResult], str]] = {
     "url": lambda result: result.url or "",
-    "filename": lambda result: sent_name(result),
+    "filename": lambda result: PurePath(sent_name(result)).name,
     "name": lambda result: PurePath(sent_name(result)).stem,
     "delete_url": lambda result: result.delete_url or "",
     "thumbnail_url": lambda result: result.thumbnail_url or "",

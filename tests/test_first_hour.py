@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from picbeam.errors import ConfigError
 from picbeam.spec import SPEC_FIELDS, HostSpec
-from picbeam.testing import run_picbeam, write_host
+from picbeam.testing import Reply, run_picbeam, write_host
 
 BASE = {"endpoint": "https://img.example/upload", "url_path": "data.url"}
 
@@ -180,3 +180,256 @@ def test_switching_a_json_preset_to_text_names_the_inherited_paths_before_sendin
                           "--set", "success_path=")  # fmt: skip
     assert cleared.returncode == 0, cleared.stderr
     assert cleared.stdout.strip() == fake_host.url + "/a.png"
+
+
+# -- item 3: the Ctrl-C summary counts what never started ------------------------------------------------
+def test_ctrl_c_summary_counts_the_files_discovery_had_not_reached(fake_host, hosts_dir, images, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    images(200)
+    write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url")
+    fake_host.respond_with(lambda request, host: Reply(json={"data": {"url": host.file_url(request)}}, delay=0.1))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "picbeam", "upload", str(tmp_path / "images"), "--host", "fake", "-j", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while len(fake_host.requests) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    counts = re.search(r"interrupted: (\d+) uploaded, (\d+) already uploaded, (\d+) failed, (\d+) not started", stderr)
+    assert counts, stderr
+    uploaded, reused, failed, not_started = map(int, counts.groups())
+    assert uploaded == len(fake_host.requests) and uploaded + reused + failed + not_started == 200, stderr
+
+
+# -- item 6: the small ones -----------------------------------------------------------------------------
+def test_dry_run_force_says_nothing_was_sent(fake_host, hosts_dir, images, tmp_path):
+    images(2)
+    write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url")
+    done = run_picbeam("upload", tmp_path / "images", "--host", "fake", "--dry-run", "--force")
+    assert (
+        done.returncode == 0 and "dry run: 2 to upload, 0 already uploaded, 0 failed; nothing was sent" in done.stderr
+    )
+    assert "done:" not in done.stderr and fake_host.requests == []
+
+
+def test_an_empty_folder_says_so(tmp_path):
+    (tmp_path / "empty").mkdir()
+    done = run_picbeam("upload", tmp_path / "empty")
+    assert done.returncode == 0 and f"no files to upload in {tmp_path / 'empty'}" in done.stderr
+
+
+def test_two_hosts_are_an_error_for_now(images):
+    [image] = images(1)
+    done = run_picbeam("upload", image, "--host", "local", "--host", "catbox")
+    assert done.returncode == 2 and "--host given 2 times (local, catbox)" in one_error_line(done.stderr)
+
+
+def test_config_set_default_host_refuses_an_unknown_host(home):
+    done = run_picbeam("config", "set", "default_host", "smsm")
+    assert done.returncode == 2 and "unknown host 'smsm'; did you mean 'smms'?" in one_error_line(done.stderr)
+    assert run_picbeam("config", "get", "default_host").returncode == 1  # nothing written
+    assert run_picbeam("config", "set", "default_host", "catbox").returncode == 0
+
+
+def test_delete_last_with_nothing_left_says_so(home, images):
+    [image] = images(1)
+    assert run_picbeam("upload", image).returncode == 0
+    assert run_picbeam("delete", "--last", "1").stdout.startswith("deleted ")
+    done = run_picbeam("delete", "--last", "1")
+    assert (
+        done.returncode == 0 and "nothing to delete: the ledger" in done.stderr and "has no upload left" in done.stderr
+    )
+
+
+def test_sxcu_export_writes_a_placeholder_for_a_literal_token(hosts_dir, tmp_path):
+    write_host(hosts_dir, "mine", **BASE, headers={"Authorization": "Bearer abcdefg123456"})
+    done = run_picbeam("hosts", "export", "mine", "--as", "sxcu")
+    assert done.returncode == 0 and "abcdefg123456" not in done.stdout + done.stderr
+    assert json.loads(done.stdout)["Headers"] == {"Authorization": "<MINE_AUTHORIZATION>"}
+    assert "literal secrets not written: headers.Authorization as <MINE_AUTHORIZATION>" in done.stderr
+    assert run_picbeam("hosts", "export", "mine", "--as", "sxcu", "--with-secrets").returncode == 2  # not to stdout
+    target = tmp_path / "mine.sxcu"
+    assert run_picbeam("hosts", "export", "mine", "--as", "sxcu", "--with-secrets", "-o", target).returncode == 0
+    assert json.loads(target.read_text())["Headers"] == {"Authorization": "Bearer abcdefg123456"}
+
+
+# -- item 7: the wordings -------------------------------------------------------------------------------
+def test_setting_types_read_as_words(home):
+    done = run_picbeam("config", "set", "jobs", "many")
+    assert done.returncode == 2 and "setting 'jobs' must be a whole number, not 'many'" in done.stderr
+
+
+def test_one_retry_is_singular_and_reuse_has_one_wording(fake_host, hosts_dir, images, tmp_path):
+    images(2)
+    write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url")
+    fake_host.script(
+        [Reply(status=503), *[lambda request, host: Reply(json={"data": {"url": host.file_url(request)}})] * 3]
+    )
+    done = run_picbeam("upload", tmp_path / "images", "--host", "fake", "-j", "1")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"done: 2 uploaded, 0 already uploaded, 0 failed in [\d.]+ s, 1 retry$", done.stderr.strip())
+    again = run_picbeam("upload", tmp_path / "images", "--host", "fake", "--dry-run")
+    assert (
+        again.stdout.count(": already uploaded: http://") == 2
+        and "dry run: 0 to upload, 2 already uploaded" in again.stderr
+    )
+    for text in (done.stderr, again.stdout, again.stderr):
+        assert "reused" not in text and "already there" not in text
+
+
+def test_an_invalid_jmespath_is_one_whole_sentence():
+    done = run_picbeam("hosts", "add", "bad", "--endpoint", "https://x/", "--url-path", "data.[")
+    line = one_error_line(done.stderr)
+    assert line.endswith("is not a valid JMESPath expression 'data.[': it ends before the expression is complete")
+
+
+def test_plugins_columns_never_run_together():
+    done = run_picbeam("plugins")
+    for line in done.stdout.splitlines():
+        if not line.startswith(" "):
+            assert re.match(r"^\S+ {2,}(ok|error) +\S+ \S+ {2,}hosts: ", line), line
+
+
+def test_hosts_list_help_promises_only_what_it_prints():
+    done = run_picbeam("hosts", "list", "--help", env={"COLUMNS": "200"})
+    assert "where it is defined" not in done.stdout and "--json adds where each is defined" in done.stdout
+
+
+# -- item 8: addresses and standard input -----------------------------------------------------------------
+@pytest.fixture
+def web():
+    """A web server with an image behind a redirect, one named by Content-Disposition, a big file and a slow one."""
+    from picbeam.samples import png
+    from picbeam.testing import FakeHost
+
+    image, other = png(6, 6, seed=99), png(6, 6, seed=98)
+
+    def serve(request, host):
+        if request.path == "/go":
+            return Reply(status=302, headers={"Location": "/pics/photo.png"})
+        if request.path == "/pics/photo.png":
+            return Reply(body=image, headers={"Content-Type": "image/png"})
+        if request.path == "/get":
+            return Reply(body=other, headers={"Content-Disposition": 'attachment; filename="cat pic.png"'})
+        if request.path == "/big":
+            return Reply(body=b"\x89PNG" + b"x" * 5000, headers={"Content-Type": "image/png"})
+        if request.path == "/slow":
+            return Reply(body=image, delay=5)
+        return Reply(status=404, text="not here")
+
+    with FakeHost(serve) as server:
+        server.image = image
+        yield server
+
+
+def test_upload_downloads_addresses_and_reads_stdin(fake_host, hosts_dir, images, web, home):
+    write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url")
+    [local] = images(1)
+    done = run_picbeam(
+        "upload", f"{web.url}/go", "-", "--host", "fake", "--format", "{filename} {url}",
+        input=f"{web.url}/get\n\n{local}\n{web.url}/nothing\n",
+    )  # fmt: skip
+    assert done.returncode == 1  # the missing address
+    sent = {r.file.filename: r.file.data for r in fake_host.requests}
+    assert sorted(sent) == sorted(["photo.png", "cat pic.png", local.name]) and sent["photo.png"] == web.image
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("photo.png http://") and lines[1].startswith("cat pic.png http://")
+    assert lines[2].startswith(f"{local.name} http://") and lines[3] == ""
+    assert f"{web.url}/nothing: fake: cannot download: HTTP 404" in done.stderr
+    history = run_picbeam("history", "--json").stdout
+    assert f"{web.url}/go" in history and str(local) in history
+
+
+def test_downloads_have_a_size_and_a_time_limit(fake_host, hosts_dir, web, home):
+    write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url")
+    assert run_picbeam("config", "set", "download_max_bytes", "1000").returncode == 0
+    assert run_picbeam("config", "set", "download_timeout", "0.5").returncode == 0
+    done = run_picbeam("upload", f"{web.url}/big", f"{web.url}/slow", "--host", "fake")
+    assert done.returncode == 1 and fake_host.requests == []
+    assert "cannot download: 5004 bytes is over the limit of 1000" in done.stderr
+    assert "cannot download: no complete answer within 0.5 s" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# -- item 9: custom link formats --------------------------------------------------------------------------
+def test_a_format_with_braces_is_a_template_from_the_command_line_and_config(fake_host, hosts_dir, images):
+    write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url", delete_path="data.del")
+    fake_host.respond_with(lambda r, h: Reply(json={"data": {"url": h.file_url(r), "del": "https://d/1"}}))
+    [image] = images(1)
+    template = "![{name}]({url}) {filename} {host} {delete_url} [{thumbnail_url}] {sha256} {{literal}}"
+    done = run_picbeam("upload", image, "--host", "fake", "--format", template)
+    assert done.returncode == 0, done.stderr
+    url = fake_host.file_url(fake_host.requests[0])
+    import hashlib
+
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    assert done.stdout == f"![img0000]({url}) img0000.png fake https://d/1 [] {digest} {{literal}}\n"
+    assert run_picbeam("config", "set", "format", "<{url}>").returncode == 0
+    assert run_picbeam("upload", image, "--host", "fake").stdout == f"<{url}>\n"
+    bad = run_picbeam("upload", image, "--host", "fake", "--format", "{link}")
+    assert bad.returncode == 2 and "unknown placeholder '{link}'" in one_error_line(bad.stderr)
+    assert run_picbeam("config", "set", "format", "{nope}").returncode == 2
+
+
+# -- item 10: --dry-run shows the request -----------------------------------------------------------------
+def test_dry_run_shows_the_request_with_secrets_masked(hosts_dir, images):
+    write_host(
+        hosts_dir, "mine", endpoint="https://img.example/api?v=2", url_path="data.url", file_field="smfile",
+        query={"key": "${MINE_KEY}", "lang": "en"}, headers={"Authorization": "Bearer sekrit-123456", "X-A": "1"},
+        form={"album": "blog", "token": "sekrit-123456"},
+    )  # fmt: skip
+    [image] = images(1)
+    done = run_picbeam("upload", image, "--host", "mine", "--dry-run", env={"MINE_KEY": "qkey-abcdef"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1:] == [
+        "  POST https://img.example/api?v=2&key=***&lang=en",
+        "  multipart body: file field 'smfile', file name 'img0000.png', type image/png",
+        "  form album: blog",
+        "  form token: ***",
+        "  header Authorization: ***",
+        "  header X-A: 1",
+    ]
+    as_json = run_picbeam("upload", image, "--host", "mine", "--dry-run", "-f", "json", env={"MINE_KEY": "qkey-abcdef"})
+    request = json.loads(as_json.stdout)["request"]
+    assert request["method"] == "POST" and request["file_field"] == "smfile" and request["mime"] == "image/png"
+    for text in (done.stdout, done.stderr, as_json.stdout):
+        assert "sekrit" not in text and "qkey-abcdef" not in text
+
+
+# -- item 12: shell completion completes values ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("picbeam upload --host sm", ["smms"]),
+        ("picbeam upload -H lit", ["litterbox"]),
+        ("picbeam hosts show imgur", ["imgur", "imgur-bearer"]),
+        ("picbeam hosts check cat", ["catbox"]),
+        ("picbeam hosts export chev", ["chevereto"]),
+        ("picbeam upload --format ma", ["markdown"]),
+        ("picbeam upload --convert a", ["avif"]),
+    ],
+)
+def test_shell_completion_completes_values(words, expected):
+    done = run_picbeam(
+        env={"_PICBEAM_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+    )
+    assert done.returncode == 0 and done.stdout.split() == expected, done.stderr
+
+
+# -- item 13: history keeps absolute paths ----------------------------------------------------------------
+def test_history_stores_absolute_paths(images, tmp_path):
+    import subprocess
+    import sys
+
+    images(1)
+    subprocess.run([sys.executable, "-m", "picbeam", "upload", "images/img0000.png"], cwd=tmp_path, check=True,
+                   capture_output=True)  # fmt: skip
+    [row] = json.loads(run_picbeam("history", "--export", "json").stdout)
+    assert row["path"] == str(tmp_path / "images" / "img0000.png")

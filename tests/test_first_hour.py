@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 
@@ -433,3 +434,32 @@ def test_history_stores_absolute_paths(images, tmp_path):
                    capture_output=True)  # fmt: skip
     [row] = json.loads(run_picbeam("history", "--export", "json").stdout)
     assert row["path"] == str(tmp_path / "images" / "img0000.png")
+
+
+# -- issue 11 item 19: watch uploads a stable PNG with bytes after IEND ------------------------------------------
+def test_watch_uploads_a_png_with_bytes_after_its_end(fake_host, hosts_dir, tmp_path):
+    from picbeam.samples import png
+    from test_watch import Watch  # the watcher harness: a subprocess stopped with Ctrl-C
+
+    write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url")
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    watch = Watch(folder, "--settle", "0.1")
+    try:
+        short = png(8, 8, seed=1) + b"trailer"  # IEND still in the last 4 KB: uploaded on settling
+        long = png(8, 8, seed=2) + os.urandom(10_000)  # IEND far from the end: uploaded after the grace
+        (folder / "short.png").write_bytes(short)
+        (folder / "long.png").write_bytes(long)
+        watch.wait_for(lambda: len(watch.stdout) >= 2, "two results")
+    finally:
+        assert watch.stop() == 0, watch.stderr
+    # Both sent (strip_metadata, on by default, drops what follows IEND: the pixels arrive as they were).
+    assert sorted(request.file.filename for request in fake_host.requests) == ["long.png", "short.png"]
+    assert all(
+        request.file.data == png(8, 8, seed=n)
+        for n, request in zip(
+            (1, 2), sorted(fake_host.requests, key=lambda r: r.file.filename != "short.png"), strict=True
+        )
+    )
+    assert any("long.png: no end marker, but unchanged for 2 s: uploading it as it is" in line for line in watch.stderr)
+    assert not any("short.png: no end marker" in line for line in watch.stderr)

@@ -150,6 +150,21 @@ class Discovery:
         return lines
 
 
+def expected(found: Found) -> tuple[int, int]:
+    """What one input will add to a run, (files, bytes), read ahead of it for the progress bar: a file found
+    in a folder counts only when it is an image (its first bytes say), a download's size is not known yet."""
+    if found.url is not None or found.error:
+        return 1, 0
+    try:
+        size = found.path.stat().st_size
+        if found.explicit:
+            return 1, size
+        with open(found.path, "rb") as handle:
+            return (1, size) if sniff_image(handle.read(SNIFF_BYTES)) else (0, 0)
+    except OSError:
+        return 1, 0
+
+
 # -- addresses and standard input: `picbeam upload https://...` and `picbeam upload -` ----------------------
 URL = re.compile(r"https?://", re.IGNORECASE)
 DOWNLOAD_MAX_BYTES = 1024**3

@@ -463,3 +463,42 @@ def test_watch_uploads_a_png_with_bytes_after_its_end(fake_host, hosts_dir, tmp_
     )
     assert any("long.png: no end marker, but unchanged for 2 s: uploading it as it is" in line for line in watch.stderr)
     assert not any("short.png: no end marker" in line for line in watch.stderr)
+
+
+# -- item 4: the progress bar counts ahead, shows the rate and the time left -----------------------------------
+def test_progress_bar_total_is_counted_ahead_with_rate_and_eta(fake_host, hosts_dir, images, tmp_path):
+    """stderr on a real pseudo-terminal, as a person sees it; stdout a pipe."""
+    import fcntl
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    images(12)
+    (tmp_path / "images" / "notes.txt").write_text("not an image: never counted")
+    write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url")
+    fake_host.respond_with(lambda request, host: Reply(json={"data": {"url": host.file_url(request)}}, delay=0.25))
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "picbeam", "upload", str(tmp_path / "images"), "--host", "fake", "-j", "1"],
+        stdout=subprocess.PIPE, stderr=follower, env={**os.environ, "TERM": "xterm", "COLUMNS": "120"},
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process has ended
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert process.wait(30) == 0
+    screen = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", seen).decode("utf-8", "replace")
+    assert re.search(r"\b([1-9]|1[01])/12 files", screen), screen  # the whole total while uploads go on
+    assert not re.search(r"/1[3-9]\+? files", screen)  # the text file is not counted
+    assert re.search(r"[\d.]+ (bytes|[kMG]B)/s", screen) and "?" not in screen, screen
+    assert re.search(r"ETA \d+:\d\d", screen), screen

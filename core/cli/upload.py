@@ -236,7 +236,7 @@ def upload(
 ) -> None:
     """Upload files (and the images in folders) to a host; print one result per file, in order."""
     from ..engine import open_batch
-    from ..inputs import Discovery, read_inputs
+    from ..inputs import Discovery, expected, read_inputs
 
     if explain and not dry_run:
         fail("--explain goes with --dry-run: picbeam upload --dry-run --explain ...")
@@ -251,7 +251,11 @@ def upload(
     if paths and not named and not clipboard:
         fail("standard input named no files or URLs (one per line)")
     inputs = [_clipboard_image(cleanup), *named] if clipboard else named
-    discovery = Discovery(inputs, recursive=recursive, include=include or (), exclude=exclude or ())
+
+    def walk() -> Discovery:
+        return Discovery(inputs, recursive=recursive, include=include or (), exclude=exclude or ())
+
+    discovery = walk()
     progress = ProgressReport(enabled=sys.stderr.isatty() and not dry_run)
     copied: list[str] = []
 
@@ -294,6 +298,7 @@ def upload(
             explain=explain,
         )
         with batch, progress:
+            progress.count_ahead(walk, expected)
             summary = asyncio.run(_run_interruptible(batch, discovery))
     for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings]:
         warn(line)

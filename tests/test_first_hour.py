@@ -502,3 +502,12 @@ def test_progress_bar_total_is_counted_ahead_with_rate_and_eta(fake_host, hosts_
     assert not re.search(r"/1[3-9]\+? files", screen)  # the text file is not counted
     assert re.search(r"[\d.]+ (bytes|[kMG]B)/s", screen) and "?" not in screen, screen
     assert re.search(r"ETA \d+:\d\d", screen), screen
+
+
+@pytest.mark.parametrize("command", [["upload"], ["watch"], ["hosts", "add"], ["hosts", "export"], ["delete"]])
+def test_help_at_80_columns_cuts_no_option_name(command):
+    done = run_picbeam(*command, "--help", env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert done.returncode == 0 and "…" not in done.stdout, done.stdout
+    if command == ["upload"]:
+        for name in ("--apply-orientation", "--watermark-position", "--watermark-opacity", "--strip-metadata"):
+            assert name in done.stdout

@@ -46,6 +46,7 @@ def retries_note(retries: int) -> str:
 
 
 PROCESSING = "Processing (see the README's 'Processing')"
+METADATA = "Metadata (GPS location, camera serial: stripped unless kept)"
 
 
 def register(app: typer.Typer) -> None:
@@ -113,7 +114,8 @@ def upload(
         typer.Option(
             "--keep-metadata/--strip-metadata",
             show_default=False,
-            rich_help_panel=PROCESSING,
+            # A panel of its own: its second flag name takes a column that would cut the other names at 80.
+            rich_help_panel=METADATA,
             help="Send EXIF/XMP/IPTC (GPS location, camera serial...) as they are (default: strip).",
         ),
     ] = None,
@@ -222,7 +224,7 @@ def upload(
             "--rename",
             show_default=False,
             rich_help_panel=PROCESSING,
-            help='Name uploads from a template, e.g. "{year}/{month}/{sha256:8}{ext}".',
+            help="Name uploads from a template of placeholders such as {year}, {month}, {sha256:8} and {ext}.",
         ),
     ] = None,
     explain: Annotated[

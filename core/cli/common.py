@@ -20,6 +20,8 @@ from ..loader import Plugins, load_plugins
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# The one wording for a file the host already has (the ledger's record, or the same content in this run).
+REUSED = "already uploaded"
 
 HostsDirOption = Annotated[
     list[Path] | None,

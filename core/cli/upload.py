@@ -18,6 +18,7 @@ from ..output import FORMATS, format_result
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    REUSED,
     HostsDirOption,
     complete_convert,
     complete_formats,
@@ -29,9 +30,6 @@ from .common import (
     warn,
 )
 from .progress import ProgressReport
-
-# The one wording for a file the host already has (the ledger's record, or the same content in this run).
-REUSED = "already uploaded"
 
 
 def one_host(hosts: list[str] | None) -> str | None:

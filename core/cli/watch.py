@@ -25,6 +25,7 @@ import typer
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    REUSED,
     HostsDirOption,
     complete_hosts,
     fail,
@@ -93,7 +94,7 @@ def watch(
     with batch:
         interrupted = asyncio.run(Watcher(folder, batch, report, settle=settle, recursive=recursive).run(existing))
     summary = batch.summary
-    warn(f"stopped: {summary.uploaded} uploaded, {summary.reused} already uploaded, {summary.failed} failed"
+    warn(f"stopped: {summary.uploaded} uploaded, {summary.reused} {REUSED}, {summary.failed} failed"
          + (f", {summary.not_started} not started" if summary.not_started else ""))  # fmt: skip
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -125,13 +125,13 @@ class SpecHost(Host):
     def request_preview(self, item: UploadItem) -> dict[str, Any] | None:
         from urllib.parse import urlencode
 
-        from .redaction import mask_table
+        from .redaction import mask_table, mask_url
         from .templates import TemplateContext
 
         spec = self.spec
         request = spec.request_for(TemplateContext.of(item))
         query = mask_table(request.query, spec.secrets)
-        url = request.endpoint
+        url = mask_url(request.endpoint, spec.secrets)
         if query:
             url += ("&" if "?" in url else "?") + urlencode(query, safe="*")
         preview: dict[str, Any] = {"method": spec.method, "url": url, "body": spec.body}

@@ -73,3 +73,21 @@ def literal_secrets(fields: Mapping[str, Any]) -> list[str]:
         and len(value) >= 6
         and not ENV_REFERENCE.search(value)
     ]
+
+
+def mask_url(url: str, extra: Iterable[str] = ()) -> str:
+    """A URL as it may be shown: a userinfo password and query values named like secrets masked."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if parts.password:
+        netloc = netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
+    if any(is_secret_name(key, extra) for key, _ in query):
+        masked = [(key, mask_value(key, value, extra)) for key, value in query]
+        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(masked, safe="*{}$")))
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -511,3 +511,14 @@ def test_help_at_80_columns_cuts_no_option_name(command):
     if command == ["upload"]:
         for name in ("--apply-orientation", "--watermark-position", "--watermark-opacity", "--strip-metadata"):
             assert name in done.stdout
+
+
+def test_dry_run_masks_secrets_written_in_the_endpoint(hosts_dir, images):
+    write_host(
+        hosts_dir, "inurl", endpoint="https://me:hunter2-pass@img.example/api?api_key=lit-abcdef&v=1", url_path="u"
+    )
+    [image] = images(1)
+    done = run_picbeam("upload", image, "--host", "inurl", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "  POST https://me:***@img.example/api?api_key=***&v=1" in done.stdout.splitlines()
+    assert "hunter2" not in done.stdout + done.stderr and "lit-abcdef" not in done.stdout + done.stderr

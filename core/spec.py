@@ -238,7 +238,9 @@ def check_types(spec: HostSpec, where: str) -> None:
         if kind == "dict[str, Any]" and isinstance(value, Mapping):
             continue
         wanted = TYPE_NAMES[kind].format(field=f.name)
-        raise ConfigError(f"{where}: field '{f.name}' must be {wanted}, not {_shown(value)}")
+        # A table given as text ("Authorization: Bearer ...") may hold a token: its type is shown, not its text.
+        found = _shown(value, hide=f.name in TABLE_FIELDS)
+        raise ConfigError(f"{where}: field '{f.name}' must be {wanted}, not {found}")
 
 
 TYPE_NAMES = {
@@ -251,13 +253,16 @@ TYPE_NAMES = {
 }
 
 
-def _shown(value: Any) -> str:
-    """A wrong value as a user wrote it, with its type: ``5 (integer)``, ``"a=b" (string)``."""
+def _shown(value: Any, *, hide: bool = False) -> str:
+    """A wrong value as a user wrote it, with its type: ``5 (integer)``, ``"a=b" (string)``; with ``hide``, the
+    type alone (``a string of 16 characters``), for what may be a secret."""
     kinds = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "table"}
     kind = next((name for cls, name in kinds.items() if type(value) is cls), type(value).__name__)
-    text = json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, str | bool) else repr(value)
     if value is None:
-        text, kind = "nothing", "no value"
+        return "nothing"
+    if hide:
+        return f"a string of {len(value)} characters" if isinstance(value, str) else f"a {kind}"
+    text = json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, str | bool) else repr(value)
     return f"{text[:60]}{'...' if len(text) > 60 else ''} ({kind})"
 
 
@@ -325,7 +330,7 @@ def _scalar_text(where: str, name: str, value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str | int | float):
         return str(value)
-    raise ConfigError(f"{where}: field '{name}' must be a string, not {_shown(value)}")
+    raise ConfigError(f"{where}: field {name!r} must be a string, not {_shown(value, hide=is_secret_name(name))}")
 
 
 def _compile(where: str, name: str, expression: str, patterns: list[re.Pattern[str]]) -> Any:
@@ -374,7 +379,7 @@ def check_fields(data: Mapping[str, Any], source: str, known: Iterable[str] = SP
         if key not in known:
             close = difflib.get_close_matches(str(key), sorted(known), n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(sorted(known))}"
-            raise ConfigError(f"{source}: unknown field '{key}' ({hint})")
+            raise ConfigError(f"{source}: unknown field {str(key)!r} ({hint})")  # repr: a key may hold a newline
 
 
 def merge_fields(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -298,6 +298,11 @@ def test_plugins_columns_never_run_together():
             assert re.match(r"^\S+ {2,}(ok|error) +\S+ \S+ {2,}hosts: ", line), line
 
 
+def test_hosts_list_columns_never_run_together():
+    for line in run_picbeam("hosts", "list").stdout.splitlines():
+        assert re.match(r"^[* ] \S+ {2,}\S+ {2,}\S", line), line
+
+
 def test_hosts_list_help_promises_only_what_it_prints():
     done = run_picbeam("hosts", "list", "--help", env={"COLUMNS": "200"})
     assert "where it is defined" not in done.stdout and "--json adds where each is defined" in done.stdout

@@ -42,9 +42,10 @@ def list_hosts(as_json: JsonOption = False, hosts_dir: HostsDirOption = None) ->
         print(json.dumps({"hosts": rows, "broken": broken}, indent=2))
         return
     width = max((len(r["name"]) for r in rows), default=4) + 2
+    plugin_width = max((len(r["plugin"]) for r in rows), default=6) + 2  # "hosts_folder" ran into the text
     for row in rows:
         mark = "*" if row["default"] else " "
-        print(f"{mark} {row['name']:<{width}}{row['plugin']:<12}{row['description']}")
+        print(f"{mark} {row['name']:<{width}}{row['plugin']:<{plugin_width}}{row['description']}")
     for entry in broken:
         warn(f"host '{entry['name']}' is unusable: {entry['error']}")
 

@@ -394,7 +394,8 @@ def test_dry_run_shows_the_request_with_secrets_masked(hosts_dir, images):
     [image] = images(1)
     done = run_picbeam("upload", image, "--host", "mine", "--dry-run", env={"MINE_KEY": "qkey-abcdef"})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[1:] == [
+    assert done.stdout.splitlines() == [f"would upload {image} ({image.stat().st_size} bytes, image/png) to mine"]
+    assert [line for line in done.stderr.splitlines() if line.startswith("  ")] == [
         "  POST https://img.example/api?v=2&key=***&lang=en",
         "  multipart body: file field 'smfile', file name 'img0000.png', type image/png",
         "  form album: blog",
@@ -525,5 +526,5 @@ def test_dry_run_masks_secrets_written_in_the_endpoint(hosts_dir, images):
     [image] = images(1)
     done = run_picbeam("upload", image, "--host", "inurl", "--dry-run")
     assert done.returncode == 0, done.stderr
-    assert "  POST https://me:***@img.example/api?api_key=***&v=1" in done.stdout.splitlines()
+    assert "  POST https://me:***@img.example/api?api_key=***&v=1" in done.stderr.splitlines()
     assert "hunter2" not in done.stdout + done.stderr and "lit-abcdef" not in done.stdout + done.stderr

@@ -262,6 +262,9 @@ def upload(
     def emit(result: Any) -> None:
         line = dry_run_line(result, fmt, explain) if dry_run and not result.error else format_result(result, fmt)
         progress.print(line)
+        if dry_run and fmt != "json":  # stdout keeps one line per file; the request is for the person
+            for detail in request_lines(result.extra.get("request")):
+                print(detail, file=sys.stderr, flush=True)
         if copy and result.ok and not dry_run:
             copied.append(line)
         if result.error:
@@ -341,16 +344,14 @@ def dry_run_line(result: Any, fmt: str, explain: bool) -> str:
     if result.reused:
         return f"{result.path}: {REUSED}: {result.url}"
     if not explain:
-        line = f"would upload {result.path} ({result.bytes} bytes, {extra['mime']}) to {result.host}"
-    else:
-        done = "; ".join(note for note in extra["notes"] if not note.startswith("warning: ")) or "no processing"
-        sent = f"{extra['name']} ({result.bytes} bytes, {extra['mime']})"
-        line = f"would upload {result.path} as {sent} to {result.host}: {done}"
-    return "\n".join([line, *request_lines(extra.get("request"))])
+        return f"would upload {result.path} ({result.bytes} bytes, {extra['mime']}) to {result.host}"
+    done = "; ".join(note for note in extra["notes"] if not note.startswith("warning: ")) or "no processing"
+    sent = f"{extra['name']} ({result.bytes} bytes, {extra['mime']})"
+    return f"would upload {result.path} as {sent} to {result.host}: {done}"
 
 
 def request_lines(request: dict[str, Any] | None) -> list[str]:
-    """The request a dry run would send, indented under its file: what setting up a new host needs."""
+    """The request a dry run would send, for stderr under its file's line: what setting up a new host needs."""
     if not request:
         return []
     lines = [f"  {request['method']} {request['url']}"]

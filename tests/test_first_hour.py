@@ -327,7 +327,7 @@ def web():
         if request.path == "/big":
             return Reply(body=b"\x89PNG" + b"x" * 5000, headers={"Content-Type": "image/png"})
         if request.path == "/slow":
-            return Reply(body=image, delay=5)
+            return Reply(body=image, delay=1.5)  # past the 0.5 s limit the test sets
         return Reply(status=404, text="not here")
 
     with FakeHost(serve) as server:

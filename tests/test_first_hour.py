@@ -226,12 +226,6 @@ def test_an_empty_folder_says_so(tmp_path):
     assert done.returncode == 0 and f"no files to upload in {tmp_path / 'empty'}" in done.stderr
 
 
-def test_two_hosts_are_an_error_for_now(images):
-    [image] = images(1)
-    done = run_picbeam("upload", image, "--host", "local", "--host", "catbox")
-    assert done.returncode == 2 and "--host given 2 times (local, catbox)" in one_error_line(done.stderr)
-
-
 def test_config_set_default_host_refuses_an_unknown_host(home):
     done = run_picbeam("config", "set", "default_host", "smsm")
     assert done.returncode == 2 and "unknown host 'smsm'; did you mean 'smms'?" in one_error_line(done.stderr)

@@ -19,6 +19,7 @@ from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     REUSED,
+    FallbackOption,
     HostsDirOption,
     complete_convert,
     complete_formats,
@@ -30,13 +31,6 @@ from .common import (
     warn,
 )
 from .progress import ProgressReport
-
-
-def one_host(hosts: list[str] | None) -> str | None:
-    """The host of this run. Several --host options are refused until they mean mirrors (one upload each)."""
-    if hosts and len(set(hosts)) > 1:
-        fail(f"--host given {len(hosts)} times ({', '.join(hosts)}): a run uploads to one host; run once per host")
-    return hosts[0] if hosts else None
 
 
 def retries_note(retries: int) -> str:
@@ -64,10 +58,13 @@ def upload(
         typer.Option(
             "--host",
             "-H",
-            help="Host name (default: PICBEAM_HOST, config default_host, or 'local').",
+            help="Host name (default: PICBEAM_HOST, config default_host, or 'local'); repeat it to send every "
+            "file to every host (mirrors: stdout has the first host's URL).",
+            show_default=False,
             autocompletion=complete_hosts,
         ),
     ] = None,
+    fallback: FallbackOption = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once (default: 4).")
     ] = None,
@@ -87,6 +84,10 @@ def upload(
             help=f"Output format: {', '.join(FORMATS)}, or a template such as '![{{name}}]({{url}})' (default: url).",
         ),
     ] = None,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option("--follow-symlinks", help="In folders, follow symbolic links that lead outside the folder named."),
+    ] = False,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a host field for this run: FIELD=VALUE, headers.NAME=VALUE (repeatable)."),
@@ -235,8 +236,8 @@ def upload(
     ] = False,
 ) -> None:
     """Upload files (and the images in folders) to a host; print one result per file, in order."""
-    from ..engine import open_batch
     from ..inputs import Discovery, expected, read_inputs
+    from ..mirrors import open_uploads
 
     if explain and not dry_run:
         fail("--explain goes with --dry-run: picbeam upload --dry-run --explain ...")
@@ -244,8 +245,6 @@ def upload(
     fmt = output_format(fmt, config)
     if not paths and not clipboard:
         fail("name the files or folders to upload, or use --clipboard")
-    host_name = one_host(host) or config.default_host()
-    chosen = registry.select(host_name, overrides or ())
     cleanup = ExitStack()  # the clipboard's image lives in a temporary folder until the run ends
     named = read_inputs(paths or (), sys.stdin)
     if paths and not named and not clipboard:
@@ -253,7 +252,9 @@ def upload(
     inputs = [_clipboard_image(cleanup), *named] if clipboard else named
 
     def walk() -> Discovery:
-        return Discovery(inputs, recursive=recursive, include=include or (), exclude=exclude or ())
+        return Discovery(
+            inputs, recursive=recursive, include=include or (), exclude=exclude or (), follow_symlinks=follow_symlinks
+        )
 
     discovery = walk()
     progress = ProgressReport(enabled=sys.stderr.isatty() and not dry_run)
@@ -286,9 +287,13 @@ def upload(
         "rename": rename,
     }
     with cleanup:
-        batch = open_batch(
-            chosen,
+        batch = open_uploads(
+            registry,
+            host or [config.default_host()],
             config,
+            fallbacks=fallback or (),
+            overrides=overrides or (),
+            report=lambda result: progress.error(f"{result.path}: {result.host}: {result.error}"),
             plugins=plugins,
             jobs=jobs,
             retries=retries,
@@ -303,7 +308,7 @@ def upload(
         with batch, progress:
             progress.count_ahead(walk, expected)
             summary = asyncio.run(_run_interruptible(batch, discovery))
-    for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings]:
+    for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings, *batch.warnings]:
         warn(line)
     if copied:
         copy_results(copied)
@@ -313,6 +318,8 @@ def upload(
             f"{summary.not_started} not started"
         )
         raise typer.Exit(EXIT_INTERRUPTED)
+    if summary.ledger_error:
+        warn(ledger_stopped(summary))
     files = summary.uploaded + summary.reused + summary.failed
     if files == 0:
         for folder in (p for p in inputs if isinstance(p, Path) and p.is_dir()):
@@ -327,8 +334,13 @@ def upload(
             f"done: {summary.uploaded} uploaded, {summary.reused} {REUSED}, {summary.failed} failed "
             f"in {summary.seconds:.1f} s{retries_note(summary.retries)}"
         )
-    if summary.failed:
+    if summary.failed or summary.ledger_error:
         raise typer.Exit(EXIT_FAILED)
+
+
+def ledger_stopped(summary: Any) -> str:
+    """The one line for a run the ledger stopped: what failed, where, and what to do."""
+    return f"{summary.ledger_error}; stopped: free space or choose another --ledger, then run again"
 
 
 def dry_run_line(result: Any, fmt: str, explain: bool) -> str:

@@ -299,6 +299,11 @@ def check_url(where: str, name: str, url: str) -> None:
         return
     from urllib.parse import urlsplit
 
+    from .redaction import _userinfo
+
+    user, password = _userinfo(url)
+    if password:  # a password with an unencoded '/' must not read as a port: check the URL without it
+        url = url.replace(f"{user}:{password}@", "", 1)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - parsing the port is what raises for 99999 or "x"

@@ -15,13 +15,17 @@ from .spec import dump_toml, load_toml
 SETTINGS: dict[str, tuple[type, str]] = {
     "default_host": (str, "host used when --host and PICBEAM_HOST are not given"),
     "jobs": (int, "uploads in flight at once (--jobs)"),
-    "format": (str, "output format: url, markdown, html, bbcode or json"),
+    "format": (str, "output format: url, markdown, html, bbcode, json, or a template like ![{name}]({url})"),
     "retries": (int, "attempts after the first for transient failures (--retries)"),
     "retry_wait": (float, "seconds before the first retry; later ones back off exponentially"),
     "ledger": (str, "path of the upload ledger database"),
+    "download_max_bytes": (int, "largest file `picbeam upload https://...` downloads (default: 1 GiB)"),
+    "download_timeout": (float, "seconds a download from an address may take (default: 300)"),
     "process": (dict, "processing defaults, a [process] table: process.convert, process.quality... (see README)"),
 }
 DEFAULT_HOST = "local"
+# How a setting's type reads in a message ("must be a whole number", never "must be a int").
+KIND_NAMES = {int: "a whole number", float: "a number", str: "text", dict: "a table", bool: "true or false"}
 
 
 def config_dir() -> Path:
@@ -98,7 +102,7 @@ def typed(value: Any, kind: type, what: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise ConfigError(f"{what} must be a {kind.__name__}, not {value!r}")
+        raise ConfigError(f"{what} must be {KIND_NAMES.get(kind, kind.__name__)}, not {value!r}")
     return value
 
 
@@ -111,7 +115,7 @@ def from_text(text: str, kind: type, what: str) -> Any:
     try:
         return kind(text)
     except ValueError:
-        raise ConfigError(f"{what} must be a {kind.__name__}, not {text!r}") from None
+        raise ConfigError(f"{what} must be {KIND_NAMES.get(kind, kind.__name__)}, not {text!r}") from None
 
 
 def parse_setting(key: str, text: str) -> Any:
@@ -131,10 +135,9 @@ def parse_setting(key: str, text: str) -> Any:
     if key == "jobs" and value < 1:
         raise ConfigError("setting 'jobs' must be at least 1")
     if key == "format":
-        from .output import FORMATS
+        from .output import check_format
 
-        if value not in FORMATS:
-            raise ConfigError(f"setting 'format' must be one of {', '.join(FORMATS)}, not {value!r}")
+        check_format(value, "setting 'format'")
     return value
 
 

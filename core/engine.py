@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import hashlib
 import itertools
+import json
 import os
 import random
 import stat
@@ -27,7 +28,16 @@ import aiohttp
 from . import __version__
 from .errors import LedgerError, UploadError
 from .hosts import Host
-from .inputs import SNIFF_BYTES, Discovery, Found, guess_type, sniff_image
+from .inputs import (
+    DOWNLOAD_MAX_BYTES,
+    DOWNLOAD_TIMEOUT,
+    SNIFF_BYTES,
+    Discovery,
+    Found,
+    as_input,
+    guess_type,
+    sniff_image,
+)
 from .items import IN_MEMORY_LIMIT, ExactFile, UploadItem, UploadResult, escape_controls, printable, url_problem
 from .redaction import Redactor
 
@@ -164,6 +174,9 @@ class Batch:
     ledger: Ledger | None = None
     # Processors run on each file before it is sent (see picbeam.processing); open_batch sets it up.
     processing: Processing | None = None
+    # Limits for inputs that are addresses (`picbeam upload https://...`): size in bytes, time in seconds.
+    download_max_bytes: int = DOWNLOAD_MAX_BYTES
+    download_timeout: float = DOWNLOAD_TIMEOUT
     emit: Callable[[UploadResult], None] = lambda result: None
     on_progress: Callable[[str, int], None] = lambda event, amount: None
     summary: Summary = field(default_factory=Summary)
@@ -182,6 +195,7 @@ class Batch:
         self._claimed: set[str] = set()
         self._busy: set[str] = set()
         self._recorded: list[int] = []  # ledger ids of this run's uploads, withdrawn if the host's finish fails
+        self._downloads: Path | None = None  # the folder of files downloaded from addresses, made on first use
         if self.processing is None and self.plugins is not None:
             from .processing import Processing, collect_steps
 
@@ -241,6 +255,10 @@ class Batch:
             raise UploadError(f"{self.host.name}: {self.redact(_network_message(exc))}") from None
 
     def close(self) -> None:
+        if self._downloads is not None:
+            import shutil
+
+            shutil.rmtree(self._downloads, ignore_errors=True)
         if self.processing is not None:
             self.processing.close()
         if self.ledger is not None and hasattr(self.ledger, "close"):
@@ -264,19 +282,25 @@ class Batch:
         that blocks until a file settles) one item at a time, so no item waits for the next.
         """
         found_files = iter(discovery)
-        chunk_size = DISCOVERY_CHUNK if isinstance(discovery, Discovery | Sequence) else 1
+        finite = isinstance(discovery, Discovery | Sequence)
+        chunk_size = DISCOVERY_CHUNK if finite else 1
         index = 0
         while not self._stopping:
             chunk = await asyncio.to_thread(self._next_chunk, found_files, chunk_size, index)
             if not chunk:
                 return
-            for job in chunk:
+            for position, job in enumerate(chunk):
                 await self._slots.acquire()
                 if self._stopping:
-                    return
+                    self._slots.release()
+                    self.summary.not_started += len(chunk) - position
+                    break
                 await self._queue.put(job)
                 index += 1
                 self.on_progress("found", 1)
+        if finite:  # stopped early: what discovery has not reached yet never started either
+            rest = await asyncio.to_thread(_count, found_files)  # awaited first: workers count meanwhile
+            self.summary.not_started += rest
 
     def _next_chunk(self, found_files: Iterator[Found], size: int, first: int) -> list[Job]:
         """Runs in a thread: the next files, with the small ones already read, hashed, looked up and
@@ -345,7 +369,7 @@ class Batch:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug in a host or plugin fails this file, not the run
-                result = self._failure(index, found.path, f"internal error: {type(exc).__name__}: {exc}")
+                result = self._failure(index, found.label, f"internal error: {type(exc).__name__}: {exc}")
             self._finish(index, result)
 
     def _finish(self, index: int, result: UploadResult | None) -> None:
@@ -362,6 +386,8 @@ class Batch:
 
     # -- one file -----------------------------------------------------------------------------------
     async def _process(self, index: int, found: Found, loaded: Loaded) -> UploadResult | None:
+        if found.url is not None:
+            return await self._process_download(index, found)
         if loaded is NOT_LOADED:
             loaded = await asyncio.to_thread(self._load_and_claim, index, found)
         if loaded is None:
@@ -378,18 +404,50 @@ class Batch:
             return await self._dry_run(item)
         return await self._upload_once(item)
 
+    async def _process_download(self, index: int, found: Found) -> UploadResult | None:
+        """An address the user named: downloaded into this run's own folder, uploaded, then removed."""
+        import shutil
+        import tempfile
+
+        from .inputs import download
+
+        assert found.url is not None
+        if self._downloads is None:
+            self._downloads = Path(tempfile.mkdtemp(prefix="picbeam-download-"))
+        folder = self._downloads / str(index)
+        try:
+            path = await download(found.url, self.session, folder, max_bytes=self.download_max_bytes,
+                                  timeout=self.download_timeout)  # fmt: skip
+        except UploadError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            return self._failure(index, found.url, exc.message)
+        try:
+            loaded = await asyncio.to_thread(self._load, index, Found(path, explicit=True))
+            if isinstance(loaded, UploadItem):
+                loaded.origin = found.url
+                if loaded.previous is not None:
+                    loaded.previous.path = found.url
+            elif isinstance(loaded, UploadResult):
+                loaded.path = found.url
+            return await self._process(index, Found(path, explicit=True), loaded)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
     async def _dry_run(self, item: UploadItem) -> UploadResult:
         """What would be sent; with ``--explain``, the file is processed (and the result thrown away)."""
         try:
             await self._prepare(item, dry_run=True)
         except UploadError as exc:
-            return self._failure(item.index, item.source, exc.message, item=item)
+            return self._failure(item.index, item.label, exc.message, item=item)
         finally:
             if self.processing is not None:
                 await self.processing.release(item)
-        extra = {"mime": item.mime, "name": item.name, "notes": item.notes}
+        extra: dict[str, Any] = {"mime": item.mime, "name": item.name, "notes": item.notes}
+        preview = self.host.request_preview(item)
+        if preview is not None:  # masked by name; a secret value under another name is caught by redact
+            extra["request"] = json.loads(self.redact(json.dumps(preview, ensure_ascii=False)))
         return UploadResult(
-            path=printable(item.source),
+            path=item.label,
             host=self.host.name,
             bytes=item.size,
             sha256=item.sha256,
@@ -405,7 +463,7 @@ class Batch:
             first = await asyncio.shield(earlier)
             if first.ok and self._same_destination(first, item):
                 return dataclasses.replace(
-                    first, path=printable(item.source), index=item.index, reused=True, extra=dict(first.extra)
+                    first, path=item.label, index=item.index, reused=True, extra=dict(first.extra)
                 )
         future: asyncio.Future[UploadResult] = asyncio.get_running_loop().create_future()
         self._in_flight.setdefault(item.sha256, future)
@@ -414,7 +472,7 @@ class Batch:
             result = await self._wait_for_claim(item) or await self._upload(item)
             return result
         finally:
-            future.set_result(result or self._failure(item.index, item.source, "not sent", item=item))
+            future.set_result(result or self._failure(item.index, item.label, "not sent", item=item))
             if self._in_flight.get(item.sha256) is future:
                 del self._in_flight[item.sha256]
 
@@ -440,7 +498,7 @@ class Batch:
             if item.data is None:
                 await asyncio.to_thread(_check_unchanged, item)
         except UploadError as exc:
-            result = self._failure(item.index, item.source, exc.message, status=exc.status, item=item)
+            result = self._failure(item.index, item.label, exc.message, status=exc.status, item=item)
         finally:
             if self.processing is not None:
                 await self.processing.release(item)
@@ -479,6 +537,8 @@ class Batch:
     def _load(self, index: int, found: Found, limit: int | None = None) -> Loaded:
         """Runs in a thread: checks the file, recognises its type, hashes it (small files are read once)
         and looks it up in the ledger. A file over ``limit`` bytes is left to a worker (NOT_LOADED)."""
+        if found.url is not None:
+            return NOT_LOADED  # downloaded by a worker first
         path = found.path
         if found.error:
             return self._failure(index, path, found.error)
@@ -602,8 +662,9 @@ class Batch:
             raise UploadError(self.redact(_network_message(exc)) + _tries(attempts)) from None
         finally:
             self.summary.retries += max(0, attempts - 1)
-        result.index, result.path = item.index, printable(item.source)
+        result.index, result.path = item.index, item.label
         result.bytes, result.sha256 = item.size, item.sha256
+        result.extra.setdefault("name", item.name)  # the name it was sent under, for {filename} in --format
         # What the Python API returns and the ledger keeps: the answer and endpoint without credentials.
         result.answer = self.redact.data(result.answer)
         if result.endpoint:
@@ -612,7 +673,7 @@ class Batch:
 
     # -- results ------------------------------------------------------------------------------------
     def _failure(
-        self, index: int, path: Path, message: str, *, status: int | None = None, item: UploadItem | None = None
+        self, index: int, path: Path | str, message: str, *, status: int | None = None, item: UploadItem | None = None
     ) -> UploadResult:
         return UploadResult(
             path=printable(path),
@@ -694,6 +755,10 @@ def _check_unchanged(item: UploadItem) -> None:
         raise UploadError("the file disappeared while it was being uploaded; run again") from None
     if (info.st_size, info.st_mtime_ns) != (item.size, item.mtime_ns):
         raise UploadError("the file changed while it was being uploaded; run again to send its new content")
+
+
+def _count(found_files: Iterator[Found]) -> int:
+    return sum(1 for _ in found_files)
 
 
 def _hash_rest(handle: Any, head: bytes) -> str:
@@ -784,6 +849,8 @@ def open_batch(
         jobs=jobs or config.get("jobs", 4),
         retries=config.get("retries", 3) if retries is None else retries,
         retry_wait=config.get("retry_wait", 0.5),
+        download_max_bytes=config.get("download_max_bytes", DOWNLOAD_MAX_BYTES),
+        download_timeout=config.get("download_timeout", DOWNLOAD_TIMEOUT),
         plugins=plugins,
         ledger=record,
         **options,
@@ -835,7 +902,7 @@ async def upload_async(
     )
     with batch:
         discovery = Discovery(
-            [Path(p) for p in paths],
+            [as_input(p) for p in paths],
             recursive=recursive,
             include=include,
             exclude=exclude,

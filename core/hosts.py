@@ -12,7 +12,7 @@ from urllib.parse import quote, urljoin
 from .errors import ConfigError, PluginError, UploadError
 from .items import UploadItem, UploadResult, printable
 from .redaction import MASK
-from .spec import HostSpec, parse_assignments
+from .spec import HostSpec, parse_assignments, query_keys
 
 if TYPE_CHECKING:
     import aiohttp
@@ -80,6 +80,11 @@ class Host:
         """Credential values to redact from any output of a run."""
         return []
 
+    def request_preview(self, item: UploadItem) -> dict[str, Any] | None:
+        """What the upload request for ``item`` would carry, for ``--dry-run`` (secrets masked), or None
+        for a host whose requests are not one HTTP request per file."""
+        return None
+
     def result(self, item: UploadItem, url: str, **fields: Any) -> UploadResult:
         """An UploadResult for ``item`` carrying the URL this host produced."""
         return UploadResult(
@@ -123,6 +128,24 @@ class SpecHost(Host):
 
     def secret_values(self) -> list[str]:
         return self.spec.secret_values()
+
+    def request_preview(self, item: UploadItem) -> dict[str, Any] | None:
+        from urllib.parse import urlencode
+
+        from .redaction import mask_table, mask_url
+        from .templates import TemplateContext
+
+        spec = self.spec
+        request = spec.request_for(TemplateContext.of(item))
+        query = mask_table(request.query, spec.secrets)
+        url = mask_url(request.endpoint, spec.secrets)
+        if query:
+            url += ("&" if "?" in url else "?") + urlencode(query, safe="*")
+        preview: dict[str, Any] = {"method": spec.method, "url": url, "body": spec.body}
+        if spec.body == "multipart":
+            preview.update(file_field=spec.file_field, form=mask_table(request.form, spec.secrets))
+        preview.update(file_name=item.name, mime=item.mime, headers=mask_table(request.headers, spec.secrets))
+        return preview
 
     async def upload(self, item: UploadItem, session: aiohttp.ClientSession) -> UploadResult:
         import aiohttp
@@ -194,7 +217,7 @@ class SpecHost(Host):
         async with session.request(
             spec.delete_method or "DELETE",
             target,
-            params=spec.query or None,
+            params={k: v for k, v in spec.query.items() if k not in query_keys(target)} or None,
             headers=spec.headers,
             data=form or None,
             timeout=request_timeout(0, spec.timeout),
@@ -306,6 +329,10 @@ class HostEntry:
     plugin: str
 
 
+# The plugin that reads hosts.d folders: its hosts replace other plugins' hosts of the same name.
+FILES_PLUGIN = "hosts_folder"
+
+
 class HostRegistry:
     """Every host of a run, by name, with the plugin that provided it and any host that failed to load."""
 
@@ -328,6 +355,11 @@ class HostRegistry:
         if not host.name:
             raise PluginError(f"{type(host).__name__} has no name")
         existing = self.entries.get(host.name)
+        if existing is not None and (plugin == FILES_PLUGIN) != (existing.plugin == FILES_PLUGIN):
+            # The user's hosts.d file customises a plugin's host of the same name, whichever registered first.
+            if plugin == FILES_PLUGIN:
+                self.entries[host.name] = HostEntry(host, plugin)
+            return
         if existing is not None:
             raise ConfigError(
                 f"host name '{host.name}' is defined twice: by {existing.plugin} ({existing.host.source}) "
@@ -378,10 +410,10 @@ class HostRegistry:
         self.register(host, plugin)
 
     def get(self, name: str) -> Host:
+        if name in self.broken:  # a broken file of a plugin host's name must not silently fall back to it
+            raise ConfigError(self.broken[name])
         if name in self.entries:
             return self.entries[name].host
-        if name in self.broken:
-            raise ConfigError(self.broken[name])
         close = difflib.get_close_matches(name, list(self.entries), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else "; `picbeam hosts list` shows them"
         raise ConfigError(f"unknown host '{name}'{hint}")

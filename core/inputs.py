@@ -6,11 +6,17 @@ import fnmatch
 import mimetypes
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
+from .errors import ConfigError, UploadError
 from .items import printable
+
+if TYPE_CHECKING:
+    import aiohttp
 
 SNIFF_BYTES = 512
 
@@ -67,18 +73,25 @@ def guess_type(name: str) -> str:
 
 @dataclass
 class Found:
-    """A file to consider: ``explicit`` when the user named it (uploaded whatever its type)."""
+    """A file to consider: ``explicit`` when the user named it (uploaded whatever its type). ``url`` is set
+    for an address to download first; ``path`` is then only a name for it until it is downloaded."""
 
     path: Path
     explicit: bool
     error: str | None = None
+    url: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What the user named: the address, or the path as printable text."""
+        return self.url or printable(self.path)
 
 
 @dataclass
 class Discovery:
     """Walks the given paths lazily and counts what it passed over."""
 
-    paths: Sequence[Path]
+    paths: Sequence[Path | str]
     recursive: bool = False
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
@@ -93,7 +106,9 @@ class Discovery:
 
     def __iter__(self) -> Iterator[Found]:
         for path in self.paths:
-            if path.is_dir():
+            if isinstance(path, str):  # an address: see as_input()
+                yield Found(Path(url_file_name(path)), explicit=True, url=path)
+            elif path.is_dir():
                 yield from self._walk(path)
             elif path.exists() or path.is_symlink():
                 yield Found(path, explicit=True)
@@ -161,3 +176,104 @@ class Discovery:
             f"skipped {printable(entry)}: a symbolic link to a folder already walked" for entry in self.symlink_loops
         )
         return lines
+
+
+def expected(found: Found) -> tuple[int, int]:
+    """What one input will add to a run, (files, bytes), read ahead of it for the progress bar: a file found
+    in a folder counts only when it is an image (its first bytes say), a download's size is not known yet."""
+    if found.url is not None or found.error:
+        return 1, 0
+    try:
+        size = found.path.stat().st_size
+        if found.explicit:
+            return 1, size
+        with open(found.path, "rb") as handle:
+            return (1, size) if sniff_image(handle.read(SNIFF_BYTES)) else (0, 0)
+    except OSError:
+        return 1, 0
+
+
+# -- addresses and standard input: `picbeam upload https://...` and `picbeam upload -` ----------------------
+URL = re.compile(r"https?://", re.IGNORECASE)
+DOWNLOAD_MAX_BYTES = 1024**3
+DOWNLOAD_TIMEOUT = 300.0
+DOWNLOAD_CHUNK = 256 * 1024
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\\u2028\u2029\u0085]+")
+
+
+def as_input(text: str | os.PathLike[str]) -> Path | str:
+    """A command-line argument as an input: an http(s) address stays text (to download), anything else is a
+    path. A Path would turn ``https://x/a.png`` into the file ``https:/x/a.png``."""
+    if isinstance(text, str) and URL.match(text):
+        return text
+    return Path(text)
+
+
+def read_inputs(arguments: Iterable[str], stdin: IO[str] | None = None) -> list[Path | str]:
+    """The inputs named on the command line; ``-`` stands for one path or address per line of ``stdin``."""
+    inputs: list[Path | str] = []
+    for argument in arguments:
+        if argument == "-":
+            if stdin is None:
+                raise ConfigError("'-' reads paths and URLs from standard input, which this run does not have")
+            inputs.extend(as_input(line.strip()) for line in stdin.read().splitlines() if line.strip())
+        else:
+            inputs.append(as_input(argument))
+    return inputs
+
+
+def url_file_name(url: str, disposition: str | None = None, mime: str | None = None) -> str:
+    """A safe file name for a download: the Content-Disposition name, else the URL path's last part, else
+    ``download``; an extension from the Content-Type when the name has none."""
+    name = disposition or unquote(urlsplit(url).path.rstrip("/").rpartition("/")[2])
+    name = _UNSAFE_NAME.sub("_", os.path.basename(name.replace("\\", "/"))).strip(" .")[:200] or "download"
+    if mime and not os.path.splitext(name)[1]:
+        name += mimetypes.guess_extension(mime.split(";")[0].strip()) or ""
+    return name
+
+
+async def download(
+    url: str,
+    session: aiohttp.ClientSession,
+    folder: Path,
+    *,
+    max_bytes: int = DOWNLOAD_MAX_BYTES,
+    timeout: float = DOWNLOAD_TIMEOUT,
+    **request: Any,
+) -> Path:
+    """Fetch ``url`` into ``folder`` (redirects followed, at most ``max_bytes``, within ``timeout`` seconds) and
+    return the file; any failure is an UploadError naming what went wrong. The command line is the user's
+    own, so any address is allowed (loopback and LAN included), unlike ``picbeam serve``."""
+    import aiohttp
+
+    limits = aiohttp.ClientTimeout(total=timeout, sock_connect=15.0, sock_read=min(timeout, 60.0))
+    try:
+        async with session.get(url, timeout=limits, max_redirects=10, **request) as response:
+            if response.status != 200:
+                reason = f" {response.reason}" if response.reason else ""
+                raise UploadError(f"cannot download: HTTP {response.status}{reason}")
+            if response.content_length is not None and response.content_length > max_bytes:
+                raise UploadError(f"cannot download: {response.content_length} bytes is over the limit of {max_bytes}")
+            disposition = response.content_disposition.filename if response.content_disposition else None
+            target = folder / url_file_name(str(response.url), disposition, response.content_type)
+            folder.mkdir(parents=True, exist_ok=True)
+            size = 0
+            with open(target, "wb") as handle:
+                async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise UploadError(f"cannot download: the answer is over the limit of {max_bytes} bytes")
+                    handle.write(chunk)
+    except TimeoutError:
+        raise UploadError(f"cannot download: no complete answer within {timeout:g} s") from None
+    except aiohttp.TooManyRedirects:
+        raise UploadError("cannot download: more than 10 redirects") from None
+    except aiohttp.ClientConnectorError as exc:
+        raise UploadError(
+            f"cannot download: cannot connect to {exc.host}:{exc.port} ({exc.os_error.strerror})"
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise UploadError(f"cannot download: {type(exc).__name__}: {exc}") from None
+    except OSError as exc:
+        raise UploadError(f"cannot download: cannot write {folder}: {exc.strerror or exc}") from None
+    return target

@@ -46,12 +46,19 @@ class UploadItem:
     settings: ProcessSettings | None = None
     workdir: Path | None = None
     _sent_sha256: str = field(default="", repr=False)
+    # The address a downloaded file came from (``picbeam upload https://...``): results name it.
+    origin: str = ""
 
     def __post_init__(self) -> None:
         if self.path is None:
             self.path = self.source
         if not self.name:
             self.name = clean_name(self.source.name)
+
+    @property
+    def label(self) -> str:
+        """What the user named, as results show it: the address of a download, else the path."""
+        return self.origin or printable(self.source)
 
     def replace(self, *, path: Path | None = None, name: str | None = None, mime: str | None = None) -> None:
         """Send another file (a processed copy) in place of this one."""
@@ -163,6 +170,12 @@ def url_problem(url: str | None, schemes: tuple[str, ...], *, strict: bool = Tru
 def clean_name(name: str) -> str:
     """A file name as it may be sent to a host: control characters replaced (the local name is kept)."""
     return UNPRINTABLE.sub("_", os.fsencode(name).decode("utf-8", errors="backslashreplace"))
+
+
+def absolute(path: str) -> str:
+    """A path as the ledger keeps it: absolute, so a later `picbeam history` run elsewhere finds the file.
+    A URL (an input downloaded from the web) stays as it is."""
+    return path if "://" in path else os.path.abspath(path)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any
 
 from .config import Config, data_dir
 from .errors import ConfigError, LedgerError
-from .items import UploadResult
+from .items import UploadResult, absolute
 
 SCHEMA_VERSION = 2
 SCHEMA = """
@@ -218,7 +218,7 @@ class Ledger:
                     (
                         result.sha256,
                         result.bytes,
-                        result.path,
+                        absolute(result.path),
                         result.host,
                         destination,
                         variant,

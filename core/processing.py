@@ -132,7 +132,7 @@ def check_options(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in table.items():
         if key not in OPTIONS:
-            raise ConfigError(f"{where}: unknown option '{key}' (known: {', '.join(OPTIONS)})")
+            raise ConfigError(f"{where}: unknown option {key!r} (known: {', '.join(OPTIONS)})")  # repr: one line
         if value is None:  # already checked, and off
             out[key] = None
             continue

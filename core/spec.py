@@ -25,7 +25,8 @@ from .jmespath_functions import check_calls, compile_patterns
 from .redaction import ENV_REFERENCE, is_secret_name, mask_table, mask_url, url_secrets
 from .templates import TemplateContext, fill_placeholders, has_placeholders
 
-METHODS = ("POST", "PUT", "PATCH", "GET")
+# A GET request carries no body, so it cannot carry the file.
+METHODS = ("POST", "PUT", "PATCH")
 BODIES = ("multipart", "binary")
 RESPONSES = ("json", "text", "xml")
 TABLE_FIELDS = ("query", "headers", "form", "delete_form")
@@ -80,13 +81,18 @@ class HostSpec:
     source: str = field(default="python", compare=False)
 
     def __post_init__(self) -> None:
-        where = f"{self.source}: host '{self.name}'"
-        if not self.name or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
             raise ConfigError(f"{self.source}: host name {self.name!r} must be letters, digits, '.', '_' or '-'")
+        where = f"{self.source}: host '{self.name}'"
+        check_types(self, where)
+        check_headers(where, self.headers)
         if not self.endpoint:
             raise ConfigError(f"{where}: field 'endpoint' is required")
         if not ENV_REFERENCE.match(self.endpoint) and not re.match(r"https?://", self.endpoint):
             raise ConfigError(f"{where}: field 'endpoint' must be an http:// or https:// URL")
+        check_url(where, "endpoint", self.endpoint)
+        if self.delete_endpoint and re.match(r"https?://", self.delete_endpoint):
+            check_url(where, "delete_endpoint", self.delete_endpoint)
         self.method = self.method.upper()
         _check_choice(where, "method", self.method, METHODS)
         _check_choice(where, "body", self.body, BODIES)
@@ -96,14 +102,10 @@ class HostSpec:
         if self.delete_method is not None:
             self.delete_method = self.delete_method.upper()
             _check_choice(where, "delete_method", self.delete_method, ("GET", "POST", "DELETE"))
-        for name in TABLE_FIELDS:
-            setattr(self, name, {str(k): _scalar_text(where, f"{name}.{k}", v) for k, v in getattr(self, name).items()})
         for name in INT_FIELDS + FLOAT_FIELDS:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
                 raise ConfigError(f"{where}: field '{name}' must be a positive number, not {value!r}")
-        if isinstance(self.regex, str):  # `--set regex=PATTERN` gives one pattern
-            self.regex = [self.regex]
         self.patterns = compile_patterns(self.regex, where=where)
         if self.process:
             from .processing import check_options
@@ -114,6 +116,9 @@ class HostSpec:
             for name in JMESPATH_FIELDS
             if getattr(self, name)
         }
+        # Keys the endpoint's own query string sets: they replace the same keys of the query table, so a
+        # request never carries a key twice (PHP reads the last value, Flask the first).
+        self._endpoint_keys = query_keys(self.endpoint)
         # Whether the request carries per-file placeholders such as {filename}; most hosts do not.
         self.per_file = any(has_placeholders(value) for value in self._request_values())
 
@@ -128,11 +133,12 @@ class HostSpec:
 
     def request_for(self, context: TemplateContext) -> RequestParts:
         """Endpoint, query, headers and form for one file: ``{filename}``-style placeholders filled in."""
+        query = {k: v for k, v in self.query.items() if k not in self._endpoint_keys}
         if not self.per_file:
-            return RequestParts(self.endpoint, dict(self.query), dict(self.headers), dict(self.form))
+            return RequestParts(self.endpoint, query, dict(self.headers), dict(self.form))
         return RequestParts(
             fill_placeholders(self.endpoint, context, quote_values=True),
-            {k: fill_placeholders(v, context) for k, v in self.query.items()},
+            {k: fill_placeholders(v, context) for k, v in query.items()},
             {k: fill_placeholders(v, context) for k, v in self.headers.items()},
             {k: fill_placeholders(v, context) for k, v in self.form.items()},
         )
@@ -164,6 +170,17 @@ class HostSpec:
 
     def derive(self, changes: Mapping[str, Any], *, source: str, name: str | None = None) -> HostSpec:
         """A new spec from this one with ``changes`` applied (tables merge; an empty value removes a key)."""
+        if changes.get("response") == "text" and self.response != "text":
+            # Expressions written for a JSON or XML answer read nothing from text: success_path would fail
+            # every file after the host stored it. Say so before anything is sent.
+            inherited = [f for f in JMESPATH_FIELDS if getattr(self, f) and f not in changes]
+            if inherited:
+                clear = " ".join(f"--set {f}=" for f in inherited) if source == "--set" else 'set them to ""'
+                raise ConfigError(
+                    f"{source}: host '{name or self.name}': response = \"text\" does not go with "
+                    f"{', '.join(inherited)} inherited from '{self.name}' (they read a {self.response.upper()} "
+                    f"answer); give them for a text answer or clear them: {clear}"
+                )
         return HostSpec.from_mapping(merge_fields(self.to_mapping(), changes), source=source, name=name or self.name)
 
     def expanded(self, environ: Mapping[str, str] | None = None) -> HostSpec:
@@ -203,6 +220,122 @@ class HostSpec:
         return values + url_secrets(self.endpoint, self.secrets)
 
 
+def check_types(spec: HostSpec, where: str) -> None:
+    """Every field of ``spec`` checked against its declared type, in place: one line naming the field, the
+    type wanted and the value found. Scalars in tables become text; a single string is a list of one."""
+    for f in dataclasses.fields(spec):
+        if f.name in ("name", "source"):
+            continue
+        value = getattr(spec, f.name)
+        kind = str(f.type)
+        optional = kind.endswith(" | None")
+        kind = kind.removesuffix(" | None")
+        if value is None and optional:
+            continue
+        if kind == "str" and isinstance(value, str):
+            continue
+        if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+            continue
+        if kind == "list[str]":
+            items = [value] if isinstance(value, str) else value
+            if isinstance(items, list | tuple) and all(isinstance(v, str) for v in items):
+                setattr(spec, f.name, list(items))
+                continue
+        if kind == "dict[str, str]" and isinstance(value, Mapping):
+            setattr(spec, f.name, {str(k): _scalar_text(where, f"{f.name}.{k}", v) for k, v in value.items()})
+            continue
+        if kind == "dict[str, Any]" and isinstance(value, Mapping):
+            continue
+        wanted = TYPE_NAMES[kind].format(field=f.name)
+        # A table given as text ("Authorization: Bearer ...") may hold a token: its type is shown, not its text.
+        found = _shown(value, hide=f.name in TABLE_FIELDS)
+        raise ConfigError(f"{where}: field '{f.name}' must be {wanted}, not {found}")
+
+
+TYPE_NAMES = {
+    "str": "a string",
+    "int": "a whole number",
+    "float": "a number",
+    "list[str]": "a list of strings",
+    "dict[str, str]": 'a table of strings ({field} = {{ Name = "value" }})',
+    "dict[str, Any]": "a table",
+}
+
+
+def _shown(value: Any, *, hide: bool = False) -> str:
+    """A wrong value as a user wrote it, with its type: ``5 (integer)``, ``"a=b" (string)``; with ``hide``, the
+    type alone (``a string of 16 characters``), for what may be a secret."""
+    kinds = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "table"}
+    kind = next((name for cls, name in kinds.items() if type(value) is cls), type(value).__name__)
+    if value is None:
+        return "nothing"
+    if hide:
+        return f"a string of {len(value)} characters" if isinstance(value, str) else f"a {kind}"
+    text = json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, str | bool) else repr(value)
+    return f"{text[:60]}{'...' if len(text) > 60 else ''} ({kind})"
+
+
+# RFC 7230's token: what a header name may be made of.
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def check_headers(where: str, headers: Mapping[str, str]) -> None:
+    """Header names are RFC 7230 tokens and values hold no line breaks: a pasted ``{"Authorization"`` or a
+    CRLF would otherwise be sent as written, or split the request."""
+    for name, value in headers.items():
+        if not HEADER_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{where}: {json.dumps(name, ensure_ascii=False)} is not a valid header name (letters, digits "
+                "and !#$%&'*+-.^_`|~ only; give headers as 'Name: value' or a JSON object)"
+            )
+        if any(c in value for c in "\r\n\0"):
+            raise ConfigError(f"{where}: the value of header '{name}' holds a line break or NUL")
+
+
+def check_url(where: str, name: str, url: str) -> None:
+    """A malformed URL (a port out of range, a broken IPv6 address, no host) is a configuration error found
+    when the host loads, not a traceback when it is used. ``${VAR}`` references are checked once expanded."""
+    if ENV_REFERENCE.search(url):
+        return
+    from urllib.parse import urlsplit
+
+    from .redaction import _userinfo
+
+    user, password = _userinfo(url)
+    if password:  # a password with an unencoded '/' must not read as a port: check the URL without it
+        url = url.replace(f"{user}:{password}@", "", 1)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is what raises for 99999 or "x"
+    except ValueError as exc:
+        raise ConfigError(f"{where}: field '{name}' is not a valid URL: {_url_problem(exc)}") from None
+    if not parts.hostname:
+        raise ConfigError(f"{where}: field '{name}' is not a valid URL: it names no host")
+
+
+def _url_problem(exc: ValueError) -> str:
+    text = str(exc)
+    if "Port out of range" in text:
+        return "the port is out of range 0-65535"
+    if "Port could not be cast" in text:
+        return "the port is not a number"
+    if "IPv6" in text:
+        return "the IPv6 address in brackets is malformed"
+    return text
+
+
+def query_keys(url: str) -> set[str]:
+    """The keys of a URL's own query string."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        return {key for key, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    except ValueError:
+        return set()
+
+
 def _check_choice(where: str, name: str, value: str, choices: Iterable[str]) -> None:
     if value not in choices:
         raise ConfigError(f"{where}: field '{name}' must be one of {', '.join(choices)}, not {value!r}")
@@ -213,19 +346,31 @@ def _scalar_text(where: str, name: str, value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str | int | float):
         return str(value)
-    raise ConfigError(f"{where}: field '{name}' must be a string, not {type(value).__name__}")
+    raise ConfigError(f"{where}: field {name!r} must be a string, not {_shown(value, hide=is_secret_name(name))}")
 
 
 def _compile(where: str, name: str, expression: str, patterns: list[re.Pattern[str]]) -> Any:
     try:
         compiled = jmespath.compile(expression)
     except jmespath.exceptions.JMESPathError as exc:
-        reason = str(exc).splitlines()[0]
+        reason = jmespath_problem(exc)
         raise ConfigError(
             f"{where}: field '{name}' is not a valid JMESPath expression {expression!r}: {reason}"
         ) from None
     check_calls(compiled.parsed, where=where, field=name, patterns=patterns)
     return compiled
+
+
+def jmespath_problem(exc: Exception) -> str:
+    """What is wrong with an expression, as a whole sentence (jmespath's own message spans three lines)."""
+    errors = jmespath.exceptions
+    if isinstance(exc, errors.IncompleteExpressionError):
+        return "it ends before the expression is complete"
+    if isinstance(exc, errors.ParseError):
+        return f"unexpected {exc.token_value!r} at column {exc.lex_position + 1}"
+    if isinstance(exc, errors.LexerError):
+        return f"{exc.message} at column {exc.lexer_position + 1}"
+    return str(exc).splitlines()[0].rstrip(":")
 
 
 @dataclass
@@ -243,10 +388,14 @@ SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(HostSpec) if f.name != "s
 
 def check_fields(data: Mapping[str, Any], source: str, known: Iterable[str] = SPEC_FIELDS) -> None:
     """Refuse unknown fields, naming the file and the field (typos must not be silently ignored)."""
+    import difflib
+
     known = set(known) | set(FILE_ONLY_FIELDS)
     for key in data:
         if key not in known:
-            raise ConfigError(f"{source}: unknown field '{key}' (known fields: {', '.join(sorted(known))})")
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(sorted(known))}"
+            raise ConfigError(f"{source}: unknown field {str(key)!r} ({hint})")  # repr: a key may hold a newline
 
 
 def merge_fields(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -57,6 +57,8 @@ class RecordedRequest:
     files: list[RecordedFile] = field(default_factory=list)
     body: bytes = b""
     number: int = 0
+    # The query string as sent: ``query`` keeps one value per key, this shows a key sent twice.
+    query_string: str = ""
 
     @property
     def file(self) -> RecordedFile:
@@ -293,6 +295,7 @@ class FakeHost:
             query=dict(request.query),
             headers=CIMultiDict(request.headers),
             number=number,
+            query_string=request.query_string,
         )
         if request.content_type.startswith("multipart/"):
             reader = await request.multipart()

@@ -112,6 +112,7 @@ def test_dry_run_sends_nothing(fake_host, hosts_dir, images):
     done = run_picbeam("upload", path, "--host", "fake", "--dry-run")
     assert done.returncode == 0
     assert done.lines == [f"would upload {path} ({path.stat().st_size} bytes, image/png) to fake"]
+    assert f"  POST {fake_host.endpoint()}" in done.stderr.splitlines()  # the request (issue 13 item 10)
     assert fake_host.requests == []
 
 

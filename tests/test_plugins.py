@@ -179,9 +179,15 @@ def test_name_clash_names_both_sources():
     assert registry.names() == ["dup"]  # the first registration stays usable
 
 
-def test_hosts_file_clashing_with_a_plugin_host_is_an_error(hosts_dir):
+def test_hosts_file_named_like_a_python_preset_overrides_it(hosts_dir):
+    """Issue 13 item 5: hosts.d overrides presets, Python ones included (it used to say "defined twice")."""
+    import json
+
     from picbeam.testing import run_picbeam
 
-    write_host(hosts_dir, "smms", endpoint="https://x/", url_path="u")
-    done = run_picbeam("hosts", "list")
-    assert "'smms' is defined twice" in done.stderr and "smms.toml" in done.stderr
+    write_host(hosts_dir, "smms", endpoint="https://x.example/", url_path="u")
+    done = run_picbeam("hosts", "list", "--json")
+    assert done.returncode == 0 and done.stderr == ""
+    [smms] = [h for h in json.loads(done.stdout)["hosts"] if h["name"] == "smms"]
+    assert smms["plugin"] == "hosts_folder" and smms["source"].endswith("smms.toml")
+    assert json.loads(run_picbeam("hosts", "show", "smms", "--json").stdout)["endpoint"] == "https://x.example/"

@@ -12,7 +12,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from ..config import Config
+from ..config import Config, config_file
 from ..errors import ConfigError, PicbeamError
 from ..hosts import HostRegistry
 from ..loader import Plugins, load_plugins
@@ -20,6 +20,8 @@ from ..loader import Plugins, load_plugins
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# The one wording for a file the host already has (the ledger's record, or the same content in this run).
+REUSED = "already uploaded"
 
 HostsDirOption = Annotated[
     list[Path] | None,
@@ -63,6 +65,29 @@ def open_hosts(hosts_dirs: Sequence[Path] | None = None) -> tuple[Plugins, Confi
     return plugins, config, registry
 
 
+# -- shell completion: values are looked up only when the shell asks, so start-up stays light -----------
+def complete_hosts(incomplete: str) -> list[str]:
+    """Host names for ``--host`` and ``hosts show/check/export`` (plugin problems stay quiet here)."""
+    try:
+        config = Config.load()
+        names = load_plugins().hosts(config).names()
+    except PicbeamError:
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
+def complete_formats(incomplete: str) -> list[str]:
+    from ..output import FORMATS
+
+    return [name for name in FORMATS if name.startswith(incomplete)]
+
+
+def complete_convert(incomplete: str) -> list[str]:
+    from ..processing import CONVERT_CHOICES
+
+    return [name for name in (*CONVERT_CHOICES, "none") if name.startswith(incomplete)]
+
+
 def on_interrupt(callback: Callable[[], None]) -> None:
     """Call ``callback`` on Ctrl-C and SIGTERM in the running event loop (where the platform allows it;
     on Windows a KeyboardInterrupt ends the run instead)."""
@@ -90,11 +115,14 @@ def on_two_interrupts(first: Callable[[], None], second: Callable[[], None]) -> 
 
 def output_format(fmt: str | None, config: Config) -> str:
     """``--format``, else ``format`` in config.toml, else ``url``; an unknown one is a usage error."""
-    from ..output import FORMATS
+    from ..output import check_format
 
+    given = fmt is not None
     fmt = fmt or config.get("format", "url")
-    if fmt not in FORMATS:
-        fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    try:
+        check_format(fmt, "--format" if given else f"{config_file()}: setting 'format'")
+    except ConfigError as exc:
+        fail(str(exc))
     return fmt
 
 

@@ -34,7 +34,12 @@ def set_(
     key: Annotated[str, typer.Argument(help="Setting name.")], value: Annotated[str, typer.Argument(help="New value.")]
 ) -> None:
     """Change one setting, or one processing option as process.OPTION (process.convert webp)."""
-    write_config(change_setting(Config.load().values, key, parse_setting(key, value)))
+    parsed = parse_setting(key, value)
+    if key == "default_host":
+        from .common import open_hosts
+
+        open_hosts()[2].get(parsed)  # an unknown host is refused, with a "did you mean"
+    write_config(change_setting(Config.load().values, key, parsed))
 
 
 @config_app.command("unset")

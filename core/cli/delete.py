@@ -9,7 +9,7 @@ import typer
 
 from ..errors import AlreadyGone, ConfigError, UploadError
 from ..ledger import Ledger, public_record
-from .common import EXIT_FAILED, HostsDirOption, fail, open_hosts, warn
+from .common import EXIT_FAILED, HostsDirOption, complete_hosts, fail, open_hosts, warn
 from .history import LedgerOption, open_ledger
 
 
@@ -25,7 +25,10 @@ def delete(
     record_id: Annotated[
         list[int] | None, typer.Option("--id", help="Remove the upload with this ledger id (repeatable).")
     ] = None,
-    host: Annotated[str | None, typer.Option("--host", "-H", help="With --last: only uploads to this host.")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", "-H", help="With --last: only uploads to this host.", autocompletion=complete_hosts),
+    ] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a host field: FIELD=VALUE.")] = None,
     ledger: LedgerOption = None,
     hosts_dir: HostsDirOption = None,
@@ -46,7 +49,11 @@ def delete(
                 fail(f"no upload with id {number} in the ledger")
             rows.append(row)
         if last:
-            rows.extend(record.last(last, host=host))
+            newest = record.last(last, host=host)
+            if not newest:
+                where = f" to host '{host}'" if host else ""
+                warn(f"nothing to delete: the ledger ({record.path}) has no upload{where} left")
+            rows.extend(newest)
         _, _, registry = open_hosts(hosts_dir)
         failed = asyncio.run(_delete_all(rows, registry, overrides or (), record))
     if failed:

@@ -14,7 +14,7 @@ from ..config import user_hosts_dir
 from ..errors import ConfigError
 from ..redaction import literal_secrets
 from ..spec import HostSpec, dump_toml
-from .common import EXIT_FAILED, EXIT_USAGE, HostsDirOption, JsonOption, fail, open_hosts, warn
+from .common import EXIT_FAILED, EXIT_USAGE, HostsDirOption, JsonOption, complete_hosts, fail, open_hosts, warn
 
 hosts_app = typer.Typer(help="List, show, check, add, import and export hosts.", no_args_is_help=True)
 
@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
 @hosts_app.command("list")
 def list_hosts(as_json: JsonOption = False, hosts_dir: HostsDirOption = None) -> None:
-    """List every host: name, plugin, where it is defined, and description."""
+    """List every host: name, plugin and description (--json adds where each is defined)."""
     _, config, registry = open_hosts(hosts_dir)
     rows = [
         {
@@ -42,16 +42,17 @@ def list_hosts(as_json: JsonOption = False, hosts_dir: HostsDirOption = None) ->
         print(json.dumps({"hosts": rows, "broken": broken}, indent=2))
         return
     width = max((len(r["name"]) for r in rows), default=4) + 2
+    plugin_width = max((len(r["plugin"]) for r in rows), default=6) + 2  # "hosts_folder" ran into the text
     for row in rows:
         mark = "*" if row["default"] else " "
-        print(f"{mark} {row['name']:<{width}}{row['plugin']:<12}{row['description']}")
+        print(f"{mark} {row['name']:<{width}}{row['plugin']:<{plugin_width}}{row['description']}")
     for entry in broken:
         warn(f"host '{entry['name']}' is unusable: {entry['error']}")
 
 
 @hosts_app.command("show")
 def show_host(
-    name: Annotated[str, typer.Argument(help="Host name.")],
+    name: Annotated[str, typer.Argument(help="Host name.", autocompletion=complete_hosts)],
     as_json: JsonOption = False,
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Show with FIELD=VALUE overrides applied.")
@@ -73,7 +74,7 @@ def show_host(
 
 @hosts_app.command("check")
 def check_host(
-    name: Annotated[str, typer.Argument(help="Host name.")],
+    name: Annotated[str, typer.Argument(help="Host name.", autocompletion=complete_hosts)],
     probe: Annotated[bool, typer.Option("--probe", help="Also upload a tiny generated PNG and print its URL.")] = False,
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Check with FIELD=VALUE overrides applied.")
@@ -115,9 +116,13 @@ def add_host(
         str | None, typer.Option("--url-path", help="JMESPath to the URL in the answer (e.g. data.url).")
     ] = None,
     headers: Annotated[
-        list[str] | None, typer.Option("--header", help="'Name: value' request header (repeatable).")
+        list[str] | None,
+        typer.Option("--header", help="Request header: 'Name: value', or a JSON object of them (repeatable)."),
     ] = None,
-    form: Annotated[list[str] | None, typer.Option("--form", help="KEY=VALUE extra form field (repeatable).")] = None,
+    form: Annotated[
+        list[str] | None,
+        typer.Option("--form", help="Extra form field: KEY=VALUE, or a JSON object of them (repeatable)."),
+    ] = None,
     query: Annotated[list[str] | None, typer.Option("--query", help="KEY=VALUE query parameter (repeatable).")] = None,
     url_prefix: Annotated[str, typer.Option("--url-prefix", help="Text put in front of the extracted URL.")] = "",
     method: Annotated[str, typer.Option("--method", help="HTTP method.")] = "POST",
@@ -128,6 +133,16 @@ def add_host(
     error_path: Annotated[str | None, typer.Option("--error-path", help="JMESPath to the error message.")] = None,
     success_path: Annotated[
         str | None, typer.Option("--success-path", help="JMESPath that is true on success.")
+    ] = None,
+    delete_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--delete-endpoint",
+            help="URL template for `picbeam delete`, {jmespath} filled from the answer (e.g. delete/{data.hash}).",
+        ),
+    ] = None,
+    delete_method: Annotated[
+        str | None, typer.Option("--delete-method", help="GET, POST or DELETE for --delete-endpoint (default: DELETE).")
     ] = None,
     max_bytes: Annotated[int | None, typer.Option("--max-bytes", help="Largest file the host takes.")] = None,
     description: Annotated[str, typer.Option("--description", help="One line about the host.")] = "",
@@ -150,6 +165,8 @@ def add_host(
         "delete_path": delete_path,
         "error_path": error_path,
         "success_path": success_path,
+        "delete_endpoint": delete_endpoint,
+        "delete_method": delete_method,
         "max_bytes": max_bytes,
         "query": _pairs(query, "=", "--query"),
         "headers": _pairs(headers, ":", "--header"),
@@ -185,11 +202,26 @@ def write_fields(name: str, fields: dict[str, Any], directory: Path | None, *, f
 
 
 def _pairs(values: list[str] | None, separator: str, option: str) -> dict[str, str]:
+    """``KEY<separator>VALUE`` options, each of which may instead be a JSON object of such pairs (the
+    notation PicGo, Qexo and ShareX users paste: ``{"Authorization": "Bearer ..."}``)."""
     pairs: dict[str, str] = {}
+    shape = "'Name: value'" if separator == ":" else "KEY=VALUE"
     for value in values or ():
+        if value.lstrip().startswith("{"):
+            try:
+                table = json.loads(value)
+            except ValueError as exc:
+                raise ConfigError(f"{option} {value!r}: not a JSON object ({exc.msg}); or give {shape}") from None
+            if not isinstance(table, dict):
+                raise ConfigError(f"{option} {value!r}: expected a JSON object or {shape}")
+            for key, entry in table.items():
+                if isinstance(entry, dict | list) or entry is None:
+                    raise ConfigError(f"{option}: the value of {key!r} must be text, not {json.dumps(entry)}")
+                pairs[str(key).strip()] = entry if isinstance(entry, str) else json.dumps(entry)
+            continue
         key, sep, rest = value.partition(separator)
         if not sep or not key.strip():
-            raise ConfigError(f"{option} {value!r}: expected KEY{separator}VALUE")
+            raise ConfigError(f"{option} {value!r}: expected {shape} or a JSON object")
         pairs[key.strip()] = rest.strip()
     return pairs
 
@@ -256,11 +288,18 @@ def _only(results: list[Any], only: str, file: Path) -> list[Any]:
 
 @hosts_app.command("export")
 def export_host(
-    name: Annotated[str, typer.Argument(help="A declarative host (a hosts.d file or a HostSpec preset).")],
+    name: Annotated[
+        str,
+        typer.Argument(help="A declarative host (a hosts.d file or a HostSpec preset).", autocompletion=complete_hosts),
+    ],
     as_format: Annotated[str, typer.Option("--as", help="Format to write: sxcu (a ShareX custom uploader).")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
     expand: Annotated[
         bool, typer.Option("--expand", help="Fill ${VAR} references from the environment (the file holds secrets).")
+    ] = False,
+    with_secrets: Annotated[
+        bool,
+        typer.Option("--with-secrets", help="Write secrets the host holds literally (default: a <VAR> placeholder)."),
     ] = False,
     hosts_dir: HostsDirOption = None,
 ) -> None:
@@ -270,13 +309,14 @@ def export_host(
 
     if as_format != "sxcu":
         fail(f"--as {as_format!r}: picbeam exports sxcu (ShareX custom uploaders)")
-    if expand and output is None:
-        fail("--expand writes your secrets into the file: give it one with -o FILE (never stdout)")
+    for flag, wanted in (("--expand", expand), ("--with-secrets", with_secrets)):
+        if wanted and output is None:
+            fail(f"{flag} writes your secrets into the file: give it one with -o FILE (never stdout)")
     _, _, registry = open_hosts(hosts_dir)
     host = registry.get(name)
     if not isinstance(host, SpecHost):
         fail(f"host '{name}' is a {type(host).__name__} written in Python; only declarative hosts export to sxcu")
-    document, warnings = sharex.export(host.spec, environ=os.environ if expand else None)
+    document, warnings = sharex.export(host.spec, environ=os.environ if expand else None, with_secrets=with_secrets)
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         sys.stdout.write(text)

@@ -23,9 +23,12 @@ def plugins(as_json: JsonOption = False, hosts_dir: HostsDirOption = None) -> No
     if as_json:
         print(json.dumps([info.to_json() for info in infos], indent=2))
         return
-    for info in infos:
-        origin = f"{info.distribution} {info.version}" if info.distribution else info.module
+    origins = [f"{info.distribution} {info.version}" if info.distribution else info.module for info in infos]
+    # Columns as wide as their longest entry plus a gap, so a long name or module never runs into the next.
+    name_width = max((len(info.name) for info in infos), default=0) + 2
+    origin_width = max((len(origin) for origin in origins), default=0) + 2
+    for info, origin in zip(infos, origins, strict=True):
         status = "error" if info.errors else "ok"
-        print(f"{info.name:<14}{status:<7}{origin:<22}hosts: {', '.join(info.hosts) or '-'}")
+        print(f"{info.name:<{name_width}}{status:<7}{origin:<{origin_width}}hosts: {', '.join(info.hosts) or '-'}")
         for error in info.errors:
             print(f"    {error}")

@@ -13,12 +13,17 @@ from typing import Annotated, Any
 import typer
 
 from ..clipboard import copy_results
+from ..items import printable
 from ..output import FORMATS, format_result
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    REUSED,
     FallbackOption,
     HostsDirOption,
+    complete_convert,
+    complete_formats,
+    complete_hosts,
     fail,
     on_two_interrupts,
     open_hosts,
@@ -27,7 +32,13 @@ from .common import (
 )
 from .progress import ProgressReport
 
+
+def retries_note(retries: int) -> str:
+    return f", {retries} {'retry' if retries == 1 else 'retries'}" if retries else ""
+
+
 PROCESSING = "Processing (see the README's 'Processing')"
+METADATA = "Metadata (GPS location, camera serial: stripped unless kept)"
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +46,13 @@ def register(app: typer.Typer) -> None:
 
 
 def upload(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files and folders to upload.", show_default=False)] = None,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Files, folders and http(s) addresses to upload; - reads them from stdin, one per line.",
+            show_default=False,
+        ),
+    ] = None,
     host: Annotated[
         list[str] | None,
         typer.Option(
@@ -44,6 +61,7 @@ def upload(
             help="Host name (default: PICBEAM_HOST, config default_host, or 'local'); repeat it to send every "
             "file to every host (mirrors: stdout has the first host's URL).",
             show_default=False,
+            autocompletion=complete_hosts,
         ),
     ] = None,
     fallback: FallbackOption = None,
@@ -58,7 +76,13 @@ def upload(
         list[str] | None, typer.Option("--exclude", help="Skip files in folders matching this glob (repeatable).")
     ] = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)} (default: url).")
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            autocompletion=complete_formats,
+            help=f"Output format: {', '.join(FORMATS)}, or a template such as '![{{name}}]({{url}})' (default: url).",
+        ),
     ] = None,
     follow_symlinks: Annotated[
         bool,
@@ -89,7 +113,8 @@ def upload(
         typer.Option(
             "--keep-metadata/--strip-metadata",
             show_default=False,
-            rich_help_panel=PROCESSING,
+            # A panel of its own: its second flag name takes a column that would cut the other names at 80.
+            rich_help_panel=METADATA,
             help="Send EXIF/XMP/IPTC (GPS location, camera serial...) as they are (default: strip).",
         ),
     ] = None,
@@ -107,6 +132,7 @@ def upload(
         typer.Option(
             "--convert",
             show_default=False,
+            autocompletion=complete_convert,
             rich_help_panel=PROCESSING,
             help="Convert images to webp, avif, jpeg or png (none: keep the format).",
         ),
@@ -197,7 +223,7 @@ def upload(
             "--rename",
             show_default=False,
             rich_help_panel=PROCESSING,
-            help='Name uploads from a template, e.g. "{year}/{month}/{sha256:8}{ext}".',
+            help="Name uploads from a template of placeholders such as {year}, {month}, {sha256:8} and {ext}.",
         ),
     ] = None,
     explain: Annotated[
@@ -210,7 +236,7 @@ def upload(
     ] = False,
 ) -> None:
     """Upload files (and the images in folders) to a host; print one result per file, in order."""
-    from ..inputs import Discovery
+    from ..inputs import Discovery, expected, read_inputs
     from ..mirrors import open_uploads
 
     if explain and not dry_run:
@@ -220,16 +246,26 @@ def upload(
     if not paths and not clipboard:
         fail("name the files or folders to upload, or use --clipboard")
     cleanup = ExitStack()  # the clipboard's image lives in a temporary folder until the run ends
-    inputs = [_clipboard_image(cleanup), *(paths or ())] if clipboard else list(paths or ())
-    discovery = Discovery(
-        inputs, recursive=recursive, include=include or (), exclude=exclude or (), follow_symlinks=follow_symlinks
-    )
+    named = read_inputs(paths or (), sys.stdin)
+    if paths and not named and not clipboard:
+        fail("standard input named no files or URLs (one per line)")
+    inputs = [_clipboard_image(cleanup), *named] if clipboard else named
+
+    def walk() -> Discovery:
+        return Discovery(
+            inputs, recursive=recursive, include=include or (), exclude=exclude or (), follow_symlinks=follow_symlinks
+        )
+
+    discovery = walk()
     progress = ProgressReport(enabled=sys.stderr.isatty() and not dry_run)
     copied: list[str] = []
 
     def emit(result: Any) -> None:
         line = dry_run_line(result, fmt, explain) if dry_run and not result.error else format_result(result, fmt)
         progress.print(line)
+        if dry_run and fmt != "json":  # stdout keeps one line per file; the request is for the person
+            for detail in request_lines(result.extra.get("request")):
+                print(detail, file=sys.stderr, flush=True)
         if copy and result.ok and not dry_run:
             copied.append(line)
         if result.error:
@@ -270,6 +306,7 @@ def upload(
             explain=explain,
         )
         with batch, progress:
+            progress.count_ahead(walk, expected)
             summary = asyncio.run(_run_interruptible(batch, discovery))
     for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings, *batch.warnings]:
         warn(line)
@@ -277,18 +314,25 @@ def upload(
         copy_results(copied)
     if summary.interrupted:
         warn(
-            f"interrupted: {summary.uploaded} uploaded, {summary.reused} reused, {summary.failed} failed, "
+            f"interrupted: {summary.uploaded} uploaded, {summary.reused} {REUSED}, {summary.failed} failed, "
             f"{summary.not_started} not started"
         )
         raise typer.Exit(EXIT_INTERRUPTED)
     if summary.ledger_error:
         warn(ledger_stopped(summary))
     files = summary.uploaded + summary.reused + summary.failed
-    if files > 1 or summary.retries:
-        retried = f", {summary.retries} retries" if summary.retries else ""
+    if files == 0:
+        for folder in (p for p in inputs if isinstance(p, Path) and p.is_dir()):
+            warn(f"no files to upload in {printable(folder)}")
+    elif dry_run and files > 1:
         warn(
-            f"done: {summary.uploaded} uploaded, {summary.reused} already there, {summary.failed} failed "
-            f"in {summary.seconds:.1f} s{retried}"
+            f"dry run: {summary.uploaded} to upload, {summary.reused} {REUSED}, {summary.failed} failed; "
+            "nothing was sent"
+        )
+    elif files > 1 or summary.retries:
+        warn(
+            f"done: {summary.uploaded} uploaded, {summary.reused} {REUSED}, {summary.failed} failed "
+            f"in {summary.seconds:.1f} s{retries_note(summary.retries)}"
         )
     if summary.failed or summary.ledger_error:
         raise typer.Exit(EXIT_FAILED)
@@ -306,14 +350,33 @@ def dry_run_line(result: Any, fmt: str, explain: bool) -> str:
         record = {**result.to_json(), "dry_run": True}
         if explain and not result.reused:
             record.update(name=extra["name"], mime=extra["mime"], processing=extra["notes"])
-        return json.dumps(record)
+        if "request" in extra:
+            record["request"] = extra["request"]
+        return json.dumps(record, ensure_ascii=False)
     if result.reused:
-        return f"would reuse {result.url}"
+        return f"{result.path}: {REUSED}: {result.url}"
     if not explain:
         return f"would upload {result.path} ({result.bytes} bytes, {extra['mime']}) to {result.host}"
     done = "; ".join(note for note in extra["notes"] if not note.startswith("warning: ")) or "no processing"
     sent = f"{extra['name']} ({result.bytes} bytes, {extra['mime']})"
     return f"would upload {result.path} as {sent} to {result.host}: {done}"
+
+
+def request_lines(request: dict[str, Any] | None) -> list[str]:
+    """The request a dry run would send, for stderr under its file's line: what setting up a new host needs."""
+    if not request:
+        return []
+    lines = [f"  {request['method']} {request['url']}"]
+    if request["body"] == "multipart":
+        lines.append(
+            f"  multipart body: file field {request['file_field']!r}, file name {request['file_name']!r}, "
+            f"type {request['mime']}"
+        )
+        lines.extend(f"  form {key}: {value}" for key, value in request["form"].items())
+    else:
+        lines.append(f"  binary body: the file {request['file_name']!r}, type {request['mime']}")
+    lines.extend(f"  header {key}: {value}" for key, value in request["headers"].items())
+    return lines
 
 
 def _clipboard_image(cleanup: ExitStack) -> Path:

@@ -25,8 +25,10 @@ import typer
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    REUSED,
     FallbackOption,
     HostsDirOption,
+    complete_hosts,
     fail,
     on_two_interrupts,
     open_hosts,
@@ -36,8 +38,10 @@ from .common import (
 
 # Names that are still being written by their program, or are not the user's files.
 TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", ".swp", "~")
-# How long a file that stopped changing but lacks its end marker is waited for before it is reported.
+# How long a file that stopped changing but lacks its end marker is waited for before it is uploaded as it
+# is (ten settle periods, 2 to 30 s): the marker check only delays a file, it never holds one back for good.
 INCOMPLETE_GRACE = 30.0
+PNG_END = b"IEND\xaeB`\x82"
 TICK = 0.1
 TAIL_BYTES = 4096
 
@@ -55,6 +59,7 @@ def watch(
             "-H",
             help="Host name (default: PICBEAM_HOST, config default_host, or 'local'); repeat it for mirrors.",
             show_default=False,
+            autocompletion=complete_hosts,
         ),
     ] = None,
     fallback: FallbackOption = None,
@@ -101,7 +106,7 @@ def watch(
     summary = batch.summary
     for line in batch.warnings:
         warn(line)
-    warn(f"stopped: {summary.uploaded} uploaded, {summary.reused} already uploaded, {summary.failed} failed"
+    warn(f"stopped: {summary.uploaded} uploaded, {summary.reused} {REUSED}, {summary.failed} failed"
          + (f", {summary.not_started} not started" if summary.not_started else ""))  # fmt: skip
     if summary.ledger_error:
         from .upload import ledger_stopped
@@ -154,7 +159,7 @@ def looks_complete(path: Path) -> bool:
     except OSError:
         return True  # gone or unreadable: the engine reports it
     if mime == "image/png":
-        return tail.endswith(b"IEND\xaeB`\x82")
+        return PNG_END in tail  # bytes after IEND (a tool's trailer) follow a complete image
     if mime == "image/jpeg":
         return b"\xff\xd9" in tail  # the end-of-image marker never occurs inside JPEG scan data
     if mime == "image/gif":
@@ -169,7 +174,7 @@ class Settler:
         self.settle, self.submit = settle, submit
         self.pending: dict[Path, tuple[tuple[int, int] | None, float]] = {}
         self.sent: dict[Path, tuple[int, int]] = {}
-        self.reported: set[Path] = set()
+        self.grace = min(INCOMPLETE_GRACE, max(2.0, 10 * settle))
 
     def changed(self, path: Path) -> None:
         self.pending[path] = (None, time.monotonic())
@@ -196,15 +201,12 @@ class Settler:
                 continue
             elif self.sent.get(path) == signature:
                 del self.pending[path]  # an event for a state already sent (e.g. a second notification)
-            elif looks_complete(path):
+            elif (complete := looks_complete(path)) or now - since >= self.grace:
+                if not complete:
+                    warn(f"{path}: no end marker, but unchanged for {self.grace:g} s: uploading it as it is")
                 del self.pending[path]
                 self.sent[path] = signature
                 self.submit(path)
-            elif now - since >= INCOMPLETE_GRACE and path not in self.reported:
-                self.reported.add(path)
-                warn(
-                    f"{path}: looks incomplete (no end marker) after {INCOMPLETE_GRACE:.0f} s; waiting for it to change"
-                )
 
 
 @functools.cache

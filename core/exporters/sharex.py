@@ -9,7 +9,7 @@ from typing import Any
 import jmespath
 
 from ..errors import ConfigError
-from ..redaction import ENV_REFERENCE
+from ..redaction import ENV_REFERENCE, literal_secrets
 from ..spec import HostSpec
 from ..templates import NAMES as PLACEHOLDER_NAMES
 from ..templates import PLACEHOLDER
@@ -17,12 +17,18 @@ from ..templates import PLACEHOLDER
 EXPORT_VERSION = "16.1.0"
 
 
-def export(spec: HostSpec, *, environ: Mapping[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:
+def export(
+    spec: HostSpec, *, environ: Mapping[str, str] | None = None, with_secrets: bool = False
+) -> tuple[dict[str, Any], list[str]]:
     """A ShareX custom uploader (current syntax) sending the request ``spec`` sends; warnings for what
     ShareX cannot express. ``environ`` fills ``${VAR}`` references; without it they are written as
-    ``<VAR>`` placeholders, which ``hosts import`` reads back as the same variables."""
+    ``<VAR>`` placeholders, which ``hosts import`` reads back as the same variables. A secret written
+    literally in the host is exported as such a placeholder too (``<HOST_FIELD>``, the variable
+    ``${HOST_FIELD}``), unless ``with_secrets``."""
     warnings: list[str] = []
     request = _Exporter(spec, environ, warnings)
+    if not with_secrets:
+        request.hidden = {where: _variable_name(spec.name, where) for where in literal_secrets(spec.to_mapping())}
     endpoint = request.value(spec.endpoint, "endpoint")
     out: dict[str, Any] = {
         "Version": EXPORT_VERSION,
@@ -62,12 +68,23 @@ def export(spec: HostSpec, *, environ: Mapping[str, str] | None = None) -> tuple
         warnings.append(f"{', '.join(dropped)}: no ShareX equivalent, not exported")
     if request.defaults:
         warnings.append(f"{', '.join(request.defaults)}: written as their ${{VAR:-default}} defaults")
+    if request.hidden:
+        shown = ", ".join(f"{where} as <{name}>" for where, name in request.hidden.items())
+        warnings.append(
+            f"literal secrets not written: {shown} (picbeam's ${{VAR}} references); put your values there, "
+            "or export with --with-secrets -o FILE"
+        )
     if request.variables:
         warnings.append(
             f"ShareX cannot read environment variables: replace {', '.join(f'<{v}>' for v in request.variables)} "
             "in the file with your values (or export with --expand)"
         )
     return out, warnings
+
+
+def _variable_name(host: str, where: str) -> str:
+    """An environment variable name for a literal secret: ``mine`` + ``headers.X-Api-Key`` -> MINE_X_API_KEY."""
+    return re.sub(r"[^A-Z0-9]+", "_", f"{host}_{where.partition('.')[2]}".upper()).strip("_")
 
 
 def _escape_sharex(text: str) -> str:
@@ -81,8 +98,12 @@ class _Exporter:
         self.spec, self.environ, self.warnings = spec, environ, warnings
         self.variables: list[str] = []
         self.defaults: list[str] = []
+        # "headers.Authorization" -> the variable its literal secret is replaced by.
+        self.hidden: dict[str, str] = {}
 
     def value(self, value: str, where: str) -> str:
+        if where in self.hidden:
+            return f"<{self.hidden[where]}>"
         out = ""
         for part in re.split(r"(\$\$\{|\$\{[^}]*\}|\{\{|\}\}|\{[a-z0-9]+(?::\d+)?\})", value):
             if not part:

@@ -321,7 +321,7 @@ class Batch:
             return self._failure(item.index, item.source, exc.message, item=item)
         finally:
             if self.processing is not None:
-                await self.processing.release(item)
+                self.processing.release(item)
         extra = {"mime": item.mime, "name": item.name, "notes": item.notes}
         return UploadResult(
             path=printable(item.source),
@@ -363,7 +363,7 @@ class Batch:
             result = self._failure(item.index, item.source, exc.message, status=exc.status, item=item)
         finally:
             if self.processing is not None:
-                await self.processing.release(item)
+                self.processing.release(item)
         if self._has_after:
             await asyncio.to_thread(self._after, result)
         if result.ok and self._writer is not None:
@@ -428,7 +428,7 @@ class Batch:
         """Run the processors on ``item`` (raises UploadError), then check what will be sent against the
         host's limits: processing changes sizes and types."""
         if item.size and self.processing is not None and (not dry_run or self.processing.explain):
-            await self.processing.prepare(item)
+            await self.processing.prepare(item, splice=self.host.streams_files)
         problem = self._refuse(item)
         if problem:
             raise UploadError(problem)
@@ -545,11 +545,15 @@ def proxy_options(destination: str) -> dict[str, Any]:
 
 def _check_unchanged(item: UploadItem) -> None:
     """A streamed file that changed while it was sent may have arrived mixed: say so, do not record it."""
+    read = item.on_disk()
+    if read is None:
+        return
+    path, size, mtime_ns = read
     try:
-        info = item.path.stat()
+        info = path.stat()
     except OSError:
         raise UploadError("the file disappeared while it was being uploaded; run again") from None
-    if (info.st_size, info.st_mtime_ns) != (item.size, item.mtime_ns):
+    if (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
         raise UploadError("the file changed while it was being uploaded; run again to send its new content")
 
 

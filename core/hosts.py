@@ -38,6 +38,9 @@ class Host:
     secret_options: ClassVar[tuple[str, ...]] = ()
     # The host's [process] table: processing options for uploads to it (see picbeam.processing).
     process: Mapping[str, Any] = {}
+    # True when upload() reads the file only through ``item.open()``, once per attempt: a big file whose
+    # metadata is stripped is then streamed through the stripper instead of copied first.
+    streams_files: bool = False
 
     @property
     def destination(self) -> str:
@@ -89,6 +92,8 @@ class Host:
 
 class SpecHost(Host):
     """A host described by a :class:`HostSpec`: one HTTP request per file, one JMESPath over the answer."""
+
+    streams_files = True
 
     def __init__(self, spec: HostSpec) -> None:
         self.spec = spec

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import pickle
 import secrets
 import shutil
 import signal
@@ -31,8 +30,6 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -42,6 +39,8 @@ from .errors import ConfigError, PicbeamError, UploadError
 from .items import UploadItem
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     from PIL import Image
 
     from .loader import Plugins
@@ -431,6 +430,8 @@ class Processing:
             raise UploadError(outcome.error)
 
     async def _in_pool(self, item: UploadItem) -> Outcome:
+        from concurrent.futures.process import BrokenProcessPool  # with the pool: most runs never start one
+
         loop = asyncio.get_running_loop()
         pool = self._get_pool()
         try:
@@ -497,6 +498,7 @@ class Processing:
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     # spawn: a fresh interpreter, never a fork of this process's threads and open connections.
     return ProcessPoolExecutor(
@@ -505,6 +507,8 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def _picklable(steps: Sequence[Step]) -> bool:
+    import pickle
+
     try:
         pickle.dumps(list(steps))
     except Exception:

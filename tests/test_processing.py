@@ -520,3 +520,81 @@ def test_two_versions_of_one_photo_do_not_take_each_others_place(home, photos):
     assert urls[0] != urls[1]
     stored = [decoded(Path(url.removeprefix("file://")).read_bytes()) for url in urls]
     assert [image.size for image in stored] == [(320, 240), (100, 133)]
+
+
+def _on_disk_while_arriving(fake_host, scratch: Path) -> list[list[str]]:
+    """What is in ``scratch`` (the run's TMPDIR) at each moment a file has arrived at the host."""
+    seen: list[list[str]] = []
+
+    def answer(request, host):
+        seen.append(sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*")))
+        return host.default_reply(request)
+
+    fake_host.respond_with(answer)
+    return seen
+
+
+def test_small_files_are_stripped_in_memory_and_one_with_nothing_to_strip_is_sent_as_it_is(fake, fake_host, tmp_path):
+    import io
+
+    clean, tagged = tmp_path / "clean.png", tmp_path / "tagged.png"
+    out = io.BytesIO()
+    scene(120, 90, 7).save(out, "PNG")
+    clean.write_bytes(out.getvalue())
+    tagged.write_bytes(png_with_text())
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    seen = _on_disk_while_arriving(fake_host, scratch)
+    done = run_picbeam("upload", clean, tagged, *fake, "-j", "1", env={"TMPDIR": str(scratch)})
+    assert done.returncode == 0, done.stderr
+    arrived = sent(fake_host)
+    assert arrived["clean.png"] == clean.read_bytes()  # nothing to remove: the very bytes
+    stripped, removed = strip("image/png", tagged.read_bytes())
+    assert arrived["tagged.png"] == stripped and removed
+    assert seen == [[], []]  # no temporary folder, no copy: neither file was written anywhere
+
+
+def test_a_big_file_streams_through_the_stripper_and_arrives_stripped(fake, fake_host, tmp_path, monkeypatch):
+    """Over the in-memory limit, to a host that reads the file as a stream: no copy is written, every attempt
+    (the first ones fail) sends the whole stripped file, and a host that needs a file gets the same bytes."""
+    import io
+
+    from picbeam.items import IN_MEMORY_LIMIT
+
+    photo, drawing = tmp_path / "photo.jpg", tmp_path / "drawing.png"
+    photo.write_bytes(jpeg_with_exif(1800, 1400, seed=3, quality=95))
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "taken at 12 Rue Example")
+    out = io.BytesIO()
+    scene(700, 700, 4).save(out, "PNG", compress_level=0, pnginfo=info)
+    drawing.write_bytes(out.getvalue())
+    for path in (photo, drawing):
+        assert path.stat().st_size > IN_MEMORY_LIMIT
+    expected = {
+        "photo.jpg": strip("image/jpeg", photo.read_bytes()),
+        "drawing.png": strip("image/png", drawing.read_bytes()),
+    }
+    assert all(removed for _, removed in expected.values())
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    seen = _on_disk_while_arriving(fake_host, scratch)
+    fake_host.script([Reply(status=503, text="busy"), Reply(status=503, text="busy")])
+    done = run_picbeam("upload", photo, drawing, *fake, "-j", "2", env={"TMPDIR": str(scratch)})
+    assert done.returncode == 0, done.stderr
+    for name, (stripped, _) in expected.items():
+        attempts = [r.file.data for r in fake_host.requests if r.file.filename == name]
+        assert len(attempts) >= 1 and all(data == stripped for data in attempts), name
+    assert len(fake_host.requests) == 4 and seen == [[], []]
+    jpeg = decoded(expected["photo.jpg"][0])
+    assert dict(jpeg.getexif()) == {0x0112: 6} and "xmp" not in jpeg.info and "comment" not in jpeg.info
+    assert decoded(expected["photo.jpg"][0]).tobytes() == decoded(photo.read_bytes()).tobytes()
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    store = tmp_path / "store"
+    write_host(Path(os.environ["PICBEAM_HOSTS_DIR"]), "disk", extends="local", root=str(store))
+    done = run_picbeam("upload", photo, "--host", "disk", env={"TMPDIR": str(scratch)})
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip().removeprefix("file://")).read_bytes() == expected["photo.jpg"][0]
+    assert list(scratch.iterdir()) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -598,3 +599,84 @@ def test_a_big_file_streams_through_the_stripper_and_arrives_stripped(fake, fake
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip().removeprefix("file://")).read_bytes() == expected["photo.jpg"][0]
     assert list(scratch.iterdir()) == []
+
+
+def _exiftool(path: Path) -> dict[str, object]:
+    """Every tag exiftool finds, keyed "group:name" (exiftool is the oracle for what metadata a file holds)."""
+    done = subprocess.run(["exiftool", "-json", "-a", "-G1", str(path)], capture_output=True, text=True, check=True)
+    return {
+        key: value for key, value in json.loads(done.stdout)[0].items() if not key.startswith(("System:", "ExifTool:"))
+    }
+
+
+def _with_jfif_thumbnail(jpeg: bytes) -> bytes:
+    """``jpeg`` with an 8x8 RGB thumbnail inside its JFIF APP0 segment."""
+    import struct
+
+    assert jpeg[2:4] == b"\xff\xe0"
+    (length,) = struct.unpack(">H", jpeg[4:6])
+    payload = jpeg[6 : 4 + length][:12] + bytes([8, 8]) + bytes(range(192))
+    return jpeg[:2] + b"\xff\xe0" + struct.pack(">H", len(payload) + 2) + payload + jpeg[4 + length :]
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="needs exiftool (apt install libimage-exiftool-perl)")
+def test_a_jfif_thumbnail_and_gif_comments_and_xmp_are_stripped_as_exiftool_sees_it(fake, fake_host, tmp_path):
+    photo, spinner = tmp_path / "thumb.jpg", tmp_path / "spinner.gif"
+    photo.write_bytes(_with_jfif_thumbnail(jpeg_with_exif(160, 120, seed=2)))
+    spinner.write_bytes(animated_gif())
+    subprocess.run(
+        ["exiftool", "-q", "-overwrite_original", "-Comment=shot at home", "-XMP-dc:Creator=someone",
+         "-XMP-exif:GPSLatitude=48.85", str(spinner)],
+        check=True,
+    )  # fmt: skip
+    before = {path.name: _exiftool(path) for path in (photo, spinner)}
+    assert "JFIF:ThumbnailTIFF" in before["thumb.jpg"]
+    assert before["spinner.gif"]["XMP-dc:Creator"] == "someone" and "File:Comment" in before["spinner.gif"]
+    done = run_picbeam("upload", photo, spinner, *fake, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    for name, data in sent(fake_host).items():
+        (tmp_path / f"sent-{name}").write_bytes(data)
+    after = {name: _exiftool(tmp_path / f"sent-{name}") for name in before}
+    assert not [tag for tag in after["thumb.jpg"] if "Thumbnail" in tag]
+    assert after["thumb.jpg"]["JFIF:JFIFVersion"] == before["thumb.jpg"]["JFIF:JFIFVersion"]  # the header stays
+    assert not [tag for tag in after["spinner.gif"] if tag.startswith("XMP") or tag.endswith(":Comment")]
+    assert after["spinner.gif"]["GIF:FrameCount"] == 4 and after["spinner.gif"]["GIF:AnimationIterations"]
+    original, stripped = decoded(spinner.read_bytes()), decoded(sent(fake_host)["spinner.gif"])
+    assert original.n_frames == stripped.n_frames
+    for index in range(original.n_frames):
+        original.seek(index)
+        stripped.seek(index)
+        assert original.convert("RGBA").tobytes() == stripped.convert("RGBA").tobytes()
+    assert decoded(sent(fake_host)["thumb.jpg"]).tobytes() == decoded(photo.read_bytes()).tobytes()
+
+
+@pytest.mark.parametrize("split", [b"\xff\x00", b"\xff\xd3", b"\xff\xff\xd9"])
+def test_jpeg_scan_data_is_kept_whole_when_a_marker_byte_ends_a_read(split):
+    """The entropy-coded data is searched a megabyte at a time: a 0xFF that ends one read is decided by the
+    next read's first byte (a stuffed zero, a restart marker, or fill before the end-of-image marker)."""
+    from picbeam.plugins.strip_metadata import CHUNK
+
+    exif = b"\xff\xe1\x00\x10Exif\x00\x00II*\x00\x08\x00\x00\x00"
+    sos = b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00"
+    head = b"\xff\xd8" + exif + sos
+    scan = b"\x12" * (CHUNK - 1 - len(head)) + split + (b"" if split.endswith(b"\xd9") else b"\x34" * 100 + b"\xff\xd9")
+    stripped, removed = strip("image/jpeg", head + scan)
+    assert removed == ["EXIF"]
+    assert stripped == b"\xff\xd8" + sos + scan
+
+
+def test_a_damaged_gif_fails_in_one_line(fake, fake_host, tmp_path):
+    cases = {
+        "table.gif": (b"GIF89a\x01\x00\x01\x00\x80\x00\x00", "the colour table runs past the end of the file"),
+        "comment.gif": (b"GIF89a\x01\x00\x01\x00\x00\x00\x00!\xfe\x05ab", "an extension runs past the end of the file"),
+        "block.gif": (b"GIF89a\x01\x00\x01\x00\x00\x00\x00\x07", "an unknown block type 0x07"),
+        "image.gif": (b"GIF89a\x01\x00\x01\x00\x00\x00\x00,\x00\x00", "it ends inside an image descriptor"),
+    }
+    for name, (data, _) in cases.items():
+        (tmp_path / name).write_bytes(data)
+    done = run_picbeam("upload", *(tmp_path / name for name in cases), *fake)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    for name, (_, problem) in cases.items():
+        message = f"{tmp_path / name}: fake: strip_metadata: this GIF file is damaged ({problem}); --keep-metadata"
+        assert message in done.stderr
+    assert fake_host.requests == []

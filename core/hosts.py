@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -320,6 +319,8 @@ class HostRegistry:
             return self.entries[name].host
         if name in self.broken:
             raise ConfigError(self.broken[name])
+        import difflib  # for a mistyped name only
+
         close = difflib.get_close_matches(name, list(self.entries), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else "; `picbeam hosts list` shows them"
         raise ConfigError(f"unknown host '{name}'{hint}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Callable
 from pathlib import PurePath
@@ -23,6 +22,8 @@ def _markdown(result: UploadResult) -> str:
 
 
 def _html(result: UploadResult) -> str:
+    import html  # for --format html only
+
     return f'<img src="{html.escape(result.url or "")}" alt="{html.escape(_alt(result))}">'
 
 

@@ -592,6 +592,17 @@ def test_a_big_file_streams_through_the_stripper_and_arrives_stripped(fake, fake
     assert dict(jpeg.getexif()) == {0x0112: 6} and "xmp" not in jpeg.info and "comment" not in jpeg.info
     assert decoded(expected["photo.jpg"][0]).tobytes() == decoded(photo.read_bytes()).tobytes()
 
+    # A host that takes the file as the whole request body streams the same bytes, with their length.
+    write_host(
+        Path(os.environ["PICBEAM_HOSTS_DIR"]), "put", endpoint=fake_host.endpoint(), body="binary", url_path="data.url"
+    )
+    fake_host.requests.clear()
+    done = run_picbeam("upload", drawing, "--host", "put", env={"TMPDIR": str(scratch)})
+    assert done.returncode == 0, done.stderr
+    (request,) = fake_host.requests
+    assert request.body == expected["drawing.png"][0]
+    assert request.headers["Content-Length"] == str(len(request.body))
+
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     store = tmp_path / "store"
     write_host(Path(os.environ["PICBEAM_HOSTS_DIR"]), "disk", extends="local", root=str(store))

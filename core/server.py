@@ -64,6 +64,9 @@ class ServerOptions:
     public: bool = False
     ledger: bool | str | os.PathLike[str] = True
     jobs: int | None = None
+    # The default host's mirrors and fallbacks (serve --host a --host b --fallback c).
+    mirrors: tuple[str, ...] = ()
+    fallbacks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.roots = tuple(Path(os.path.realpath(root)) for root in self.roots)
@@ -379,6 +382,8 @@ class PicGoServer:
             return [Entry("clipboard", clipboard=True)]
         try:
             data = json.loads(body.decode("utf-8-sig"))
+        except RecursionError:
+            raise Refused(400, 'the body is nested too deeply; expected {"list": ["/path/a.png", ...]}') from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Refused(400, f'the body is not JSON ({exc}); expected {{"list": ["/path/a.png", ...]}}') from None
         if not isinstance(data, dict) or not isinstance(data.get("list", []), list):
@@ -504,7 +509,7 @@ class PicGoServer:
 
     # -- uploading --------------------------------------------------------------------------------
     async def _upload(self, host: Any, entries: list[Entry]) -> None:
-        from .engine import open_batch
+        from .mirrors import open_uploads
 
         ready = [entry for entry in entries if entry.path is not None]
         if not ready:
@@ -517,8 +522,18 @@ class PicGoServer:
         # Not explicit unless --allow-any-file: the engine then skips whatever is not an image by the bytes
         # it actually reads, whatever was checked before.
         found = [Found(entry.path, explicit=self.options.allow_any_file) for entry in ready if entry.path]
-        batch = open_batch(host, self.config, plugins=self.plugins, jobs=self.options.jobs,
-                           ledger=self.options.ledger, emit=emit)  # fmt: skip
+        default = host.name == self.options.host
+        batch = open_uploads(
+            self.registry,
+            [host.name, *(self.options.mirrors if default else ())],
+            self.config,
+            fallbacks=self.options.fallbacks if default else (),
+            plugins=self.plugins,
+            jobs=self.options.jobs,
+            ledger=self.options.ledger,
+            emit=emit,
+            report=lambda failed: self.log(f"{failed.path}: {failed.host}: {failed.error}"),
+        )
         with batch:
             await batch.run(found)
         for index, entry in enumerate(ready):

@@ -265,11 +265,17 @@ class Mirrored:
         self.summary.retries = sum(s.retries for s in summaries)
         self.summary.seconds = max(s.seconds for s in summaries)
         self.summary.interrupted = self.summary.interrupted or any(s.interrupted for s in summaries)
+        self.summary.ledger_error = next((s.ledger_error for s in summaries if s.ledger_error), None)
 
     # -- like a Batch, for the commands ----------------------------------------------------------------
     @property
     def processing(self) -> Any:
         return self.batches[0].processing
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every batch's warnings (a plugin that failed), each said once."""
+        return list(dict.fromkeys(line for batch in self.every for line in batch.warnings))
 
     def close(self) -> None:
         for batch in self.every:

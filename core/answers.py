@@ -6,14 +6,16 @@ import email.utils
 import json
 import re
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UploadError
 from .jmespath_functions import AnswerFunctions, options
 from .spec import HostSpec
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 # Statuses worth another attempt: the host is overloaded, throttling or briefly unavailable.
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -122,7 +124,7 @@ def parse_body(kind: str, body: bytes, status: int) -> Any:
             "check the endpoint",
             status=status,
         ) from None
-    except (ValueError, ET.ParseError):
+    except ValueError:
         if not 200 <= status < 300:
             return None  # the status explains the failure better than the body's format
         what = "HTML" if looks_like_html(text) else "text"
@@ -149,9 +151,14 @@ def nested_deeper(data: Any, limit: int) -> bool:
 
 def xml_to_data(text: str) -> Any:
     """Parse XML safely (no DTDs, so no entity expansion) into dicts: the root's children at the top."""
+    import xml.etree.ElementTree as ET  # imported by the hosts that answer XML, not by every run
+
     if re.search(r"<!(DOCTYPE|ENTITY)", text, re.IGNORECASE):
         raise ValueError("XML with a DTD is refused")
-    root = ET.fromstring(text)
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise ValueError(f"not well-formed XML ({exc})") from None
     return _element_data(root)
 
 

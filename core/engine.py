@@ -441,7 +441,7 @@ class Batch:
             return self._failure(item.index, item.label, exc.message, item=item)
         finally:
             if self.processing is not None:
-                await self.processing.release(item)
+                self.processing.release(item)
         extra: dict[str, Any] = {"mime": item.mime, "name": item.name, "notes": item.notes}
         preview = self.host.request_preview(item)
         if preview is not None:  # masked by name; a secret value under another name is caught by redact
@@ -501,7 +501,7 @@ class Batch:
             result = self._failure(item.index, item.label, exc.message, status=exc.status, item=item)
         finally:
             if self.processing is not None:
-                await self.processing.release(item)
+                self.processing.release(item)
         if self._has_after:
             await asyncio.to_thread(self._after, result)
         if result.ok and self._writer is not None:
@@ -597,7 +597,7 @@ class Batch:
         """Run the processors on ``item`` (raises UploadError), then check what will be sent against the
         host's limits: processing changes sizes and types."""
         if item.size and self.processing is not None and (not dry_run or self.processing.explain):
-            await self.processing.prepare(item)
+            await self.processing.prepare(item, splice=self.host.streams_files)
         problem = self._refuse(item)
         if problem:
             raise UploadError(problem)
@@ -749,11 +749,15 @@ aiohttp.payload.register_payload(_ExactFilePayload, ExactFile, order=aiohttp.pay
 
 def _check_unchanged(item: UploadItem) -> None:
     """A streamed file that changed while it was sent may have arrived mixed: say so, do not record it."""
+    read = item.on_disk()
+    if read is None:
+        return
+    path, size, mtime_ns = read
     try:
-        info = item.path.stat()
+        info = path.stat()
     except OSError:
         raise UploadError("the file disappeared while it was being uploaded; run again") from None
-    if (info.st_size, info.st_mtime_ns) != (item.size, item.mtime_ns):
+    if (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
         raise UploadError("the file changed while it was being uploaded; run again to send its new content")
 
 

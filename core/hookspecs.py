@@ -44,7 +44,8 @@ def prepare_upload(item: UploadItem) -> Any:
 
     Runs once per file in a worker process (or thread), in the order of the plugins' ``PROCESS_ORDER``
     (see :mod:`picbeam.processing`). A processor replaces the bytes that are sent by calling
-    ``item.replace(path=..., name=..., mime=...)`` with a file it wrote to ``item.temp_path(suffix)``;
+    ``item.replace(path=..., name=..., mime=...)`` with a file it wrote to ``item.temp_path(suffix)``
+    (or ``item.replace(data=...)`` with bytes; read the content with ``item.read()``);
     ``item.settings`` holds the run's processing settings; raising :class:`~picbeam.UploadError` fails
     this file alone. The return value is ignored.
     """

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +41,9 @@ class Host:
     secret_options: ClassVar[tuple[str, ...]] = ()
     # The host's [process] table: processing options for uploads to it (see picbeam.processing).
     process: Mapping[str, Any] = {}
+    # True when upload() reads the file only through ``item.open()``, once per attempt: a big file whose
+    # metadata is stripped is then streamed through the stripper instead of copied first.
+    streams_files: bool = False
     # Hosts that every upload to this one also goes to (a hosts.d file's `mirrors = [...]`).
     mirrors: tuple[str, ...] = ()
 
@@ -100,6 +102,8 @@ class Host:
 
 class SpecHost(Host):
     """A host described by a :class:`HostSpec`: one HTTP request per file, one JMESPath over the answer."""
+
+    streams_files = True
 
     def __init__(self, spec: HostSpec) -> None:
         self.spec = spec
@@ -414,6 +418,8 @@ class HostRegistry:
             raise ConfigError(self.broken[name])
         if name in self.entries:
             return self.entries[name].host
+        import difflib  # for a mistyped name only
+
         close = difflib.get_close_matches(name, list(self.entries), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else "; `picbeam hosts list` shows them"
         raise ConfigError(f"unknown host '{name}'{hint}")

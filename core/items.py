@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
 import io
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -16,6 +19,133 @@ if TYPE_CHECKING:
 
 # Files up to this size are read once, hashed and sent from memory; larger ones are streamed from disk.
 IN_MEMORY_LIMIT = 1024 * 1024
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class Splice:
+    """Bytes to send made of literal bytes and ``(offset, length)`` ranges of a file: how a processor that
+    only removes or replaces parts of a big file (strip_metadata) has it sent without writing a copy."""
+
+    pieces: list[bytes | tuple[int, int]] = field(default_factory=list)
+    size: int = 0
+    # The size of the file the ranges are read from, when it was spliced (a file that changes is caught).
+    file_size: int = 0
+
+    def add(self, data: bytes) -> int:
+        """Append literal bytes; returns their index (for :meth:`put`)."""
+        self.pieces.append(data)
+        self.size += len(data)
+        return len(self.pieces) - 1
+
+    def put(self, index: int, data: bytes) -> None:
+        """Replace the literal piece at ``index`` (a header whose fields are known at the end)."""
+        old = self.pieces[index]
+        assert isinstance(old, bytes)
+        self.pieces[index] = data
+        self.size += len(data) - len(old)
+
+    def keep(self, offset: int, length: int) -> None:
+        """Append ``length`` bytes of the file from ``offset`` (joined to the range before when adjacent)."""
+        if length <= 0:
+            return
+        last = self.pieces[-1] if self.pieces else None
+        if isinstance(last, tuple) and last[0] + last[1] == offset:
+            self.pieces[-1] = (last[0], last[1] + length)
+        else:
+            self.pieces.append((offset, length))
+        self.size += length
+
+    def join(self, original: bytes) -> bytes:
+        """The spliced bytes of a file held in memory."""
+        view = memoryview(original)
+        return b"".join(p if isinstance(p, bytes) else view[p[0] : p[0] + p[1]] for p in self.pieces)
+
+    def chunks(self, handle: IO[bytes]) -> Iterator[bytes]:
+        """The spliced bytes, a bounded piece at a time, read from ``handle`` (the file, open)."""
+        for piece in self.pieces:
+            if isinstance(piece, bytes):
+                yield piece
+                continue
+            offset, length = piece
+            handle.seek(offset)
+            while length > 0:
+                data = handle.read(min(length, CHUNK))
+                if not data:
+                    raise OSError("the file became shorter while it was being read")
+                length -= len(data)
+                yield data
+
+
+class SpliceReader(io.RawIOBase):
+    """A :class:`Splice` of a file as a readable, seekable file object: a request body aiohttp streams
+    (with its exact Content-Length) and rewinds for another attempt or a redirect."""
+
+    def __init__(self, path: Path, splice: Splice) -> None:
+        super().__init__()
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        self.splice, self._at = splice, 0
+        starts, position = [], 0
+        for piece in splice.pieces:
+            starts.append(position)
+            position += len(piece) if isinstance(piece, bytes) else piece[1]
+        self._starts = starts
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._at
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self.splice.size}[whence]
+        self._at = max(0, base + offset)
+        return self._at
+
+    def read(self, size: int = -1) -> bytes:
+        """At most ``size`` bytes, never more than one piece's worth."""
+        if self._at >= self.splice.size:
+            return b""
+        index = bisect.bisect_right(self._starts, self._at) - 1
+        piece, into = self.splice.pieces[index], self._at - self._starts[index]
+        if isinstance(piece, bytes):
+            left = len(piece) - into
+            data = piece[into : into + (left if size < 0 else min(size, left))]
+        else:
+            left = piece[1] - into
+            data = os.pread(self._fd, min(left, CHUNK if size < 0 else size), piece[0] + into)
+            if not data:
+                raise OSError("the file became shorter while it was being uploaded")
+        self._at += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+@functools.cache
+def _splice_payload() -> None:
+    """Teach aiohttp the size of a :class:`SpliceReader` (it would take the whole file's size)."""
+    from aiohttp import payload
+
+    class SplicePayload(payload.IOBasePayload):
+        @property
+        def size(self) -> int:
+            if self._start_position is None:
+                self._start_position = self._value.tell()
+            return self._value.splice.size - self._start_position  # type: ignore[attr-defined]
+
+    payload.register_payload(SplicePayload, SpliceReader)
 
 
 @dataclass
@@ -24,7 +154,9 @@ class UploadItem:
 
     ``source`` is the path the user gave (or found in a folder); ``path``, ``name`` and ``mime`` describe
     what is actually sent, which a processor may replace. ``data`` holds the bytes of small files so
-    they are read from disk only once.
+    they are read from disk only once: when it is set, it is what is sent (``path`` may still name the
+    original). ``splice``, when set, is what is sent of ``path``. Read the content with :meth:`read`,
+    :meth:`open` or :meth:`chunks`, which know all three.
     """
 
     source: Path
@@ -41,13 +173,19 @@ class UploadItem:
     mtime_ns: int = 0
     # The ledger's record of the same content at the same destination, when there is one.
     previous: UploadResult | None = None
-    # Set while processors run (see picbeam.processing): the run's settings, and this file's own folder
-    # for what they write, removed after the upload.
+    # Set while processors run (see picbeam.processing): the run's settings, and the run's folder for
+    # what they write (each file's own temporary files are removed after its upload).
     settings: ProcessSettings | None = None
     workdir: Path | None = None
+    # The host reads the file only through open() and nothing after this processor reads ``path``: a
+    # processor may hand over a Splice of a big file (replace(splice=...)) instead of writing a copy.
+    may_splice: bool = False
+    splice: Splice | None = None
     _sent_sha256: str = field(default="", repr=False)
     # The address a downloaded file came from (``picbeam upload https://...``): results name it.
     origin: str = ""
+    _replaced: bool = field(default=False, repr=False)
+    _temps: list[Path] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if self.path is None:
@@ -60,12 +198,29 @@ class UploadItem:
         """What the user named, as results show it: the address of a download, else the path."""
         return self.origin or printable(self.source)
 
-    def replace(self, *, path: Path | None = None, name: str | None = None, mime: str | None = None) -> None:
-        """Send another file (a processed copy) in place of this one."""
+    def replace(
+        self,
+        *,
+        path: Path | None = None,
+        data: bytes | None = None,
+        splice: Splice | None = None,
+        name: str | None = None,
+        mime: str | None = None,
+    ) -> None:
+        """Send other content in place of this file's: another file (a processed copy), other bytes (a
+        small file processed in memory), or a :class:`Splice` of the file at ``path``."""
         if path is not None:
             info = os.stat(path)
             self.path, self.size, self.mtime_ns, self.data = path, info.st_size, info.st_mtime_ns, None
-            self._sent_sha256 = ""
+            self.splice = None
+        if data is not None:
+            self.data, self.size, self.splice = data, len(data), None
+        if splice is not None:
+            if self.data is not None or self.splice is not None:
+                raise ValueError("replace(splice=...) splices the file at item.path, not bytes already replaced")
+            splice.file_size, self.size, self.splice = self.size, splice.size, splice
+        if path is not None or data is not None or splice is not None:
+            self._replaced, self._sent_sha256 = True, ""
         if name is not None:
             self.name = name
         if mime is not None:
@@ -75,37 +230,62 @@ class UploadItem:
         """The SHA-256 of the bytes that are sent: ``sha256`` (the original file's, the ledger's key) unless
         a processor replaced the file. Content-addressed names use it, so two versions of one photo
         (say, two qualities) never take each other's place."""
-        if self.path == self.source:
+        if not self._replaced:
             return self.sha256
         if not self._sent_sha256:
             digest = hashlib.sha256()
-            with open(self.path, "rb") as handle:
-                while chunk := handle.read(1024 * 1024):
-                    digest.update(chunk)
+            for chunk in self.chunks():
+                digest.update(chunk)
             self._sent_sha256 = digest.hexdigest()
         return self._sent_sha256
+
+    def chunks(self) -> Iterator[bytes]:
+        """The bytes that are sent, a bounded piece at a time (for hashing them)."""
+        if self.data is not None:
+            yield self.data
+            return
+        with open(self.path, "rb") as handle:
+            if self.splice is not None:
+                yield from self.splice.chunks(handle)
+                return
+            while chunk := handle.read(CHUNK):
+                yield chunk
+
+    def on_disk(self) -> tuple[Path, int, int] | None:
+        """The file read while sending, with its size and modification time when it was read first
+        (None when what is sent is in memory): a file that changes on the way is caught."""
+        if self.data is not None:
+            return None
+        return self.path, (self.splice.file_size if self.splice else self.size), self.mtime_ns
 
     def temp_path(self, suffix: str = "") -> Path:
         """A new empty file for a processor to write this item's processed bytes to; picbeam removes it
         after the upload (and whatever happens, when the run ends)."""
         if self.workdir is None:
             raise RuntimeError("temp_path() is for processors that picbeam runs (the item has no workdir)")
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        # The run's folder is made by the first file that needs it: most runs write nothing.
+        self.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=self.workdir, suffix=suffix)
         os.close(handle)
-        return Path(name)
+        self._temps.append(Path(name))
+        return self._temps[-1]
 
     def open(self) -> bytes | IO[bytes]:
         """A fresh body for one attempt: the bytes in memory, or a newly opened file (closed by aiohttp)
         that ends at the size the file had when it was read, however it grows while it is sent."""
         if self.data is not None:
             return self.data
+        if self.splice is not None:
+            _splice_payload()
+            return SpliceReader(self.path, self.splice)
         return ExactFile(self.path, self.size)
 
     def read(self) -> bytes:
         """All the bytes to send (for hosts that need them whole, such as base64 JSON bodies)."""
         if self.data is not None:
             return self.data
+        if self.splice is not None:
+            return b"".join(self.chunks())
         return self.path.read_bytes()
 
 

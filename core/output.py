@@ -31,6 +31,7 @@ def _markdown(result: UploadResult) -> str:
 
 
 def _html(result: UploadResult) -> str:
+
     return f'<img src="{html.escape(result.url or "")}" alt="{html.escape(_alt(result))}">'
 
 

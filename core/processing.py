@@ -23,15 +23,13 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import pickle
+import secrets
 import shutil
 import signal
 import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -41,6 +39,8 @@ from .errors import ConfigError, PicbeamError, UploadError
 from .items import UploadItem
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     from PIL import Image
 
     from .loader import Plugins
@@ -282,6 +282,7 @@ class Outcome:
     """What the chain did to one file, sent back from the worker process."""
 
     path: str | None = None
+    data: bytes | None = None
     name: str = ""
     mime: str = ""
     notes: list[str] = field(default_factory=list)
@@ -290,7 +291,7 @@ class Outcome:
 
 def run_steps(item: UploadItem, steps: Sequence[Step]) -> Outcome:
     """Run the chain on one file (in a worker process). A processor that fails fails this file alone."""
-    original = item.path
+    original, original_data = item.path, item.data
     current: Step | None = None
     error = None
     try:
@@ -309,14 +310,17 @@ def run_steps(item: UploadItem, steps: Sequence[Step]) -> Outcome:
         error = f"{current.plugin if current else 'processing'} failed: {type(exc).__name__}: {exc}"
     finally:
         _pending.pop(id(item), None)
-    if item.workdir is not None and item.workdir.is_dir():  # intermediate files are not needed any more
-        for path in item.workdir.iterdir():
-            if error is not None or path != item.path:
-                path.unlink(missing_ok=True)
+    # Intermediate files are not needed any more: only what is sent stays, until its upload is over.
+    keep = item.path if error is None and item.data is None else None
+    for path in item._temps:
+        if path != keep:
+            path.unlink(missing_ok=True)
+    item._temps[:] = [keep] if keep in item._temps else []
     if error is not None:
         return Outcome(error=error, notes=item.notes)
-    changed = str(item.path) if item.path != original else None
-    return Outcome(path=changed, name=item.name, mime=item.mime, notes=item.notes)
+    changed = str(item.path) if item.path != original and item.data is None else None
+    data = item.data if item.data is not original_data else None
+    return Outcome(path=changed, data=data, name=item.name, mime=item.mime, notes=item.notes)
 
 
 def _ignore_interrupts() -> None:
@@ -358,6 +362,7 @@ class Processing:
         # A worker process for any processor that decodes images or is not known to be light; light work
         # alone (lossless metadata stripping, renaming) is not worth starting processes for.
         heavy = self.settings.needs_pixels or not all(step.light for step in self.steps)
+        self._light = not heavy
         self._in_threads = not heavy or not _picklable(self.steps)
         self._finalizer: weakref.finalize | None = None
 
@@ -386,27 +391,38 @@ class Processing:
         return bool(self.signature)
 
     # -- one file -------------------------------------------------------------------------------------
-    async def prepare(self, item: UploadItem) -> None:
-        """Run the chain on ``item``; raises :class:`UploadError` when a processor cannot handle it."""
+    async def prepare(self, item: UploadItem, *, splice: bool = False) -> None:
+        """Run the chain on ``item``; raises :class:`UploadError` when a processor cannot handle it.
+
+        ``splice``: the host reads the file only through ``item.open()``, so a light chain may send a big
+        file as a :class:`~picbeam.items.Splice` of it rather than write a copy.
+        """
         if not self.active:
             return
         item.settings = self.settings
-        item.workdir = self._workdir() / str(item.index)
+        item.workdir = self._workdir()
+        item.may_splice = splice and self._light
         # A big file is read again from disk by the processors: it must still be what was hashed.
         streamed = (item.size, item.mtime_ns) if item.data is None and item.path == item.source else None
         if self._in_threads:
-            outcome = await asyncio.to_thread(run_steps, item, self.steps)
+            # Light work on bytes in memory costs less than a hop to a thread and back: it runs right here.
+            if self._light and item.data is not None:
+                outcome = run_steps(item, self.steps)
+            else:
+                outcome = await asyncio.to_thread(run_steps, item, self.steps)
         else:
             outcome = await self._in_pool(item)
-        if streamed is not None and outcome.path is not None:
+            if outcome.path is not None:
+                item.replace(path=Path(outcome.path))
+            elif outcome.data is not None:
+                item.replace(data=outcome.data)
+            if outcome.name:
+                item.name, item.mime = outcome.name, outcome.mime
+            item.notes[:] = outcome.notes
+        if streamed is not None and (outcome.path is not None or item.splice is not None):
             info = await asyncio.to_thread(os.stat, item.source)
             if (info.st_size, info.st_mtime_ns) != streamed:
                 raise UploadError("the file changed while it was being processed; run again to send its new content")
-        if outcome.path is not None:
-            item.replace(path=Path(outcome.path))
-        if outcome.name:
-            item.name, item.mime = outcome.name, outcome.mime
-        item.notes[:] = outcome.notes
         for note in outcome.notes:
             if note.startswith(WARNING):
                 self.warn(note.removeprefix(WARNING))
@@ -414,6 +430,8 @@ class Processing:
             raise UploadError(outcome.error)
 
     async def _in_pool(self, item: UploadItem) -> Outcome:
+        from concurrent.futures.process import BrokenProcessPool  # with the pool: most runs never start one
+
         loop = asyncio.get_running_loop()
         pool = self._get_pool()
         try:
@@ -432,11 +450,13 @@ class Processing:
             self._alone.discard(alone)
             alone.shutdown(wait=False)
 
-    async def release(self, item: UploadItem) -> None:
-        """Remove the files processing wrote for ``item`` (its upload is over)."""
-        folder = item.workdir
-        if folder is not None and self._dir is not None and folder.parent == self._dir:
-            await asyncio.to_thread(shutil.rmtree, folder, True)
+    def release(self, item: UploadItem) -> None:
+        """Remove the file processing wrote for ``item`` (its upload is over): one unlink, when there is one."""
+        if self._dir is not None and item.data is None and item.path.parent == self._dir:
+            item.path.unlink(missing_ok=True)
+        for path in item._temps:
+            path.unlink(missing_ok=True)
+        item._temps.clear()
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -444,9 +464,11 @@ class Processing:
 
     # -- resources ------------------------------------------------------------------------------------
     def _workdir(self) -> Path:
+        """The run's folder for processed files, named but not made: the first file written makes it
+        (UploadItem.temp_path), and a run that writes nothing touches no disk. The name is unguessable."""
         with self._lock:
             if self._dir is None:
-                self._dir = Path(tempfile.mkdtemp(prefix="picbeam-"))
+                self._dir = Path(tempfile.gettempdir()) / f"picbeam-{os.getpid()}-{secrets.token_hex(8)}"
                 # Removed at interpreter exit too, should close() never be called.
                 self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
             return self._dir
@@ -476,6 +498,7 @@ class Processing:
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     # spawn: a fresh interpreter, never a fork of this process's threads and open connections.
     return ProcessPoolExecutor(
@@ -484,6 +507,8 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def _picklable(steps: Sequence[Step]) -> bool:
+    import pickle
+
     try:
         pickle.dumps(list(steps))
     except Exception:

@@ -72,7 +72,10 @@ class TemplateContext:
     def md5(self) -> str:
         if self._md5 is None:
             digest = hashlib.md5(usedforsecurity=False)
-            if self.data is not None:
+            if self.item is not None:  # what is sent, which may be spliced or in memory
+                for chunk in self.item.chunks():
+                    digest.update(chunk)
+            elif self.data is not None:
                 digest.update(self.data)
             elif self.source is not None:
                 with open(self.source, "rb") as handle:

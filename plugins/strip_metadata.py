@@ -1,10 +1,15 @@
 """Strip location and identifying metadata, losslessly: byte surgery on the file, no re-encoding.
 
 On by default (``--keep-metadata`` turns it off). JPEG loses its EXIF, XMP, IPTC/Photoshop, comment,
-JFXX-thumbnail, MPF and other application segments and anything after the end of the image; PNG loses
-its ``eXIf``, ``tEXt``, ``iTXt``, ``zTXt`` and ``tIME`` chunks; WebP its ``EXIF`` and ``XMP`` chunks.
-What decoders need stays: JFIF, the ICC colour profile (APP2 / ``iCCP`` / ``ICCP``), Adobe's colour
-transform (APP14), gamma and colour chunks. The pixels are the same bytes.
+JFIF and JFXX thumbnails, MPF and other application segments and anything after the end of the image;
+PNG loses its ``eXIf``, ``tEXt``, ``iTXt``, ``zTXt`` and ``tIME`` chunks; WebP its ``EXIF`` and ``XMP``
+chunks; GIF its comment and application extensions (XMP and others). What decoders need stays: the JFIF
+header, the ICC colour profile (APP2 / ``iCCP`` / ``ICCP`` / GIF's ``ICCRGBG1012``), Adobe's colour
+transform (APP14), gamma and colour chunks, GIF's loop count. The pixels are the same bytes.
+
+A small file is edited in memory and, when it holds nothing to remove, sent as it is, never copied. A
+big one is read for its structure only; the stripper names the ranges to keep (a :class:`Splice`), and
+the file streams through that edit as it is sent, or, for a host that needs a file, is copied once.
 
 The EXIF orientation is kept, alone in a minimal EXIF block, so a portrait photo still shows upright;
 ``--apply-orientation`` rotates the pixels instead (that re-encodes, and needs Pillow).
@@ -13,11 +18,15 @@ The EXIF orientation is kept, alone in a minimal EXIF block, so a portrait photo
 from __future__ import annotations
 
 import io
+import os
+import re
 import struct
 import zlib
+from collections.abc import Callable
 from typing import BinaryIO
 
 from picbeam import UploadError, UploadItem, hookimpl
+from picbeam.items import Splice
 from picbeam.processing import ORIENTATION, ProcessSettings, pixels, settings_of, warn
 
 PROCESS_LIGHT = True  # byte work and names: no worker process needed
@@ -29,6 +38,7 @@ NOT_SUPPORTED = ("image/heic", "image/avif", "image/tiff", "image/jxl")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_DROPPED = {b"eXIf": "EXIF", b"tEXt": "text", b"iTXt": "text", b"zTXt": "text", b"tIME": "time"}
 GPS_IFD = 0x8825
+JFIF_THUMBNAIL = "JFIF thumbnail"
 
 
 def process_signature(settings: ProcessSettings) -> str:
@@ -51,69 +61,82 @@ def prepare_upload(item: UploadItem) -> None:
         return
     if item.mime in NOT_SUPPORTED:
         item.notes.append(f"strip_metadata: kept the metadata ({item.mime} is not supported)")
-        warn(item, f"metadata was not removed from {item.mime} files: picbeam strips JPEG, PNG and WebP")
+        warn(item, f"metadata was not removed from {item.mime} files: picbeam strips JPEG, PNG, WebP and GIF")
         return
     if item.mime not in STRIPPERS:
         return
-    path = item.temp_path(STRIPPERS[item.mime][0])
-    try:  # streamed: a big file is never held in memory
-        with (
-            io.BytesIO(item.data) if item.data is not None else open(item.path, "rb") as source,
-            open(path, "wb") as out,
-        ):
-            removed = STRIPPERS[item.mime][1](Source(source), out)
+    extension, stripper = STRIPPERS[item.mime]
+    try:
+        if item.data is not None:  # a small file: edited in memory, and not copied when nothing changes
+            splice, removed = stripper(Source(io.BytesIO(item.data), len(item.data)))
+            if removed:
+                item.replace(data=splice.join(item.data))
+        else:  # a big file is never held in memory: the stripper reads its structure and plans the edit
+            with open(item.path, "rb") as handle:
+                splice, removed = stripper(Source(handle, os.fstat(handle.fileno()).st_size))
+                if removed and item.may_splice:
+                    item.replace(splice=splice)  # streamed through the edit as it is sent
+                elif removed:
+                    copy = item.temp_path(extension)
+                    with open(copy, "wb") as out:
+                        for chunk in splice.chunks(handle):
+                            out.write(chunk)
+                    item.replace(path=copy)
     except (ValueError, struct.error) as exc:
         kind = item.mime.split("/")[1].upper()
         raise UploadError(f"this {kind} file is damaged ({exc}); --keep-metadata sends it as it is") from None
+    except OSError as exc:
+        raise UploadError(f"cannot read the file ({exc.strerror or exc})") from None
     if not removed:
-        path.unlink()
         item.notes.append("strip_metadata: nothing to remove")
         return
-    item.replace(path=path)
     item.notes.append(f"strip_metadata: removed {', '.join(removed)}")
 
 
 def strip(mime: str, data: bytes) -> tuple[bytes, list[str]]:
     """``data`` without its metadata, and what was removed (for tests and scripts)."""
-    out = io.BytesIO()
-    removed = STRIPPERS[mime][1](Source(io.BytesIO(data)), out)
-    return out.getvalue(), removed
+    splice, removed = STRIPPERS[mime][1](Source(io.BytesIO(data), len(data)))
+    return splice.join(data), removed
 
 
 class Source:
-    """A file read forward in bounded pieces, with exact reads that call a short file damaged."""
+    """A file of known size read forward, with exact reads and skips that call a short file damaged.
 
-    def __init__(self, handle: BinaryIO) -> None:
-        self._handle = handle
-        self._back, self._at = b"", 0  # bytes given back, and how far they have been read again
+    The strippers read only structure (headers, small segments); what they keep of the file they name
+    as ranges of it (:meth:`keep`), so its bulk is never copied here."""
 
-    def read(self, size: int = CHUNK) -> bytes:
-        if self._at < len(self._back):
-            data = self._back[self._at : self._at + size]
-            self._at += len(data)
-            return data
+    def __init__(self, handle: BinaryIO, size: int) -> None:
+        self._handle, self.size = handle, size
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def seek(self, position: int) -> None:
+        self._handle.seek(position)
+
+    def read(self, size: int) -> bytes:
         return self._handle.read(size)
 
+    def at_end(self) -> bool:
+        return self.tell() >= self.size
+
     def exact(self, size: int, what: str) -> bytes:
-        data = self.read(size)
-        while len(data) < size and (more := self.read(size - len(data))):
-            data += more
+        data = self._handle.read(size)
         if len(data) < size:
             raise ValueError(f"it ends inside {what}")
         return data
 
-    def unread(self, data: bytes) -> None:
-        self._back, self._at = data + self._back[self._at :], 0
+    def skip(self, size: int, what: str) -> int:
+        """Pass over the next ``size`` bytes without reading them; returns where they start."""
+        at = self.tell()
+        if at + size > self.size:
+            raise ValueError(f"{what} runs past the end of the file")
+        self._handle.seek(at + size)
+        return at
 
-    def copy(self, size: int, out: BinaryIO | None, what: str) -> None:
-        """Copy (or skip, without ``out``) the next ``size`` bytes, a piece at a time."""
-        while size > 0:
-            data = self.read(min(size, CHUNK))
-            if not data:
-                raise ValueError(f"{what} runs past the end of the file")
-            if out is not None:
-                out.write(data)
-            size -= len(data)
+    def keep(self, size: int, out: Splice, what: str) -> None:
+        """Keep the next ``size`` bytes as they are."""
+        out.keep(self.skip(size, what), size)
 
 
 # -- EXIF: read the orientation, write a block that holds only it -----------------------------------------
@@ -152,11 +175,17 @@ def exif_replacement(block: bytes) -> tuple[bytes | None, str | None]:
 
 
 # -- JPEG -------------------------------------------------------------------------------------------------
-def strip_jpeg(source: Source, out: BinaryIO) -> list[str]:
-    """A JPEG without its metadata segments; the entropy-coded image data is copied as it is."""
+# In entropy-coded data, 0xFF is followed by 0x00 (a stuffed zero), a restart marker or another 0xFF (fill):
+# anything else starts the next marker.
+NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def strip_jpeg(source: Source) -> tuple[Splice, list[str]]:
+    """A JPEG without its metadata segments; the entropy-coded image data is kept as it is."""
     if source.read(2) != b"\xff\xd8":
         raise ValueError("no start-of-image marker")
-    out.write(b"\xff\xd8")
+    out = Splice()
+    out.keep(0, 2)
     removed: list[str] = []
     while True:
         byte = source.read(1)
@@ -166,14 +195,14 @@ def strip_jpeg(source: Source, out: BinaryIO) -> list[str]:
             raise ValueError("a marker was expected")
         while byte == b"\xff":  # fill bytes
             byte = source.exact(1, "a marker")
-        marker = byte[0]
+        marker, at = byte[0], source.tell() - 2
         if marker == 0xD9:  # end of image: anything after it (appended previews, MPF images) is dropped
-            out.write(b"\xff\xd9")
-            if source.read(1):
+            out.keep(at, 2)
+            if not source.at_end():
                 removed.append("data after the image")
-            return removed
+            return out, removed
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
-            out.write(b"\xff" + byte)
+            out.keep(at, 2)
             continue
         (length,) = struct.unpack(">H", source.exact(2, "a segment length"))
         if length < 2:
@@ -184,38 +213,34 @@ def strip_jpeg(source: Source, out: BinaryIO) -> list[str]:
             kept, label = exif_replacement(payload)
             if kept is not None:
                 block = b"Exif\x00\x00" + kept.removeprefix(b"Exif\x00\x00")
-                out.write(b"\xff\xe1" + struct.pack(">H", len(block) + 2) + block)
+                out.add(b"\xff\xe1" + struct.pack(">H", len(block) + 2) + block)
+        elif label == JFIF_THUMBNAIL and payload.startswith(b"JFIF\x00"):
+            # The JFIF header stays (decoders read its density); its thumbnail goes.
+            out.add(b"\xff\xe0" + struct.pack(">H", 16) + payload[:12] + b"\x00\x00")
         elif label is None:
-            out.write(b"\xff" + byte + struct.pack(">H", length) + payload)
+            out.keep(at, length + 2)
         if label is not None and label not in removed:
             removed.append(label)
-        if marker == 0xDA and not _copy_scan(source, out):  # no end-of-image marker: keep what there is
-            return removed
+        if marker == 0xDA and not _keep_scan(source, out):  # no end-of-image marker: keep what there is
+            return out, removed
 
 
-def _copy_scan(source: Source, out: BinaryIO) -> bool:
-    """Copy entropy-coded data up to the next marker other than a stuffed zero, a restart marker or a
-    fill byte; False when the file ends first."""
-    while block := source.read():
-        pos = 0
-        while True:
-            found = block.find(b"\xff", pos)
-            if found < 0:
-                out.write(block)
-                break
-            if found + 1 == len(block):  # the byte that says what this 0xFF is comes in the next piece
-                following = source.read(1)
-                if not following:
-                    out.write(block)
-                    return False
-                block += following
-            if block[found + 1] == 0x00 or 0xD0 <= block[found + 1] <= 0xD7 or block[found + 1] == 0xFF:
-                pos = found + 1
-                continue
-            out.write(block[:found])
-            source.unread(block[found:])
+def _keep_scan(source: Source, out: Splice) -> bool:
+    """Keep the entropy-coded data up to the next marker; False when the file ends first."""
+    start = position = source.tell()
+    while True:
+        block = source.read(CHUNK)
+        found = NEXT_MARKER.search(block)
+        if found is not None:
+            out.keep(start, position + found.start() - start)
+            source.seek(position + found.start())
             return True
-    return False
+        if len(block) < CHUNK:  # the end of the file
+            out.keep(start, position + len(block) - start)
+            return False
+        # A 0xFF at the very end is decided by the next block's first byte: read it again with that.
+        position += len(block) - (block[-1] == 0xFF)
+        source.seek(position)
 
 
 def _jpeg_metadata(marker: int, payload: bytes) -> str | None:
@@ -225,7 +250,11 @@ def _jpeg_metadata(marker: int, payload: bytes) -> str | None:
     if not 0xE0 <= marker <= 0xEF:
         return None
     if marker == 0xE0:
-        return "JFIF thumbnail" if payload.startswith(b"JFXX\x00") else None
+        if payload.startswith(b"JFXX\x00"):  # the JFIF extension: a thumbnail and nothing else
+            return JFIF_THUMBNAIL
+        # JFIF itself: X and Y thumbnail sizes at bytes 12 and 13, the thumbnail's pixels after them.
+        thumbnail = payload.startswith(b"JFIF\x00") and len(payload) >= 14 and (payload[12] or payload[13])
+        return JFIF_THUMBNAIL if thumbnail else None
     if marker == 0xE1:
         if payload.startswith(b"Exif\x00"):
             return "EXIF"
@@ -242,11 +271,12 @@ def _jpeg_metadata(marker: int, payload: bytes) -> str | None:
 
 
 # -- PNG --------------------------------------------------------------------------------------------------
-def strip_png(source: Source, out: BinaryIO) -> list[str]:
-    """A PNG without its text, time and EXIF chunks; other chunks are copied with their CRCs."""
+def strip_png(source: Source) -> tuple[Splice, list[str]]:
+    """A PNG without its text, time and EXIF chunks; other chunks are kept with their CRCs."""
     if source.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
         raise ValueError("no PNG signature")
-    out.write(PNG_SIGNATURE)
+    out = Splice()
+    out.keep(0, len(PNG_SIGNATURE))
     removed: list[str] = []
     while True:
         head = source.read(8)
@@ -255,23 +285,22 @@ def strip_png(source: Source, out: BinaryIO) -> list[str]:
         length, kind = struct.unpack(">I4s", head)
         what = f"chunk {kind.decode('latin-1')!r}"
         if kind not in PNG_DROPPED:
-            out.write(head)
-            source.copy(length + 4, out, what)  # the data and the CRC
+            out.keep(source.skip(length + 4, what) - 8, length + 12)  # the head, the data and the CRC
         elif kind == b"eXIf":
             kept, label = exif_replacement(source.exact(length, what))
-            source.copy(4, None, what)
+            source.skip(4, what)
             if kept is not None:
-                out.write(_png_chunk(b"eXIf", kept))
+                out.add(_png_chunk(b"eXIf", kept))
             if label is not None and label not in removed:
                 removed.append(label)
         else:
-            source.copy(length + 4, None, what)
+            source.skip(length + 4, what)
             if PNG_DROPPED[kind] not in removed:
                 removed.append(PNG_DROPPED[kind])
         if kind == b"IEND":
-            if source.read(1):
+            if not source.at_end():
                 removed.append("data after the image")
-            return removed
+            return out, removed
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
@@ -282,16 +311,16 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 VP8X_EXIF, VP8X_XMP = 0x08, 0x04
 
 
-def strip_webp(source: Source, out: BinaryIO) -> list[str]:
+def strip_webp(source: Source) -> tuple[Splice, list[str]]:
     """A WebP without its EXIF and XMP chunks, with the VP8X flags and the RIFF size to match."""
     header = source.read(12)
     if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WEBP":
         raise ValueError("no RIFF/WEBP header")
     remaining = struct.unpack_from("<I", header, 4)[0] - 4
-    start = out.tell()
-    out.write(header)
+    out = Splice()
+    header_at = out.add(header)  # its size is written at the end
     removed: list[str] = []
-    flags_at, flags, kept_exif, chunks = None, 0, False, 0
+    flags_at, kept_exif, chunks = None, False, 0
     while remaining >= 8:
         head = source.read(8)
         if len(head) < 8:
@@ -302,37 +331,101 @@ def strip_webp(source: Source, out: BinaryIO) -> list[str]:
         remaining -= 8 + padded
         if kind == b"EXIF":
             kept, label = exif_replacement(source.exact(size, what))
-            source.copy(padded - size, None, what)
+            source.skip(padded - size, what)
             if label is not None:
                 removed.append(label)
             if kept is not None:
-                out.write(b"EXIF" + struct.pack("<I", len(kept)) + kept + b"\x00" * (len(kept) & 1))
+                out.add(b"EXIF" + struct.pack("<I", len(kept)) + kept + b"\x00" * (len(kept) & 1))
                 kept_exif = True
         elif kind == b"XMP ":
-            source.copy(padded, None, what)
+            source.skip(padded, what)
             removed.append("XMP")
         elif kind == b"VP8X" and chunks == 0:
             body = source.exact(size, what) + (source.read(1) if size & 1 else b"")
-            flags_at, flags = out.tell() + 8, body[0]
-            out.write(head + body)
+            flags_at = out.add(head + body)
         else:
-            out.write(head)
-            source.copy(size, out, what)
+            out.keep(source.skip(size, what) - 8, size + 8)
             if size & 1:  # the pad byte may be missing at the very end
-                out.write(source.read(1) or b"\x00")
+                if source.at_end():
+                    out.add(b"\x00")
+                else:
+                    source.keep(1, out, what)
         chunks += 1
     if chunks == 0:
         raise ValueError("it holds no image chunk")
-    if source.read(1):
+    if not source.at_end():
         removed.append("data after the image")
-    end = out.tell()
-    out.seek(start + 4)
-    out.write(struct.pack("<I", end - start - 8))
     if flags_at is not None:
-        out.seek(flags_at)
-        out.write(bytes([flags & ~(VP8X_XMP | (0 if kept_exif else VP8X_EXIF)) & 0xFF]))
-    out.seek(end)
-    return removed
+        chunk = out.pieces[flags_at]
+        assert isinstance(chunk, bytes)
+        flags = chunk[8] & ~(VP8X_XMP | (0 if kept_exif else VP8X_EXIF)) & 0xFF
+        out.put(flags_at, chunk[:8] + bytes([flags]) + chunk[9:])
+    out.put(header_at, header[:4] + struct.pack("<I", out.size - 8) + header[8:])
+    return out, removed
 
 
-STRIPPERS = {"image/jpeg": (".jpg", strip_jpeg), "image/png": (".png", strip_png), "image/webp": (".webp", strip_webp)}
+# -- GIF --------------------------------------------------------------------------------------------------
+# Application extensions decoders need: the loop count (Netscape's and its twin) and the colour profile.
+GIF_APPLICATIONS_KEPT = (b"NETSCAPE2.0", b"ANIMEXTS1.0", b"ICCRGBG1012")
+
+
+def strip_gif(source: Source) -> tuple[Splice, list[str]]:
+    """A GIF without its comment extensions and application extensions (XMP, IPTC and the like); the
+    images, their colour tables and timing, the loop count and the colour profile are kept."""
+    header = source.exact(13, "the header")
+    if header[:6] not in (b"GIF87a", b"GIF89a"):
+        raise ValueError("no GIF signature")
+    out = Splice()
+    out.keep(0, 13)
+    if header[10] & 0x80:  # the global colour table
+        source.keep(3 << ((header[10] & 7) + 1), out, "the colour table")
+    removed: list[str] = []
+    while True:
+        at = source.tell()
+        kind = source.read(1)
+        if not kind:  # no trailer: keep what there is, as decoders do
+            return out, removed
+        if kind == b";":  # the trailer
+            out.keep(at, 1)
+            if not source.at_end():
+                removed.append("data after the image")
+            return out, removed
+        if kind == b",":  # an image: its descriptor, local colour table and compressed data
+            descriptor = source.exact(9, "an image descriptor")
+            if descriptor[8] & 0x80:
+                source.skip(3 << ((descriptor[8] & 7) + 1), "a colour table")
+            source.exact(1, "an image")  # the LZW code size
+            _skip_sub_blocks(source, "an image")
+            out.keep(at, source.tell() - at)
+        elif kind == b"!":
+            label = source.exact(1, "an extension")[0]
+            dropped = None
+            if label == 0xFE:
+                dropped = "comment"
+            elif label == 0xFF:
+                size = source.exact(1, "an application extension")[0]
+                name = source.exact(size, "an application extension")
+                if name[:11] not in GIF_APPLICATIONS_KEPT:
+                    dropped = "XMP" if name.startswith(b"XMP DataXMP") else "application data"
+            _skip_sub_blocks(source, "an extension")
+            if dropped is None:
+                out.keep(at, source.tell() - at)
+            elif dropped not in removed:
+                removed.append(dropped)
+        else:
+            raise ValueError(f"an unknown block type 0x{kind[0]:02x}")
+
+
+def _skip_sub_blocks(source: Source, what: str) -> None:
+    """Pass over data sub-blocks (a size byte, then that many bytes) up to the empty one that ends them."""
+    while size := source.exact(1, what)[0]:
+        source.skip(size, what)
+
+
+Stripper = Callable[[Source], tuple[Splice, list[str]]]
+STRIPPERS: dict[str, tuple[str, Stripper]] = {
+    "image/jpeg": (".jpg", strip_jpeg),
+    "image/png": (".png", strip_png),
+    "image/webp": (".webp", strip_webp),
+    "image/gif": (".gif", strip_gif),
+}

@@ -19,11 +19,17 @@ def test_benchmark_quick_run_reports_every_figure():
     runs = report["throughput"]["runs"]
     assert {
         "raw aiohttp (floor)",
-        "picbeam CLI, ledger on",
+        "picbeam CLI (default: strip), ledger on",
+        "picbeam CLI --keep-metadata, ledger on",
         "picbeam CLI, no ledger",
         "picbeam Python API, ledger on",
     } <= set(runs)
     assert all(run["files_per_s"] > 0 for run in runs.values())
     assert set(report["scaling"]["rows"]) == {"20", "40", "80"}
+    assert set(report["memory"]["big_file_runs"]) == {
+        "raw aiohttp, streamed",
+        "picbeam (default: strip)",
+        "picbeam --keep-metadata",
+    }
     assert report["memory"]["big_file_peak_rss_mb"] > 0 and report["memory"]["tree_peak_rss_mb"] > 0
     assert report["startup"]["ratios"]["one_file_over_raw"] > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -466,10 +467,13 @@ def test_stripping_a_big_file_streams_it(tmp_path):
         handle.write(b"\0\0\0\0" + chunk(b"IEND", b""))
     tracemalloc.start()
     with open(big, "rb") as source, open(os.devnull, "wb") as out:
-        removed = strip_png(Source(source), out)
+        splice, removed = strip_png(Source(source, big.stat().st_size))
+        for piece in splice.chunks(source):
+            out.write(piece)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert removed == ["text"] and peak < 8 * 1024 * 1024
+    assert splice.size == big.stat().st_size - len(chunk(b"tEXt", b"Comment\x00secret place"))
 
 
 def test_a_big_file_that_changes_while_it_is_processed_is_not_sent(fake_host, tmp_path):
@@ -517,3 +521,173 @@ def test_two_versions_of_one_photo_do_not_take_each_others_place(home, photos):
     assert urls[0] != urls[1]
     stored = [decoded(Path(url.removeprefix("file://")).read_bytes()) for url in urls]
     assert [image.size for image in stored] == [(320, 240), (100, 133)]
+
+
+def _on_disk_while_arriving(fake_host, scratch: Path) -> list[list[str]]:
+    """What is in ``scratch`` (the run's TMPDIR) at each moment a file has arrived at the host."""
+    seen: list[list[str]] = []
+
+    def answer(request, host):
+        seen.append(sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*")))
+        return host.default_reply(request)
+
+    fake_host.respond_with(answer)
+    return seen
+
+
+def test_small_files_are_stripped_in_memory_and_one_with_nothing_to_strip_is_sent_as_it_is(fake, fake_host, tmp_path):
+    import io
+
+    clean, tagged = tmp_path / "clean.png", tmp_path / "tagged.png"
+    out = io.BytesIO()
+    scene(120, 90, 7).save(out, "PNG")
+    clean.write_bytes(out.getvalue())
+    tagged.write_bytes(png_with_text())
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    seen = _on_disk_while_arriving(fake_host, scratch)
+    done = run_picbeam("upload", clean, tagged, *fake, "-j", "1", env={"TMPDIR": str(scratch)})
+    assert done.returncode == 0, done.stderr
+    arrived = sent(fake_host)
+    assert arrived["clean.png"] == clean.read_bytes()  # nothing to remove: the very bytes
+    stripped, removed = strip("image/png", tagged.read_bytes())
+    assert arrived["tagged.png"] == stripped and removed
+    assert seen == [[], []]  # no temporary folder, no copy: neither file was written anywhere
+
+
+def test_a_big_file_streams_through_the_stripper_and_arrives_stripped(fake, fake_host, tmp_path, monkeypatch):
+    """Over the in-memory limit, to a host that reads the file as a stream: no copy is written, every attempt
+    (the first ones fail) sends the whole stripped file, and a host that needs a file gets the same bytes."""
+    import io
+
+    from picbeam.items import IN_MEMORY_LIMIT
+
+    photo, drawing = tmp_path / "photo.jpg", tmp_path / "drawing.png"
+    photo.write_bytes(jpeg_with_exif(1800, 1400, seed=3, quality=95))
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "taken at 12 Rue Example")
+    out = io.BytesIO()
+    scene(700, 700, 4).save(out, "PNG", compress_level=0, pnginfo=info)
+    drawing.write_bytes(out.getvalue())
+    for path in (photo, drawing):
+        assert path.stat().st_size > IN_MEMORY_LIMIT
+    expected = {
+        "photo.jpg": strip("image/jpeg", photo.read_bytes()),
+        "drawing.png": strip("image/png", drawing.read_bytes()),
+    }
+    assert all(removed for _, removed in expected.values())
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    seen = _on_disk_while_arriving(fake_host, scratch)
+    fake_host.script([Reply(status=503, text="busy"), Reply(status=503, text="busy")])
+    done = run_picbeam("upload", photo, drawing, *fake, "-j", "2", env={"TMPDIR": str(scratch)})
+    assert done.returncode == 0, done.stderr
+    for name, (stripped, _) in expected.items():
+        attempts = [r.file.data for r in fake_host.requests if r.file.filename == name]
+        assert len(attempts) >= 1 and all(data == stripped for data in attempts), name
+    assert len(fake_host.requests) == 4 and seen == [[], []]
+    jpeg = decoded(expected["photo.jpg"][0])
+    assert dict(jpeg.getexif()) == {0x0112: 6} and "xmp" not in jpeg.info and "comment" not in jpeg.info
+    assert decoded(expected["photo.jpg"][0]).tobytes() == decoded(photo.read_bytes()).tobytes()
+
+    # A host that takes the file as the whole request body streams the same bytes, with their length.
+    write_host(
+        Path(os.environ["PICBEAM_HOSTS_DIR"]), "put", endpoint=fake_host.endpoint(), body="binary", url_path="data.url"
+    )
+    fake_host.requests.clear()
+    done = run_picbeam("upload", drawing, "--host", "put", env={"TMPDIR": str(scratch)})
+    assert done.returncode == 0, done.stderr
+    (request,) = fake_host.requests
+    assert request.body == expected["drawing.png"][0]
+    assert request.headers["Content-Length"] == str(len(request.body))
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    store = tmp_path / "store"
+    write_host(Path(os.environ["PICBEAM_HOSTS_DIR"]), "disk", extends="local", root=str(store))
+    done = run_picbeam("upload", photo, "--host", "disk", env={"TMPDIR": str(scratch)})
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip().removeprefix("file://")).read_bytes() == expected["photo.jpg"][0]
+    assert list(scratch.iterdir()) == []
+
+
+def _exiftool(path: Path) -> dict[str, object]:
+    """Every tag exiftool finds, keyed "group:name" (exiftool is the oracle for what metadata a file holds)."""
+    done = subprocess.run(["exiftool", "-json", "-a", "-G1", str(path)], capture_output=True, text=True, check=True)
+    return {
+        key: value for key, value in json.loads(done.stdout)[0].items() if not key.startswith(("System:", "ExifTool:"))
+    }
+
+
+def _with_jfif_thumbnail(jpeg: bytes) -> bytes:
+    """``jpeg`` with an 8x8 RGB thumbnail inside its JFIF APP0 segment."""
+    import struct
+
+    assert jpeg[2:4] == b"\xff\xe0"
+    (length,) = struct.unpack(">H", jpeg[4:6])
+    payload = jpeg[6 : 4 + length][:12] + bytes([8, 8]) + bytes(range(192))
+    return jpeg[:2] + b"\xff\xe0" + struct.pack(">H", len(payload) + 2) + payload + jpeg[4 + length :]
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="needs exiftool (apt install libimage-exiftool-perl)")
+def test_a_jfif_thumbnail_and_gif_comments_and_xmp_are_stripped_as_exiftool_sees_it(fake, fake_host, tmp_path):
+    photo, spinner = tmp_path / "thumb.jpg", tmp_path / "spinner.gif"
+    photo.write_bytes(_with_jfif_thumbnail(jpeg_with_exif(160, 120, seed=2)))
+    spinner.write_bytes(animated_gif())
+    subprocess.run(
+        ["exiftool", "-q", "-overwrite_original", "-Comment=shot at home", "-XMP-dc:Creator=someone",
+         "-XMP-exif:GPSLatitude=48.85", str(spinner)],
+        check=True,
+    )  # fmt: skip
+    before = {path.name: _exiftool(path) for path in (photo, spinner)}
+    assert "JFIF:ThumbnailTIFF" in before["thumb.jpg"]
+    assert before["spinner.gif"]["XMP-dc:Creator"] == "someone" and "File:Comment" in before["spinner.gif"]
+    done = run_picbeam("upload", photo, spinner, *fake, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    for name, data in sent(fake_host).items():
+        (tmp_path / f"sent-{name}").write_bytes(data)
+    after = {name: _exiftool(tmp_path / f"sent-{name}") for name in before}
+    assert not [tag for tag in after["thumb.jpg"] if "Thumbnail" in tag]
+    assert after["thumb.jpg"]["JFIF:JFIFVersion"] == before["thumb.jpg"]["JFIF:JFIFVersion"]  # the header stays
+    assert not [tag for tag in after["spinner.gif"] if tag.startswith("XMP") or tag.endswith(":Comment")]
+    assert after["spinner.gif"]["GIF:FrameCount"] == 4 and after["spinner.gif"]["GIF:AnimationIterations"]
+    original, stripped = decoded(spinner.read_bytes()), decoded(sent(fake_host)["spinner.gif"])
+    assert original.n_frames == stripped.n_frames
+    for index in range(original.n_frames):
+        original.seek(index)
+        stripped.seek(index)
+        assert original.convert("RGBA").tobytes() == stripped.convert("RGBA").tobytes()
+    assert decoded(sent(fake_host)["thumb.jpg"]).tobytes() == decoded(photo.read_bytes()).tobytes()
+
+
+@pytest.mark.parametrize("split", [b"\xff\x00", b"\xff\xd3", b"\xff\xff\xd9"])
+def test_jpeg_scan_data_is_kept_whole_when_a_marker_byte_ends_a_read(split):
+    """The entropy-coded data is searched a megabyte at a time: a 0xFF that ends one read is decided by the
+    next read's first byte (a stuffed zero, a restart marker, or fill before the end-of-image marker)."""
+    from picbeam.plugins.strip_metadata import CHUNK
+
+    exif = b"\xff\xe1\x00\x10Exif\x00\x00II*\x00\x08\x00\x00\x00"
+    sos = b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00"
+    head = b"\xff\xd8" + exif + sos
+    scan = b"\x12" * (CHUNK - 1 - len(head)) + split + (b"" if split.endswith(b"\xd9") else b"\x34" * 100 + b"\xff\xd9")
+    stripped, removed = strip("image/jpeg", head + scan)
+    assert removed == ["EXIF"]
+    assert stripped == b"\xff\xd8" + sos + scan
+
+
+def test_a_damaged_gif_fails_in_one_line(fake, fake_host, tmp_path):
+    cases = {
+        "table.gif": (b"GIF89a\x01\x00\x01\x00\x80\x00\x00", "the colour table runs past the end of the file"),
+        "comment.gif": (b"GIF89a\x01\x00\x01\x00\x00\x00\x00!\xfe\x05ab", "an extension runs past the end of the file"),
+        "block.gif": (b"GIF89a\x01\x00\x01\x00\x00\x00\x00\x07", "an unknown block type 0x07"),
+        "image.gif": (b"GIF89a\x01\x00\x01\x00\x00\x00\x00,\x00\x00", "it ends inside an image descriptor"),
+    }
+    for name, (data, _) in cases.items():
+        (tmp_path / name).write_bytes(data)
+    done = run_picbeam("upload", *(tmp_path / name for name in cases), *fake)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    for name, (_, problem) in cases.items():
+        message = f"{tmp_path / name}: fake: strip_metadata: this GIF file is damaged ({problem}); --keep-metadata"
+        assert message in done.stderr
+    assert fake_host.requests == []

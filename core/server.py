@@ -122,8 +122,10 @@ def address_problem(text: str) -> str | None:
         address = ipaddress.ip_address(text.split("%")[0])
     except ValueError:
         return "not an IP address"
-    if isinstance(address, ipaddress.IPv6Address):  # an IPv4 address carried inside IPv6 is judged as itself
-        address = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1] or address
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:  # fec0::/10: deprecated, but still routed inside some networks
+            return "a site-local address"
+        address = embedded_ipv4(address) or address
     if address.is_loopback:
         return "a loopback address"
     if address.is_link_local:
@@ -133,6 +135,21 @@ def address_problem(text: str) -> str | None:
     if not address.is_global or address.is_multicast:
         return "not a public address"
     return None
+
+
+# IPv6 prefixes whose last 32 bits are an IPv4 address a packet reaches: IPv4-compatible (::a.b.c.d), NAT64
+# (RFC 6052's well-known prefix and RFC 8215's local one) and SIIT (::ffff:0:a.b.c.d, RFC 2765).
+_CARRY_IPV4 = tuple(
+    ipaddress.IPv6Network(prefix) for prefix in ("::/96", "64:ff9b::/96", "64:ff9b:1::/48", "::ffff:0:0:0/96")
+)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo, compatible, NAT64, SIIT), judged as itself."""
+    carried = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+    if carried is None and int(address) > 1 and any(address in network for network in _CARRY_IPV4):  # not :: or ::1
+        carried = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return carried
 
 
 def presented_secret(request: web.Request) -> str | None:
@@ -158,6 +175,11 @@ NOT_IMAGE = "not an image (by its content); picbeam serve uploads only images un
 
 
 # -- URL entries ---------------------------------------------------------------------------------
+class AddressRefused(OSError):
+    """A name resolved to an address that must not be fetched from. aiohttp wraps it in the connection
+    error of the one fetch that resolved the name, so each entry reports its own reason."""
+
+
 class CheckingResolver(AbstractResolver):
     """Resolves names and refuses any answer that is not a public address: the check and the connection
     use the same addresses, so a name cannot answer "public" to the check and "loopback" to the connect."""
@@ -165,7 +187,6 @@ class CheckingResolver(AbstractResolver):
     def __init__(self, allow_private: bool) -> None:
         self._inner = aiohttp.resolver.DefaultResolver()
         self.allow_private = allow_private
-        self.refused: str | None = None
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -175,8 +196,9 @@ class CheckingResolver(AbstractResolver):
             for answer in answers:
                 problem = address_problem(answer["host"])
                 if problem:
-                    self.refused = f"refused: {host} resolves to {answer['host']}, {problem} (see --allow-private-urls)"
-                    raise OSError(self.refused)
+                    raise AddressRefused(
+                        f"refused: {host} resolves to {answer['host']}, {problem} (see --allow-private-urls)"
+                    )
         return answers
 
     async def close(self) -> None:
@@ -234,8 +256,9 @@ class UrlFetcher:
         except TimeoutError:
             raise EntryError(f"fetching the URL took more than {self.timeout:.0f} s") from None
         except aiohttp.ClientError as exc:
-            if self.resolver.refused:
-                raise EntryError(self.resolver.refused) from None
+            refused = getattr(exc, "os_error", None)
+            if isinstance(refused, AddressRefused):
+                raise EntryError(str(refused)) from None
             raise EntryError(f"cannot fetch the URL: {type(exc).__name__}: {exc}") from None
 
     async def _follow(self, url: URL, folder: Path) -> Path:

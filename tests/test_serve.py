@@ -488,6 +488,38 @@ def test_address_policy():
     assert address_problem("93.184.215.14") is None and address_problem("2606:4700::6810:84e5") is None
 
 
+def test_ipv6_carrying_a_private_ipv4_is_judged_by_that_address():
+    from picbeam.server import address_problem
+
+    # IPv4-compatible, NAT64 (well-known and local prefixes), SIIT: the packet reaches the IPv4 address inside
+    for text in ("::127.0.0.1", "64:ff9b::7f00:1", "64:ff9b:1::7f00:1", "::ffff:0:7f00:1"):
+        assert address_problem(text) == "a loopback address", text
+    for text in ("::10.0.0.1", "64:ff9b::a00:1", "::ffff:0:c0a8:101"):
+        assert address_problem(text) == "a private address", text
+    assert address_problem("64:ff9b::a9fe:a9fe") == "a link-local address"  # the cloud metadata address
+    assert address_problem("fec0::1") == address_problem("feff::1") == "a site-local address"
+    assert address_problem("64:ff9b::808:808") is None  # NAT64 to a public address is public
+
+
+def test_url_entries_with_embedded_ipv4_are_refused_each_with_its_own_reason(serve, fake, image_server):
+    port = serve()
+    local = image_server.url.replace("127.0.0.1", "localhost")
+    literals = ["[::127.0.0.1]", "[64:ff9b::7f00:1]", "[::ffff:0:7f00:1]", "[fec0::1]"]
+    # many at once: a name that resolves to loopback is refused while others fail for reasons of their own
+    entries = [f"{local}/a.png", *(f"http://{literal}:1/a.png" for literal in literals), "http://nowhere.invalid/a.png"]
+    answer = upload_json(port, entries * 4)
+    errors = [item["error"] for item in answer.json["items"]]
+    for number, error in enumerate(errors):
+        position = number % 6
+        if position == 0:
+            assert "localhost resolves to" in error and "loopback" in error, (number, error)
+        elif position == 5:
+            assert error.startswith("cannot fetch the URL") and "resolves" not in error, (number, error)
+        else:
+            assert re.fullmatch(r"refused: \S+ is a (loopback|site-local) address \(see --allow-private-urls\)", error)
+    assert fake.requests == []
+
+
 async def test_every_redirect_hop_is_checked(monkeypatch, tmp_path):
     """A public-looking first hop that redirects to loopback is refused at the second hop."""
     from picbeam import server

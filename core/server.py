@@ -44,6 +44,13 @@ MAX_REDIRECTS = 5
 FETCH_CONCURRENCY = 4
 CHUNK = 64 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
+# A client has HEADER_TIMEOUT seconds to send a request's headers (also the idle time of a kept-alive
+# connection), and after BODY_TIMEOUT seconds its body must keep arriving at MIN_BODY_RATE on average: a
+# slow link uploads, a client dribbling a byte now and then is cut off. MAX_CONNECTIONS caps them all.
+HEADER_TIMEOUT = 15.0
+BODY_TIMEOUT = 30.0
+MIN_BODY_RATE = 16 * 1024
+MAX_CONNECTIONS = 256
 SECRET_HINT = "send it as Authorization: Bearer SECRET, X-PicGo-Secret: SECRET or ?secret=SECRET"
 
 
@@ -64,6 +71,9 @@ class ServerOptions:
     public: bool = False
     ledger: bool | str | os.PathLike[str] = True
     jobs: int | None = None
+    header_timeout: float = HEADER_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
+    max_connections: int = MAX_CONNECTIONS
 
     def __post_init__(self) -> None:
         self.roots = tuple(Path(os.path.realpath(root)) for root in self.roots)
@@ -73,13 +83,34 @@ class ServerOptions:
 class Refused(Exception):
     """A request answered with an error status and a one-line message."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, close: bool = False) -> None:
         super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
+        self.status, self.message, self.headers, self.close = status, message, headers or {}, close
 
 
 class EntryError(Exception):
     """One entry of a request cannot be uploaded; the others go on."""
+
+
+class BodyClock:
+    """Bounds how long a request's body may take: BODY_TIMEOUT seconds, plus the time its bytes so far
+    need at MIN_BODY_RATE. Every read from the body goes through :meth:`read`."""
+
+    def __init__(self, grace: float) -> None:
+        self.deadline = time.monotonic() + grace
+        self.received = 0
+
+    async def read(self, reading: Awaitable[Any]) -> Any:
+        remaining = self.deadline + self.received / MIN_BODY_RATE - time.monotonic()
+        try:
+            async with asyncio.timeout(max(remaining, 0.0)):
+                chunk = await reading
+        except TimeoutError:
+            raise Refused(408, f"the body arrived too slowly (under {MIN_BODY_RATE // 1024} KB/s); send it again",
+                          close=True) from None  # fmt: skip
+        if isinstance(chunk, bytes | bytearray):
+            self.received += len(chunk)
+        return chunk
 
 
 # -- request policy ------------------------------------------------------------------------------
@@ -309,6 +340,38 @@ class PicGoServer:
                  log: Callable[[str], None] = lambda line: None) -> None:  # fmt: skip
         self.options, self.plugins, self.config, self.registry, self.log = options, plugins, config, registry, log
 
+    # -- listening --------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Set the application up; then :meth:`listen` on each address, and :meth:`stop` at the end."""
+        # aiohttp closes a connection still waiting for a request's headers when its keep-alive timer runs
+        # out (from the connection's start, and again after each answer): that is the header timeout.
+        # After an early answer (408, 413) aiohttp reads what is left of the body for lingering_time seconds
+        # (so the client sees the answer, not a reset): 1 s, or a dribbling client holds on for 10 s more.
+        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None, lingering_time=1.0,
+                                     keepalive_timeout=self.options.header_timeout)  # fmt: skip
+        await self._runner.setup()
+        self._listening: list[asyncio.base_events.Server] = []
+
+    async def listen(self, address: str, port: int) -> int:
+        """Accept connections on address:port (0 for a free port); returns the port."""
+        server = await asyncio.get_running_loop().create_server(self._connection, address, port)
+        self._listening.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        for server in self._listening:
+            server.close()
+        await self._runner.cleanup()  # closes the open connections, then the app's clean-up (the batches)
+        for server in self._listening:
+            await server.wait_closed()
+
+    def _connection(self) -> asyncio.BaseProtocol:
+        handlers = self._runner.server
+        assert handlers is not None
+        if len(handlers.connections) >= self.options.max_connections:
+            return Busy(self.options.max_connections)
+        return handlers()
+
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.guard], client_max_size=self.options.max_body)
         app.router.add_route("POST", "/upload", self.upload)
@@ -335,6 +398,8 @@ class PicGoServer:
                 response = await handler(request)
         except Refused as refused:
             response = _json({"success": False, "message": refused.message}, refused.status, refused.headers)
+            if refused.close:  # the rest of the body is not worth waiting for
+                response.force_close()
         except web.HTTPException as exc:
             response = _json({"success": False, "message": exc.reason}, exc.status)
         except (asyncio.CancelledError, ConnectionError):
@@ -404,6 +469,8 @@ class PicGoServer:
             data = json.loads(body.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Refused(400, f'the body is not JSON ({exc}); expected {{"list": ["/path/a.png", ...]}}') from None
+        except RecursionError:
+            raise Refused(400, 'the body nests too deeply; expected {"list": ["/path/a.png", ...]}') from None
         if not isinstance(data, dict) or not isinstance(data.get("list", []), list):
             raise Refused(400, 'expected a JSON object {"list": ["/path/a.png", "https://..."]}')
         entries = data.get("list", [])
@@ -417,7 +484,8 @@ class PicGoServer:
         if request.content_length is not None and request.content_length > limit:
             raise Refused(413, f"the body is over the limit of {limit} bytes")
         body = bytearray()
-        while chunk := await request.content.read(CHUNK):
+        clock = BodyClock(self.options.body_timeout)
+        while chunk := await clock.read(request.content.read(CHUNK)):
             body += chunk
             if len(body) > limit:
                 raise Refused(413, f"the body is over the limit of {limit} bytes")
@@ -431,7 +499,8 @@ class PicGoServer:
             reader = await request.multipart()
             entries: list[Entry] = []
             received = 0
-            while (part := await reader.next()) is not None:
+            clock = BodyClock(self.options.body_timeout)
+            while (part := await clock.read(reader.next())) is not None:
                 filename = _part_filename(part)
                 if filename is None:
                     continue  # text fields (and nested multiparts) carry no file
@@ -442,7 +511,7 @@ class PicGoServer:
                 target.mkdir()
                 path = target / safe_name(filename, f"upload-{number}")
                 with open(path, "wb") as handle:
-                    while chunk := await part.read_chunk(CHUNK):
+                    while chunk := await clock.read(part.read_chunk(CHUNK)):
                         received += len(chunk)
                         if received > limit:
                             raise Refused(413, f"the body is over the limit of {limit} bytes")
@@ -567,6 +636,22 @@ class PicGoServer:
         # editor that pairs URLs with images by position never puts one image's URL on another.
         result = [item["url"] or item["path"] for item in items]
         return _json({"success": True, "result": result, "items": items}, 200, summary)
+
+
+class Busy(asyncio.Protocol):
+    """The answer to a connection over the cap: 503 and close, before reading anything."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        message = f"too many connections (at most {self.cap}); try again"
+        body = json.dumps({"success": False, "message": message}).encode()
+        head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+                "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n")  # fmt: skip
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(head.encode() + body)
+        transport.close()
 
 
 def _part_filename(part: Any) -> str | None:

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -70,19 +71,15 @@ class InProcessServer:
         self.server = PicGoServer(ServerOptions(**options), plugins, config, registry, log=self.lines.append)
 
     def __enter__(self) -> InProcessServer:
-        from aiohttp import web
-
         ready = threading.Event()
 
         def run() -> None:
             self.loop = asyncio.new_event_loop()
-            runner = web.AppRunner(self.server.app(), handle_signals=False, access_log=None)
-            self.loop.run_until_complete(runner.setup())
-            self.loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
-            self.port = runner.addresses[0][1]
+            self.loop.run_until_complete(self.server.start())
+            self.port = self.loop.run_until_complete(self.server.listen("127.0.0.1", 0))
             ready.set()
             self.loop.run_forever()
-            self.loop.run_until_complete(runner.cleanup())
+            self.loop.run_until_complete(self.server.stop())
             self.loop.close()
 
         self.thread = threading.Thread(target=run, daemon=True)
@@ -554,6 +551,64 @@ def test_bodies_and_lists_are_bounded(serve, fake, images):
     content_type, body = obsidian_multipart([("1.png", png(300, 300, seed=9))])
     assert len(body) > 256 * 1024
     assert request(port, body=body, headers={"Content-Type": content_type}).status == 413
+    assert fake.requests == []
+
+
+def test_deeply_nested_json_body_is_400(serve, fake):
+    port = serve()
+    for body in ("[" * 100_000 + "]" * 100_000, '{"list": ' + "[" * 100_000 + "]" * 100_000 + "}"):
+        answer = request(port, body=body, headers={"Content-Type": "application/json"})
+        assert answer.status == 400, answer.body[:200]
+        assert answer.json["message"].startswith("the body nests too deeply")
+    assert request(port, "/heartbeat").status == 200 and fake.requests == []
+
+
+def dribble_until_closed(connection: socket.socket, byte: bytes = b"X", limit: int = 100) -> bytes:
+    """Send a byte every 0.1 s until the server closes the connection (at most ``limit`` bytes); what the
+    server answered."""
+    connection.settimeout(0.1)
+    answer = b""
+    for _ in range(limit):
+        try:
+            connection.sendall(byte)
+        except OSError:  # reset: the server closed it
+            return answer
+        try:
+            chunk = connection.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:
+            return answer
+        if not chunk:
+            return answer
+        answer += chunk
+    raise AssertionError(f"the server kept a dribbling connection open for {limit} bytes")
+
+
+def test_slow_clients_are_cut_off_and_connections_are_capped(serve, fake):
+    port = serve(header_timeout=0.5, body_timeout=0.5, max_connections=6)
+    dribblers = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(6)]
+    for connection in dribblers:
+        connection.sendall(b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    time.sleep(0.2)  # let the server accept them all
+    # over the cap: answered at once, before a byte is read
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
+        busy = extra.recv(65536)
+    assert busy.startswith(b"HTTP/1.1 503 ") and b"too many connections (at most 6)" in busy
+    # headers sent a byte at a time never complete: each connection is closed, with no answer
+    assert [dribble_until_closed(connection) for connection in dribblers] == [b""] * 6
+    for connection in dribblers:
+        connection.close()
+    # a body sent a byte at a time: 408 and closed
+    for content_type in ("application/json", "multipart/form-data; boundary=xyz"):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            slow.sendall(f"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+                         "Content-Length: 100000\r\n\r\n--xyz\r\n".encode())  # fmt: skip
+            answer = dribble_until_closed(slow, b" ")
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert b"the body arrived too slowly" in answer
+    # and the server still serves
+    assert request(port, "/heartbeat").status == 200
     assert fake.requests == []
 
 

@@ -117,27 +117,23 @@ def _port(text: str, listen: str) -> int:
 
 
 async def _serve(options: Any, plugins: Any, config: Any, registry: Any, addresses: list[str], port: int) -> None:
-    from aiohttp import web
-
     from ..server import PicGoServer
 
     def log(line: str) -> None:
         print(f"picbeam serve: {line}", file=sys.stderr, flush=True)
 
     server = PicGoServer(options, plugins, config, registry, log=log)
-    runner = web.AppRunner(server.app(), handle_signals=False, access_log=None)
-    await runner.setup()
+    await server.start()
     bound: list[str] = []
     try:
         for address in addresses:
             try:
-                site = web.TCPSite(runner, address, port)
-                await site.start()
+                # --port 0: every address gets the port the first got
+                port = await server.listen(address, port)
             except OSError as exc:
                 if bound:  # the second loopback address (::1) is optional: IPv6 may be off
                     continue
                 fail(f"cannot listen on {address}:{port}: {exc.strerror or exc}", EXIT_FAILED)
-            port = port or runner.addresses[-1][1]  # --port 0: every address gets the port the first got
             bound.append(f"[{address}]" if ":" in address else address)
         stop = asyncio.Event()
         on_interrupt(stop.set)
@@ -148,4 +144,4 @@ async def _serve(options: Any, plugins: Any, config: Any, registry: Any, address
         await stop.wait()
         print("picbeam: stopped", file=sys.stderr, flush=True)
     finally:
-        await runner.cleanup()
+        await server.stop()

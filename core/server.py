@@ -32,7 +32,7 @@ from yarl import URL
 
 from .errors import ConfigError, PicbeamError
 from .inputs import SNIFF_BYTES, Found, sniff_image
-from .items import UploadResult
+from .items import IN_MEMORY_LIMIT, UploadResult
 
 DEFAULT_PORT = 36677
 MAX_JSON_BYTES = 1024 * 1024
@@ -321,6 +321,30 @@ class UrlFetcher:
 
 
 # -- the server ----------------------------------------------------------------------------------
+class Scratch:
+    """A request's temporary folder, made only when something needs the disk (a big posted file, a
+    fetched URL, the clipboard's image): creating and removing a folder per request costs more than
+    uploading a screenshot."""
+
+    def __init__(self) -> None:
+        self._temporary: tempfile.TemporaryDirectory[str] | None = None
+
+    def make(self, name: str) -> Path:
+        """A new, empty subfolder ``name``."""
+        if self._temporary is None:
+            self._temporary = tempfile.TemporaryDirectory(prefix="picbeam-serve-")
+        folder = Path(self._temporary.name) / name
+        folder.mkdir()
+        return folder
+
+    def __enter__(self) -> Scratch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._temporary is not None:
+            self._temporary.cleanup()
+
+
 @dataclass
 class Entry:
     """One thing a request asked to upload. ``given`` is how the client named it (a path, a URL, a
@@ -329,6 +353,7 @@ class Entry:
     given: str
     path: Path | None = None
     error: str | None = None
+    data: bytes | None = field(default=None, repr=False)  # a posted file small enough to stay in memory
     clipboard: bool = False
     result: UploadResult | None = field(default=None, repr=False)
 
@@ -339,6 +364,9 @@ class PicGoServer:
     def __init__(self, options: ServerOptions, plugins: Any, config: Any, registry: Any,
                  log: Callable[[str], None] = lambda line: None) -> None:  # fmt: skip
         self.options, self.plugins, self.config, self.registry, self.log = options, plugins, config, registry, log
+        # One long-lived batch per host (and processing options) for the server's life: its HTTP session,
+        # ledger connection and processors are set up once, and every request's files share its limits.
+        self._batches: dict[tuple[str, str], Any] = {}
 
     # -- listening --------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -374,6 +402,7 @@ class PicGoServer:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.guard], client_max_size=self.options.max_body)
+        app.on_cleanup.append(self._close_batches)
         app.router.add_route("POST", "/upload", self.upload)
         app.router.add_route("POST", "/heartbeat", self.heartbeat)
         app.router.add_route("GET", "/heartbeat", self.heartbeat)
@@ -444,23 +473,47 @@ class PicGoServer:
 
     async def upload(self, request: web.Request) -> web.StreamResponse:
         name = request.query.get("host") or request.query.get("picbed") or self.options.host
-        try:
-            host = self.registry.select(name)
-        except PicbeamError as exc:
-            raise Refused(400, str(exc)) from None
-        with tempfile.TemporaryDirectory(prefix="picbeam-serve-") as temporary:
-            folder = Path(temporary)
+        batch = await self.batch(name)
+        with Scratch() as folder:
             entries = await self._read(request, folder)
             await self._prepare(entries, folder)
             try:
-                await self._upload(host, entries)
+                await self._upload(batch, entries)
             except PicbeamError as exc:
                 raise Refused(500, str(exc)) from None
         return self._answer(entries)
 
+    async def batch(self, name: str, process: dict[str, Any] | None = None) -> Any:
+        """The server's batch for host ``name`` with these processing options, opened on first use."""
+        from .engine import open_batch
+
+        key = (name, json.dumps(process or {}, sort_keys=True))
+        batch = self._batches.get(key)
+        if batch is None:
+            try:
+                host = self.registry.select(name)
+            except PicbeamError as exc:
+                raise Refused(400, str(exc)) from None
+            try:
+                batch = open_batch(host, self.config, plugins=self.plugins, jobs=self.options.jobs,
+                                   ledger=self.options.ledger, process=process)  # fmt: skip
+            except PicbeamError as exc:
+                raise Refused(500, str(exc)) from None
+            self._batches[key] = await batch.__aenter__()
+        return batch
+
+    async def _close_batches(self, app: web.Application) -> None:
+        batches, self._batches = list(self._batches.values()), {}
+        for batch in batches:
+            try:
+                await batch.__aexit__(None, None, None)
+            except PicbeamError as exc:  # the host's last finish (GitHub's commit) failed
+                self.log(str(exc))
+
     # -- reading a request -------------------------------------------------------------------------
-    async def _read(self, request: web.Request, folder: Path) -> list[Entry]:
-        if request.content_type.startswith("multipart/"):
+    async def _read(self, request: web.Request, folder: Scratch) -> list[Entry]:
+        # The raw header: aiohttp's request.content_type parses it with the email package, slower than an upload.
+        if request.headers.get("Content-Type", "").lstrip().lower().startswith("multipart/"):
             return await self._read_multipart(request, folder)
         body = await self._read_body(request, MAX_JSON_BYTES)
         if not body.strip():
@@ -491,7 +544,7 @@ class PicGoServer:
                 raise Refused(413, f"the body is over the limit of {limit} bytes")
         return bytes(body)
 
-    async def _read_multipart(self, request: web.Request, folder: Path) -> list[Entry]:
+    async def _read_multipart(self, request: web.Request, folder: Scratch) -> list[Entry]:
         limit = self.options.max_body
         if request.content_length is not None and request.content_length > limit:
             raise Refused(413, f"the body is over the limit of {limit} bytes")
@@ -507,16 +560,30 @@ class PicGoServer:
                 if len(entries) == self.options.max_list:
                     raise Refused(413, f"too many files: at most {self.options.max_list} per request")
                 number = len(entries) + 1
-                target = folder / f"part{number}"
-                target.mkdir()
-                path = target / safe_name(filename, f"upload-{number}")
-                with open(path, "wb") as handle:
+                name = safe_name(filename, f"upload-{number}")
+                data, handle, path = bytearray(), None, None
+                try:
                     while chunk := await clock.read(part.read_chunk(CHUNK)):
                         received += len(chunk)
                         if received > limit:
                             raise Refused(413, f"the body is over the limit of {limit} bytes")
-                        handle.write(chunk)
-                entries.append(Entry(filename, path))
+                        if handle is None and len(data) + len(chunk) > IN_MEMORY_LIMIT:
+                            # a big file goes to disk; a small one (most screenshots) stays in memory
+                            path = folder.make(f"part{number}") / name
+                            handle = open(path, "wb")  # noqa: SIM115 (closed below, written chunk by chunk)
+                            handle.write(data)
+                            data = bytearray()
+                        if handle is not None:
+                            handle.write(chunk)
+                        else:
+                            data += chunk
+                finally:
+                    if handle is not None:
+                        handle.close()
+                if path is not None:
+                    entries.append(Entry(filename, path))
+                else:
+                    entries.append(Entry(filename, Path(name), data=bytes(data)))
         except (ValueError, AssertionError, aiohttp.ClientPayloadError) as exc:  # aiohttp's multipart errors
             raise Refused(400, f"malformed multipart body: {exc}") from None
         if not entries:
@@ -524,16 +591,24 @@ class PicGoServer:
         return entries
 
     # -- checking and fetching entries ---------------------------------------------------------------
-    async def _prepare(self, entries: list[Entry], folder: Path) -> None:
+    async def _prepare(self, entries: list[Entry], folder: Scratch) -> None:
+        for entry in entries:
+            if entry.data is not None:
+                self._check_bytes(entry)
         urls = [(n, e) for n, e in enumerate(entries) if e.path is None and not e.clipboard and _is_url(e.given)]
-        files = [e for e in entries if e.path is not None or e.clipboard or not _is_url(e.given)]
+        files = [e for e in entries if e.data is None and (e.path is not None or e.clipboard or not _is_url(e.given))]
         fetching = asyncio.create_task(self._fetch_all(urls, folder)) if urls else None
-        await asyncio.to_thread(self._check_files, files, folder)
+        if files:
+            await asyncio.to_thread(self._check_files, files, folder)
         if fetching is not None:
             await fetching
 
-    def _check_files(self, entries: list[Entry], folder: Path) -> None:
-        """Runs in a thread: the clipboard, local paths and posted files."""
+    def _check_bytes(self, entry: Entry) -> None:
+        if not self.options.allow_any_file and sniff_image(entry.data[:SNIFF_BYTES] if entry.data else b"") is None:
+            entry.error, entry.path, entry.data = NOT_IMAGE, None, None
+
+    def _check_files(self, entries: list[Entry], folder: Scratch) -> None:
+        """Runs in a thread: the clipboard, local paths and posted files on disk."""
         for entry in entries:
             try:
                 if entry.path is not None:  # posted with the request
@@ -541,22 +616,20 @@ class PicGoServer:
                 elif entry.clipboard:
                     from .clipboard import save_image
 
-                    entry.path = save_image(folder)
+                    entry.path = save_image(folder.make("clipboard"))
                 else:
                     entry.path = self._check_local(entry.given)
             except (EntryError, PicbeamError) as exc:
                 entry.error, entry.path = str(exc), None
 
-    async def _fetch_all(self, urls: Sequence[tuple[int, Entry]], folder: Path) -> None:
+    async def _fetch_all(self, urls: Sequence[tuple[int, Entry]], folder: Scratch) -> None:
         options = self.options
         async with UrlFetcher(allow_private=options.allow_private_urls, limit=options.max_body,
                               timeout=options.url_timeout) as fetcher:  # fmt: skip
 
             async def one(number: int, entry: Entry) -> None:
-                target = folder / f"url{number}"
-                target.mkdir()
                 try:
-                    entry.path = await fetcher.fetch(entry.given, target)
+                    entry.path = await fetcher.fetch(entry.given, folder.make(f"url{number}"))
                     await asyncio.to_thread(self._check_content, entry.path)
                 except EntryError as exc:
                     entry.error, entry.path = str(exc), None
@@ -595,26 +668,17 @@ class PicGoServer:
             raise EntryError(NOT_IMAGE)
 
     # -- uploading --------------------------------------------------------------------------------
-    async def _upload(self, host: Any, entries: list[Entry]) -> None:
-        from .engine import open_batch
-
+    async def _upload(self, batch: Any, entries: list[Entry]) -> None:
         ready = [entry for entry in entries if entry.path is not None]
         if not ready:
             return
-        results: dict[int, UploadResult] = {}
-
-        def emit(result: UploadResult) -> None:
-            results[result.index] = result
-
         # Not explicit unless --allow-any-file: the engine then skips whatever is not an image by the bytes
         # it actually reads, whatever was checked before.
-        found = [Found(entry.path, explicit=self.options.allow_any_file) for entry in ready if entry.path]
-        batch = open_batch(host, self.config, plugins=self.plugins, jobs=self.options.jobs,
-                           ledger=self.options.ledger, emit=emit)  # fmt: skip
-        with batch:
-            await batch.run(found)
-        for index, entry in enumerate(ready):
-            entry.result = results.get(index)
+        found = [Found(entry.path, explicit=self.options.allow_any_file, data=entry.data) for entry in ready
+                 if entry.path]  # fmt: skip
+        results = await batch.submit(found)
+        for entry, result in zip(ready, results, strict=True):
+            entry.result = result
             if entry.result is None:
                 entry.error = NOT_IMAGE
             elif entry.result.error:
@@ -657,9 +721,10 @@ class Busy(asyncio.Protocol):
 def _part_filename(part: Any) -> str | None:
     """A file part's name as the client wrote it. Clients put whole paths there, unescaped
     (filename="C:\\vault\\a.png"), which aiohttp's parser turns into another name: read the raw header."""
-    if not isinstance(part, aiohttp.BodyPartReader) or part.filename is None:
+    if not isinstance(part, aiohttp.BodyPartReader):
         return None
-    raw = re.search(r'filename="([^"]*)"', part.headers.get("Content-Disposition", ""))
+    # Read first: aiohttp's own parse of the header (part.filename) costs more than uploading a screenshot.
+    raw = re.search(r'(?:^|;)\s*filename="([^"]*)"', part.headers.get("Content-Disposition", ""))
     return raw.group(1) if raw else part.filename
 
 

@@ -265,6 +265,17 @@ def test_obsidian_remote_mode_with_full_paths_as_names(serve, fake):
     assert [item["path"] for item in answer.json["items"]] == ["/home/u/vault/a b.png", "C:\\vault\\c.png"]
 
 
+def test_posted_files_small_and_big_arrive_intact(serve, fake):
+    # a screenshot stays in memory; a file over 1 MB is spooled to disk as it arrives
+    small, big = png(9, 9, seed=90), png(700, 600, seed=91)
+    assert len(big) > 1024 * 1024
+    content_type, body = obsidian_multipart([("small.png", small), ("big.png", big)])
+    answer = request(serve(), body=body, headers={"Content-Type": content_type})
+    assert answer.status == 200, answer.body
+    assert sorted(len(r.file.data) for r in fake.requests) == [len(small), len(big)]
+    assert {r.file.filename: r.file.data for r in fake.requests} == {"small.png": small, "big.png": big}
+
+
 def test_picgo_multipart_files_parts(serve, fake):
     boundary = "----picbeamtest"
     parts = b""
@@ -339,6 +350,47 @@ def test_host_and_picbed_pick_the_host(serve, fake, hosts_dir, images):
         assert len(other.requests) == 2 and fake.requests == []
         unknown = upload_json(port, [str(first)], path="/upload?host=nope")
         assert unknown.status == 400 and "unknown host 'nope'" in unknown.json["message"]
+
+
+# -- one long-lived batch per host ------------------------------------------------------------------
+def test_concurrent_requests_share_one_batch(serve, fake):
+    """Four editors post the same screenshot at once: one batch for the server's life sends it once
+    (the others wait for that upload and reuse it), where a batch per request sent it four times."""
+    from picbeam.testing import Reply
+
+    fake.respond_with(lambda recorded, host: Reply(json=host.default_reply(recorded).json, delay=0.5))
+    port = serve()
+    content_type, body = obsidian_multipart([("shot.png", png(7, 7, seed=70))])
+    answers: list[Answer] = []
+    threads = [threading.Thread(target=lambda: answers.append(request(port, body=body,
+                                headers={"Content-Type": content_type}))) for _ in range(4)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [answer.status for answer in answers] == [200] * 4
+    assert len(fake.requests) == 1
+    assert {answer.json["result"][0] for answer in answers} == {fake.file_url(fake.requests[0])}
+    assert sorted(answer.json["items"][0]["reused"] for answer in answers) == [False, True, True, True]
+
+
+def test_a_host_that_batches_completes_before_each_answer(serve, github_server, hosts_dir, images, monkeypatch):
+    """GitHub stages blobs and commits them in the host's finish: the long-lived batch commits after each
+    request, so the URL an editor gets works at once."""
+    import urllib.request
+
+    from github_server import WRITE_TOKEN
+
+    monkeypatch.setenv("GITHUB_TOKEN", WRITE_TOKEN)
+    write_host(hosts_dir, "gh", extends="github", repo="me/pics", api=github_server.api,
+               url_template=github_server.raw_url(), path="{name}{ext}")  # fmt: skip
+    port = serve(host="gh")
+    for path in images(2):
+        answer = upload_json(port, [str(path)])
+        assert answer.status == 200, answer.body
+        with urllib.request.urlopen(answer.json["result"][0]) as served:
+            assert served.read() == path.read_bytes()
+    assert github_server.calls["POST /api/v3/repos/{owner}/{name}/git/commits"] == 2
 
 
 # -- security ------------------------------------------------------------------------------------

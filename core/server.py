@@ -33,6 +33,7 @@ from yarl import URL
 from .errors import ConfigError, PicbeamError
 from .inputs import SNIFF_BYTES, Found, sniff_image
 from .items import IN_MEMORY_LIMIT, UploadResult
+from .webapp import WebApp, is_webapp_path
 
 DEFAULT_PORT = 36677
 MAX_JSON_BYTES = 1024 * 1024
@@ -367,6 +368,7 @@ class PicGoServer:
         # One long-lived batch per host (and processing options) for the server's life: its HTTP session,
         # ledger connection and processors are set up once, and every request's files share its limits.
         self._batches: dict[tuple[str, str], Any] = {}
+        self.webapp = WebApp(self)
 
     # -- listening --------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -403,6 +405,7 @@ class PicGoServer:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.guard], client_max_size=self.options.max_body)
         app.on_cleanup.append(self._close_batches)
+        self.webapp.routes(app)
         app.router.add_route("POST", "/upload", self.upload)
         app.router.add_route("POST", "/heartbeat", self.heartbeat)
         app.router.add_route("GET", "/heartbeat", self.heartbeat)
@@ -414,13 +417,17 @@ class PicGoServer:
                     ) -> web.StreamResponse:  # fmt: skip
         started = time.monotonic()
         origin = request.headers.get("Origin")
-        listed = origin is not None and normalize_origin(origin) in self.options.allow_origins
+        web_page = is_webapp_path(request.path)  # the web app: same origin only, never CORS
+        listed = not web_page and origin is not None and normalize_origin(origin) in self.options.allow_origins
         try:
             self._check_request(request, origin, listed)
-            if request.method == "OPTIONS":
+            if web_page:
+                self.webapp.check(request)
+                response: web.StreamResponse = await handler(request)
+            elif request.method == "OPTIONS":
                 if not listed:
                     raise Refused(403, "preflight refused: this origin is not allowed (see --allow-origin)")
-                response: web.StreamResponse = web.Response(status=204, headers=_preflight_headers(request))
+                response = web.Response(status=204, headers=_preflight_headers(request))
             else:
                 if request.path != "/heartbeat":
                     self._check_secret(request)
@@ -445,7 +452,7 @@ class PicGoServer:
     def _check_request(self, request: web.Request, origin: str | None, listed: bool) -> None:
         if not host_header_allowed(request.headers.get("Host"), self.options.public):
             raise Refused(403, "refused: the Host header must name this machine by a loopback name or address")
-        if listed:
+        if listed or is_webapp_path(request.path):
             return
         if origin is not None:
             value = normalize_origin(origin)
@@ -474,14 +481,22 @@ class PicGoServer:
     async def upload(self, request: web.Request) -> web.StreamResponse:
         name = request.query.get("host") or request.query.get("picbed") or self.options.host
         batch = await self.batch(name)
+        return self._answer(await self.receive(request, batch))
+
+    async def receive(self, request: web.Request, batch: Any, *, posted_only: bool = False) -> list[Entry]:
+        """Read a request's entries, check or fetch them, upload them with ``batch``. ``posted_only``:
+        only files posted in a multipart body (the web app's), never paths or URLs."""
         with Scratch() as folder:
-            entries = await self._read(request, folder)
+            if posted_only:
+                entries = await self._read_multipart(request, folder)
+            else:
+                entries = await self._read(request, folder)
             await self._prepare(entries, folder)
             try:
                 await self._upload(batch, entries)
             except PicbeamError as exc:
                 raise Refused(500, str(exc)) from None
-        return self._answer(entries)
+        return entries
 
     async def batch(self, name: str, process: dict[str, Any] | None = None) -> Any:
         """The server's batch for host ``name`` with these processing options, opened on first use."""

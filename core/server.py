@@ -10,6 +10,7 @@ name is limited (images only, regular files, under ``--root``; public http(s) UR
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import json
@@ -20,7 +21,7 @@ import socket
 import stat
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ HEADER_TIMEOUT = 15.0
 BODY_TIMEOUT = 30.0
 MIN_BODY_RATE = 16 * 1024
 MAX_CONNECTIONS = 256
+MAX_BATCHES = 16
 SECRET_HINT = "send it as Authorization: Bearer SECRET, X-PicGo-Secret: SECRET or ?secret=SECRET"
 
 
@@ -433,15 +435,15 @@ class PicGoServer:
                     self._check_secret(request)
                 response = await handler(request)
         except Refused as refused:
-            response = _json({"success": False, "message": refused.message}, refused.status, refused.headers)
+            response = answer_json({"success": False, "message": refused.message}, refused.status, refused.headers)
             if refused.close:  # the rest of the body is not worth waiting for
                 response.force_close()
         except web.HTTPException as exc:
-            response = _json({"success": False, "message": exc.reason}, exc.status)
+            response = answer_json({"success": False, "message": exc.reason}, exc.status)
         except (asyncio.CancelledError, ConnectionError):
             raise  # the client went away
         except Exception as exc:  # a bug: one line, not a traceback
-            response = _json({"success": False, "message": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+            response = answer_json({"success": False, "message": f"internal error: {type(exc).__name__}: {exc}"}, 500)
         if listed and origin is not None:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
@@ -476,12 +478,12 @@ class PicGoServer:
 
     # -- routes ------------------------------------------------------------------------------------
     async def heartbeat(self, request: web.Request) -> web.StreamResponse:
-        return _json({"success": True, "result": "alive"})
+        return answer_json({"success": True, "result": "alive"})
 
     async def upload(self, request: web.Request) -> web.StreamResponse:
         name = request.query.get("host") or request.query.get("picbed") or self.options.host
-        batch = await self.batch(name)
-        return self._answer(await self.receive(request, batch))
+        async with self.batch(name) as batch:
+            return self._answer(await self.receive(request, batch))
 
     async def receive(self, request: web.Request, batch: Any, *, posted_only: bool = False) -> list[Entry]:
         """Read a request's entries, check or fetch them, upload them with ``batch``. ``posted_only``:
@@ -498,24 +500,35 @@ class PicGoServer:
                 raise Refused(500, str(exc)) from None
         return entries
 
-    async def batch(self, name: str, process: dict[str, Any] | None = None) -> Any:
-        """The server's batch for host ``name`` with these processing options, opened on first use."""
+    @contextlib.asynccontextmanager
+    async def batch(self, name: str, process: dict[str, Any] | None = None) -> AsyncIterator[Any]:
+        """The server's batch for host ``name`` with these processing options, opened on first use and
+        kept. Past MAX_BATCHES kept (the web app can ask for many processing variants) a request gets a
+        batch of its own, closed after it."""
         from .engine import open_batch
 
         key = (name, json.dumps(process or {}, sort_keys=True))
         batch = self._batches.get(key)
-        if batch is None:
-            try:
-                host = self.registry.select(name)
-            except PicbeamError as exc:
-                raise Refused(400, str(exc)) from None
-            try:
-                batch = open_batch(host, self.config, plugins=self.plugins, jobs=self.options.jobs,
-                                   ledger=self.options.ledger, process=process)  # fmt: skip
-            except PicbeamError as exc:
-                raise Refused(500, str(exc)) from None
-            self._batches[key] = await batch.__aenter__()
-        return batch
+        if batch is not None:
+            yield batch
+            return
+        try:
+            host = self.registry.select(name)
+            batch = open_batch(host, self.config, plugins=self.plugins, jobs=self.options.jobs,
+                               ledger=self.options.ledger, process=process)  # fmt: skip
+        except ConfigError as exc:
+            raise Refused(400, str(exc)) from None
+        except PicbeamError as exc:
+            raise Refused(500, str(exc)) from None
+        await batch.__aenter__()
+        if len(self._batches) < MAX_BATCHES:
+            self._batches[key] = batch
+            yield batch
+            return
+        try:
+            yield batch
+        finally:
+            await batch.__aexit__(None, None, None)
 
     async def _close_batches(self, app: web.Application) -> None:
         batches, self._batches = list(self._batches.values()), {}
@@ -710,11 +723,11 @@ class PicGoServer:
         if not uploaded:
             errors = [f"{item['path']}: {item['error']}" for item in items]
             message = errors[0] if len(errors) == 1 else f"all {len(errors)} uploads failed; first: {errors[0]}"
-            return _json({"success": False, "message": message, "items": items}, 500, summary)
+            return answer_json({"success": False, "message": message, "items": items}, 500, summary)
         # result[i] belongs to list[i]: a failed entry keeps its place (holding what the client sent), so an
         # editor that pairs URLs with images by position never puts one image's URL on another.
         result = [item["url"] or item["path"] for item in items]
-        return _json({"success": True, "result": result, "items": items}, 200, summary)
+        return answer_json({"success": True, "result": result, "items": items}, 200, summary)
 
 
 class Busy(asyncio.Protocol):
@@ -747,7 +760,8 @@ def _is_url(text: str) -> bool:
     return text[:8].lower().startswith(("http://", "https://"))
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def answer_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer, non-ASCII text as it is (editors show file names)."""
     return web.json_response(body, status=status, headers=headers, dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 

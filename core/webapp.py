@@ -144,8 +144,8 @@ class WebApp:
         if not request.headers.get("Content-Type", "").lower().startswith("multipart/"):
             raise Refused(400, "the web app uploads files posted as multipart/form-data")
         server = self.server
-        batch = await server.batch(request.query.get("host") or server.options.host, _process(request.query))
-        entries = await server.receive(request, batch, posted_only=True)
+        async with server.batch(request.query.get("host") or server.options.host, _process(request.query)) as batch:
+            entries = await server.receive(request, batch, posted_only=True)
         items = []
         for entry in entries:
             result = entry.result if entry.error is None else None
@@ -276,8 +276,8 @@ def _day(text: str | None, end: bool = False) -> float | None:
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
-    from .server import _json as picgo_json
+    from .server import answer_json
 
-    response = picgo_json(body, status)
+    response = answer_json(body, status)
     response.headers.update(SECURITY_HEADERS)
     return response

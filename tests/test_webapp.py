@@ -294,3 +294,36 @@ def test_the_secret_guards_the_page(fake):
     with InProcessServer(secret="s3cret-for-the-page-0123") as running:
         assert request(running.port, "/", None, method="GET").status == 401
         assert request(running.port, "/?secret=s3cret-for-the-page-0123", None, method="GET").status == 200
+
+
+def test_the_wheel_ships_and_serves_the_web_app(tmp_path, fake):
+    """The static files are package data: a wheel built from this checkout serves them (the editable
+    install serves them in every other test)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+               str(tmp_path / "dist"), str(root)]  # fmt: skip
+    built = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    [wheel] = (tmp_path / "dist").glob("picbeam-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert {"picbeam/web/index.html", "picbeam/web/app.js", "picbeam/web/style.css"} <= set(archive.namelist())
+        archive.extractall(tmp_path / "installed")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "installed")}
+    where = subprocess.run([sys.executable, "-c", "import picbeam; print(picbeam.__file__)"], env=env,
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    assert where.stdout.startswith(str(tmp_path / "installed"))
+    from test_serve import Subprocess
+
+    server = Subprocess("--host", "fake", env=env)
+    try:
+        assert server.port, server.stderr
+        page = request(server.port, "/", None, method="GET")
+        assert page.status == 200 and b'src="/static/app.js"' in page.body
+        script = request(server.port, "/static/app.js", None, method="GET")
+        assert script.status == 200 and script.body == (root / "core" / "web" / "app.js").read_bytes()
+    finally:
+        server.stop()

@@ -67,7 +67,8 @@ def serve(
     no_ledger: Annotated[bool, typer.Option("--no-ledger", help="Neither consult nor write the ledger.")] = False,
     hosts_dir: HostsDirOption = None,
 ) -> None:
-    """Serve the PicGo upload protocol (POST /upload, /heartbeat) for Typora, Obsidian, VS Code..."""
+    """Serve the PicGo upload protocol (POST /upload, /heartbeat) for Typora, Obsidian, VS Code..., and a web
+    app at / to upload, browse, copy and delete in the browser."""
     from ..server import ServerOptions, check_origin
 
     plugins, config, registry = open_hosts(hosts_dir)
@@ -141,6 +142,8 @@ async def _serve(options: Any, plugins: Any, config: Any, registry: Any, address
         urls = " and ".join(f"http://{address}:{port}/upload" for address in bound)
         print(f"picbeam: serving the PicGo protocol on {urls} (host {options.host}, secret {secret}); Ctrl-C stops",
               file=sys.stderr, flush=True)  # fmt: skip
+        print(f"picbeam: the web app (upload, gallery, hosts) is at http://{bound[0]}:{port}/", file=sys.stderr,
+              flush=True)  # fmt: skip
         await stop.wait()
         print("picbeam: stopped", file=sys.stderr, flush=True)
     finally:

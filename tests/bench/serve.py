@@ -23,7 +23,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -93,16 +92,20 @@ class ServeBench:
         """Seconds for CLIENTS clients to post every file, one per request, and the heartbeat latencies."""
         command = [*picbeam_command(), "serve", "--port", "0", "--host", "bench", "-j", str(self.sizes["clients"]),
                    "--ledger", self.ledger()]  # fmt: skip
-        server = subprocess.Popen(command, env=self.env, stderr=subprocess.PIPE, text=True)
-        assert server.stderr is not None
+        # The request log goes to a file: a pipe read by this busy process would slow the server's writes.
+        log = self.scratch / f"serve-{self.runs}.log"
+        with open(log, "w") as handle:
+            server = subprocess.Popen(command, env=self.env, stderr=handle, text=True)
         port = 0
-        for line in server.stderr:
-            if match := re.search(r"http://127\.0\.0\.1:(\d+)/upload", line):
+        for _ in range(600):
+            if match := re.search(r"http://127\.0\.0\.1:(\d+)/upload", log.read_text()):
                 port = int(match.group(1))
                 break
+            if server.poll() is not None:
+                break
+            time.sleep(0.05)
         if not port:
-            raise SystemExit("picbeam serve did not start")
-        threading.Thread(target=server.stderr.read, daemon=True).start()  # the request log, drained
+            raise SystemExit(f"picbeam serve did not start: {log.read_text()[-2000:]}")
         try:
             return asyncio.run(self._clients(port))
         finally:

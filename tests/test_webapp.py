@@ -48,6 +48,8 @@ def browser() -> Iterator[Any]:
 def fake(fake_host, hosts_dir):
     write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url",
                delete_endpoint=fake_host.endpoint("/remove"), description="The test host")  # fmt: skip
+    write_host(hosts_dir, "keyed", endpoint=fake_host.endpoint(), url_path="data.url",
+               headers={"X-API-Key": "hunter2-secret-value"})  # fmt: skip
     return fake_host
 
 
@@ -155,6 +157,16 @@ def test_upload_copy_gallery_search_delete(page, server, fake, tmp_path):
     assert page.inner_text(".card.deleted .name") == "picked-cat.png"
 
 
+def test_a_folder_by_the_folder_picker(page, fake, tmp_path):
+    folder = tmp_path / "album"
+    (folder / "inner").mkdir(parents=True)
+    (folder / "one.png").write_bytes(png(6, 6, seed=21))
+    (folder / "inner" / "two.png").write_bytes(png(6, 6, seed=22))
+    page.set_input_files("#folder-picker", str(folder))
+    expect(page.locator(".item.ok")).to_have_count(2)
+    assert sorted(r.file.data for r in fake.requests) == sorted([png(6, 6, seed=21), png(6, 6, seed=22)])
+
+
 def test_paste_and_host_options(page, fake):
     # Ctrl+V of a screenshot: a paste event carrying an image file
     page.evaluate(
@@ -174,6 +186,8 @@ def test_paste_and_host_options(page, fake):
     assert fake.requests[1].file.data[:3] == b"\xff\xd8\xff"  # a JPEG
     page.click(".tab[data-view=hosts]")
     page.wait_for_selector(".host[data-host=fake]")
+    keyed = page.locator(".host[data-host=keyed]")
+    assert "X-API-Key" in keyed.inner_text() and "hunter2-secret-value" not in page.content()
     assert "The test host" in page.inner_text(".host[data-host=fake]")
     page.click(".host[data-host=fake] .check")
     page.wait_for_selector(".host[data-host=fake] .check-result.ok")

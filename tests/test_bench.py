@@ -39,4 +39,5 @@ def test_serve_benchmark_quick_run_reports_every_figure():
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert report["cli_files_per_s"] > 0 and report["serve_files_per_s"] > 0 and report["ratio"] > 0
+    assert report["cli_cpu_ms_per_file"] > 0 and report["serve_cpu_ms_per_file"] > 0
     assert report["heartbeat_busy_ms"]["samples"] > 0 and report["heartbeat_idle_ms"]["samples"] == 50

@@ -1,6 +1,6 @@
 """`picbeam serve` under load: 8 clients posting one file per request, against `picbeam upload -j 8`.
 
-    python tests/bench/serve.py            # 2,000 files of 32 KB, best of 3 (about a minute)
+    python tests/bench/serve.py            # 2,000 files of 32 KB, 5 interleaved pairs (about two minutes)
     python tests/bench/serve.py --quick    # a smoke run
     python tests/bench/serve.py --json     # figures for machines
 
@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import statistics
 import struct
@@ -34,7 +35,7 @@ sys.path.insert(0, str(HERE))
 
 from run import PYTHON, picbeam_command  # noqa: E402
 
-FULL = {"files": 2000, "size": 32 * 1024, "clients": 8, "repeats": 3}
+FULL = {"files": 2000, "size": 32 * 1024, "clients": 8, "repeats": 5}
 QUICK = {"files": 40, "size": 4 * 1024, "clients": 8, "repeats": 1}
 
 
@@ -77,16 +78,17 @@ class ServeBench:
         self.runs += 1
         return str(self.scratch / f"ledger-{self.runs}.sqlite")
 
-    def cli(self) -> float:
-        """Seconds for `picbeam upload FOLDER -j CLIENTS` (start-up included, as a user runs it)."""
+    def cli(self) -> dict[str, Any]:
+        """Seconds for `picbeam upload FOLDER -j CLIENTS` (start-up included, as a user runs it), and CPU."""
         command = [*picbeam_command(), "upload", str(self.scratch / "files"), "--host", "bench",
                    "-j", str(self.sizes["clients"]), "--ledger", self.ledger()]  # fmt: skip
+        cpu = children_cpu()
         started = time.perf_counter()
         done = subprocess.run(command, env=self.env, capture_output=True, text=True)
         elapsed = time.perf_counter() - started
         if done.returncode != 0 or len(done.stdout.splitlines()) != len(self.files):
             raise SystemExit(f"picbeam upload failed: {done.stderr[-2000:]}")
-        return elapsed
+        return {"seconds": elapsed, "cpu": children_cpu() - cpu}
 
     def serve(self) -> dict[str, Any]:
         """Seconds for CLIENTS clients to post every file, one per request, and the heartbeat latencies."""
@@ -106,11 +108,13 @@ class ServeBench:
             time.sleep(0.05)
         if not port:
             raise SystemExit(f"picbeam serve did not start: {log.read_text()[-2000:]}")
+        cpu = children_cpu()
         try:
-            return asyncio.run(self._clients(port))
+            figures = asyncio.run(self._clients(port))
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(30)
+        return {**figures, "cpu": children_cpu() - cpu}  # the server's start-up included, as for the command
 
     async def _clients(self, port: int) -> dict[str, Any]:
         import aiohttp
@@ -150,6 +154,11 @@ class ServeBench:
         return {"seconds": elapsed, "heartbeat_idle_ms": summary(idle), "heartbeat_busy_ms": summary(busy)}
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def summary(latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
     return {
@@ -168,29 +177,39 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     sizes = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="picbeam-serve-bench-") as scratch:
         bench = ServeBench(Path(scratch), sizes)
+        # Interleaved, so that a change in the machine's load hits both sides: the ratio is the median of
+        # each pair's (the machine is shared, and its load moves by more than the difference measured).
+        pairs = []
         try:
-            cli = min(bench.cli() for _ in range(sizes["repeats"]))
-            served = min((bench.serve() for _ in range(sizes["repeats"])), key=lambda run: run["seconds"])
+            for _ in range(sizes["repeats"]):
+                pairs.append((bench.cli(), bench.serve()))
         finally:
             bench.close()
     files = sizes["files"]
+    cli = min((pair[0] for pair in pairs), key=lambda run: run["seconds"])
+    served = min((pair[1] for pair in pairs), key=lambda run: run["seconds"])
     report = {
         "files": files,
         "size": sizes["size"],
         "clients": sizes["clients"],
-        "cli_files_per_s": round(files / cli, 1),
+        "cli_files_per_s": round(files / cli["seconds"], 1),
         "serve_files_per_s": round(files / served["seconds"], 1),
-        "ratio": round(cli / served["seconds"], 2),
+        "ratio": round(statistics.median(c["seconds"] / s["seconds"] for c, s in pairs), 2),
+        "ratios": [round(c["seconds"] / s["seconds"], 2) for c, s in pairs],
+        "cli_cpu_ms_per_file": round(cli["cpu"] * 1000 / files, 2),
+        "serve_cpu_ms_per_file": round(served["cpu"] * 1000 / files, 2),
         "heartbeat_idle_ms": served["heartbeat_idle_ms"],
         "heartbeat_busy_ms": served["heartbeat_busy_ms"],
     }
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"{files} files of {sizes['size'] // 1024} KB, {sizes['clients']} clients, best of {sizes['repeats']}")
-        print(f"picbeam upload -j {sizes['clients']}: {report['cli_files_per_s']} files/s")
-        print(f"picbeam serve, one file per request: {report['serve_files_per_s']} files/s "
-              f"({report['ratio']}x the command)")  # fmt: skip
+        print(f"{files} files of {sizes['size'] // 1024} KB, {sizes['clients']} clients, {sizes['repeats']} pairs")
+        print(f"picbeam upload -j {sizes['clients']}: {report['cli_files_per_s']} files/s, "
+              f"{report['cli_cpu_ms_per_file']} ms CPU per file")  # fmt: skip
+        print(f"picbeam serve, one file per request: {report['serve_files_per_s']} files/s, "
+              f"{report['serve_cpu_ms_per_file']} ms CPU per file (server only)")  # fmt: skip
+        print(f"serve / upload throughput: {report['ratio']}x (median of the pairs {report['ratios']})")
         for name in ("idle", "busy"):
             beat = report[f"heartbeat_{name}_ms"]
             print(f"heartbeat while {name}: median {beat['median']} ms, p95 {beat['p95']} ms, max {beat['max']} ms")

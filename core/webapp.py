@@ -10,7 +10,9 @@ origin only, no inline script. The page uploads the bytes it was given (multipar
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import json
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
@@ -131,8 +133,9 @@ class WebApp:
         size = min(_number(query.get("size"), PAGE_SIZE), MAX_PAGE_SIZE)
         page = _number(query.get("page"), 1)
         since, until = _day(query.get("from")), _day(query.get("to"), end=True)
-        total, rows = await _in_thread(ledger.page, search=query.get("q", "")[:200], host=query.get("host") or None,
-                                       since=since, until=until, offset=(page - 1) * size, limit=size)  # fmt: skip
+        total, rows = await asyncio.to_thread(ledger.page, search=query.get("q", "")[:200],
+                                              host=query.get("host") or None, since=since, until=until,
+                                              offset=(page - 1) * size, limit=size)  # fmt: skip
         return _json({"total": total, "page": page, "pages": max(1, -(-total // size)), "ledger": True,
                       "rows": [gallery_row(row) for row in rows]})  # fmt: skip
 
@@ -164,7 +167,7 @@ class WebApp:
         record_id = body.get("id")
         if ledger is None or not isinstance(record_id, int):
             raise Refused(400, 'expected {"id": N}, the ledger id of an upload')
-        row = await _in_thread(ledger.get, record_id)
+        row = await asyncio.to_thread(ledger.get, record_id)
         if row is None:
             raise Refused(404, f"no upload with id {record_id} in the ledger")
         errors: list[str] = []
@@ -241,8 +244,6 @@ def _process(query: Mapping[str, str]) -> dict[str, Any] | None:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    import json
-
     from .server import Refused
 
     try:
@@ -252,12 +253,6 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise Refused(400, "expected a JSON object")
     return data
-
-
-async def _in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
-    import asyncio
-
-    return await asyncio.to_thread(function, *args, **kwargs)
 
 
 def _number(text: str | None, default: int) -> int:

@@ -44,7 +44,6 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".html": "text/html"}
-COPY_FORMATS = ("url", "markdown", "html", "bbcode")
 
 
 def is_webapp_path(path: str) -> bool:
@@ -110,8 +109,6 @@ class WebApp:
     # -- the API -------------------------------------------------------------------------------------
     async def state(self, request: web.Request) -> web.StreamResponse:
         """The hosts (descriptions, masked settings, processing options) and the output formats."""
-        from .output import FORMATS
-
         server = self.server
         hosts = []
         for name, entry in sorted(server.registry.entries.items()):
@@ -121,7 +118,7 @@ class WebApp:
                           "process": dict(entry.host.process)})  # fmt: skip
         broken = [{"name": name, "error": error} for name, error in sorted(server.registry.broken.items())]
         return _json({"hosts": hosts, "broken": broken, "default_host": server.options.host,
-                      "formats": [name for name in FORMATS if name != "json"], "ledger": self.ledger() is not None,
+                      "formats": copy_formats(), "ledger": self.ledger() is not None,
                       "process": dict(server.config.get("process", {}) or {})})  # fmt: skip
 
     async def uploads(self, request: web.Request) -> web.StreamResponse:
@@ -205,11 +202,18 @@ class WebApp:
             self._ledger.close()
 
 
+def copy_formats() -> list[str]:
+    """The output formats a link can be copied in: every one `picbeam upload --format` has, but JSON."""
+    from .output import FORMATS
+
+    return [name for name in FORMATS if name != "json"]
+
+
 def copy_texts(result: UploadResult) -> dict[str, str]:
     """The upload in each copy format, rendered by picbeam.output as `picbeam upload --format` prints it."""
     from .output import format_result
 
-    return {fmt: format_result(result, fmt) for fmt in COPY_FORMATS}
+    return {fmt: format_result(result, fmt) for fmt in copy_formats()}
 
 
 def gallery_row(row: Mapping[str, Any]) -> dict[str, Any]:

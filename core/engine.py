@@ -15,6 +15,7 @@ import itertools
 import os
 import random
 import stat
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import aiohttp
 
 from . import __version__
-from .errors import UploadError
+from .errors import LedgerError, UploadError
 from .hosts import Host
 from .inputs import SNIFF_BYTES, Discovery, Found, guess_type, sniff_image
-from .items import IN_MEMORY_LIMIT, UploadItem, UploadResult, printable
+from .items import IN_MEMORY_LIMIT, ExactFile, UploadItem, UploadResult, escape_controls, printable, url_problem
 from .redaction import Redactor
 
 if TYPE_CHECKING:
@@ -56,6 +57,12 @@ class Ledger(Protocol):
 
     def mark_deleted(self, record_id: int) -> None: ...
 
+    def claim(
+        self, sha256s: list[str], host: str, destination: str, variant: str = "", largest: int = 0
+    ) -> dict[str, UploadResult | str | None]: ...
+
+    def release(self, sha256s: list[str], host: str, destination: str, variant: str = "") -> None: ...
+
 
 @dataclass
 class Summary:
@@ -68,10 +75,12 @@ class Summary:
     retries: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    # Why the ledger could not record uploads (the run then started nothing new), in one line.
+    ledger_error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.not_started == 0 and not self.interrupted
+        return self.failed == 0 and self.not_started == 0 and not self.interrupted and self.ledger_error is None
 
 
 class GroupCommit:
@@ -195,12 +204,16 @@ class Batch:
     def __post_init__(self) -> None:
         self.jobs = max(1, self.jobs)
         self.redact = Redactor(self.host.secret_values())
-        self.destination = self.host.destination
+        # The ledger's key and record of where uploads went, without a password or key written in the URL.
+        self.destination = self.redact(self.host.destination)
         self._window = max(64, self.jobs * 8)
         self._pending: dict[int, UploadResult | None] = {}
         self._in_flight: dict[str, asyncio.Future[UploadResult]] = {}
         self._next_index = 0
         self._stopping = False
+        # Content this process claimed in the ledger (it uploads it), and content another process holds.
+        self._claimed: set[str] = set()
+        self._busy: set[str] = set()
         self._recorded: list[int] = []  # ledger ids of this run's uploads, withdrawn if the host's finish fails
         if self.processing is None and self.plugins is not None:
             from .processing import Processing, collect_steps
@@ -211,27 +224,27 @@ class Batch:
         self._writer = None
         if self.ledger is not None:
             self._writer = GroupCommit(self.ledger, self.destination, self.redact, self.variant)
+        # One line per problem that is the run's rather than a file's (a plugin that failed), for stderr.
+        self.warnings: list[str] = []
+        self._failed_plugins: set[str] = set()
+        self._warn_lock = threading.Lock()
         self._has_after = bool(self.plugins and self.plugins.manager.hook.after_upload.get_hookimpls())
 
     # -- the run ------------------------------------------------------------------------------------
-    def _open_session(self) -> aiohttp.ClientSession:
-        self._gate = HostGate(self.host, self.jobs)
-        connector = aiohttp.TCPConnector(limit=self.jobs * 2, limit_per_host=0)
-        return aiohttp.ClientSession(
-            connector=connector, headers={"User-Agent": USER_AGENT}, **proxy_options(self.host.destination)
-        )
-
     @property
     def _workers(self) -> int:
         # While `jobs` files upload (the HostGate admits no more), extra workers process the next files.
         extra = self.processing.workers if self.processing is not None and self.processing.active else 0
         return self.jobs + extra
 
-    async def run(self, discovery: Iterable[Found]) -> Summary:
+    async def run(self, discovery: Iterable[Found], session: aiohttp.ClientSession | None = None) -> Summary:
+        """Upload what ``discovery`` yields; ``session`` lets several batches (mirrors) share one."""
         started = time.monotonic()
         self._slots = asyncio.Semaphore(self._window)
         self._queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=self.jobs * 2)
-        async with self._open_session() as self.session:
+        self._gate = HostGate(self.host, self.jobs)
+        async with contextlib.AsyncExitStack() as owned:
+            self.session = session or await owned.enter_async_context(new_session(self.host.destination, self.jobs))
             workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
             try:
                 await self._feed(discovery)
@@ -246,6 +259,7 @@ class Batch:
                 raise
             finally:
                 self.summary.seconds = time.monotonic() - started
+                await self._release_claims(list(self._claimed))
             await self._finish_host()
         return self.summary
 
@@ -267,7 +281,8 @@ class Batch:
     # -- a long-lived batch: files handed in over time by many callers (picbeam serve) --------------
     async def __aenter__(self) -> Batch:
         """Open the session once for the batch's life; then :meth:`submit` files, from any number of tasks."""
-        self.session = self._open_session()
+        self._gate = HostGate(self.host, self.jobs)
+        self.session = new_session(self.host.destination, self.jobs)
         self._admitted = asyncio.Semaphore(self._workers)
         self._finishing = FinishGate()
         self._batches_finish = type(self.host).finish is not Host.finish
@@ -346,12 +361,59 @@ class Batch:
                 self.on_progress("found", 1)
 
     def _next_chunk(self, found_files: Iterator[Found], size: int, first: int) -> list[Job]:
-        """Runs in a thread: the next files, with the small ones already read, hashed and looked up, so
-        that a batch of small files costs one thread hop per chunk rather than one per file."""
-        return [
+        """Runs in a thread: the next files, with the small ones already read, hashed, looked up and
+        claimed, so that a batch of small files costs one thread hop (and one ledger write) per chunk
+        rather than one per file."""
+        jobs = [
             (index, found, self._load(index, found, PRELOAD_LIMIT) if size > 1 else NOT_LOADED)
             for index, found in enumerate(itertools.islice(found_files, size), start=first)
         ]
+        self._claim([loaded for _, _, loaded in jobs])
+        return jobs
+
+    # -- claims: two picbeam processes over one ledger send each content once ------------------------
+    def _claim(self, loaded: list[Loaded]) -> None:
+        """Runs in a thread: claim in the ledger the content about to be sent. What another process
+        recorded meanwhile is reused; what it is sending now is waited for (see _wait_for_claim)."""
+        items = [i for i in loaded if isinstance(i, UploadItem) and i.previous is None]
+        if self.ledger is None or self.force or self.dry_run or not items:
+            return
+        largest = max(item.size for item in items)
+        try:
+            answers = self.ledger.claim(
+                [i.sha256 for i in items], self.host.name, self.destination, self.variant, largest=largest
+            )
+        except LedgerError as exc:
+            self._ledger_failed(exc)
+            return
+        for item in items:
+            answer = answers[item.sha256]
+            if isinstance(answer, UploadResult):
+                item.previous = dataclasses.replace(answer, path=printable(item.source), index=item.index)
+            elif answer is None:
+                self._claimed.add(item.sha256)
+            else:
+                self._busy.add(item.sha256)
+
+    async def _wait_for_claim(self, item: UploadItem) -> UploadResult | None:
+        """Wait while another process uploads this content: its result when it recorded one, None when
+        this process holds the claim now (the other failed, or died)."""
+        delay = 0.02
+        while item.sha256 in self._busy:
+            if self._stopping:
+                return self._failure(item.index, item.source, "not sent: another picbeam is uploading it", item=item)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            self._busy.discard(item.sha256)
+            await asyncio.to_thread(self._claim, [item])
+            if item.previous is not None:
+                return item.previous
+        return None
+
+    async def _release_claims(self, sha256s: list[str]) -> None:
+        if self.ledger is not None and sha256s:
+            self._claimed.difference_update(sha256s)
+            await asyncio.to_thread(self.ledger.release, sha256s, self.host.name, self.destination, self.variant)
 
     async def _worker(self) -> None:
         while (job := await self._queue.get()) is not None:
@@ -383,7 +445,7 @@ class Batch:
     # -- one file -----------------------------------------------------------------------------------
     async def _process(self, index: int, found: Found, loaded: Loaded) -> UploadResult | None:
         if loaded is NOT_LOADED:
-            loaded = await asyncio.to_thread(self._load, index, found)
+            loaded = await asyncio.to_thread(self._load_and_claim, index, found)
         if loaded is None:
             self.summary.skipped += 1
             self.on_progress("skipped", 1)
@@ -431,7 +493,7 @@ class Batch:
         self._in_flight.setdefault(item.sha256, future)
         result = None
         try:
-            result = await self._upload(item)
+            result = await self._wait_for_claim(item) or await self._upload(item)
             return result
         finally:
             future.set_result(result or self._failure(item.index, item.source, "not sent", item=item))
@@ -442,6 +504,7 @@ class Batch:
         try:
             await self._prepare(item)
             result = await self._send(item)
+            self._check_urls(result)
             if item.data is None:
                 await asyncio.to_thread(_check_unchanged, item)
         except UploadError as exc:
@@ -452,8 +515,34 @@ class Batch:
         if self._has_after:
             await asyncio.to_thread(self._after, result)
         if result.ok and self._writer is not None:
-            self._recorded.append(await self._writer.record(result))
+            try:
+                self._recorded.append(await self._writer.record(result))
+                self._claimed.discard(item.sha256)
+            except LedgerError as exc:
+                self._ledger_failed(exc)
+        elif not result.ok and item.sha256 in self._claimed:
+            await self._release_claims([item.sha256])  # another process may send it now
         return result
+
+    def _ledger_failed(self, exc: LedgerError) -> None:
+        """The ledger cannot be written: the host has the file, so its result still counts and prints, but
+        nothing new starts (each upload would be one more the ledger cannot remember)."""
+        if self.summary.ledger_error is None:
+            self.summary.ledger_error = self.redact(exc.message)
+        self._writer = None
+        self._stopping = True
+
+    def _check_urls(self, result: UploadResult) -> None:
+        """A URL that would garble a terminal or a page, or run script where it is pasted, fails the file."""
+        for url, strict in ((result.url, True), (result.thumbnail_url, False), (result.delete_url, False)):
+            problem = url_problem(url, self.host.url_schemes, strict=strict)
+            if problem:
+                raise UploadError(problem, status=result.status)
+
+    def _load_and_claim(self, index: int, found: Found) -> Loaded:
+        loaded = self._load(index, found)
+        self._claim([loaded])
+        return loaded
 
     def _load(self, index: int, found: Found, limit: int | None = None) -> Loaded:
         """Runs in a thread: checks the file, recognises its type, hashes it (small files are read once)
@@ -470,7 +559,8 @@ class Batch:
                 if limit is not None and info.st_size > limit:
                     return NOT_LOADED
                 if not stat.S_ISREG(info.st_mode):
-                    return self._failure(index, path, "not a regular file")
+                    # A FIFO or a device in a folder is passed over like a file that is not an image.
+                    return self._failure(index, path, "not a regular file") if found.explicit else None
                 mtime_ns = info.st_mtime_ns
                 with open(path, "rb") as handle:
                     if info.st_size <= IN_MEMORY_LIMIT:
@@ -481,6 +571,8 @@ class Batch:
             if data is not None:
                 head, digest = data[:SNIFF_BYTES], hashlib.sha256(data).hexdigest()
         except OSError as exc:
+            if not found.explicit and isinstance(exc, FileNotFoundError) and path.is_symlink():
+                return None  # a dangling symlink in a folder, passed over like a file that is not an image
             return self._failure(index, path, f"cannot read: {exc.strerror or exc}")
         mime = sniff_image(head)
         if mime is None and not found.explicit:
@@ -525,8 +617,16 @@ class Batch:
             raise UploadError(problem)
 
     def _after(self, result: UploadResult) -> None:
+        """Runs in a thread. A plugin that raises is reported once and never undoes the upload: the file
+        is on the host, so its result is printed and recorded all the same."""
         assert self.plugins is not None
-        self.plugins.manager.hook.after_upload(result=result)
+        self.plugins.run_each("after_upload", on_error=self._plugin_failed, result=result)
+
+    def _plugin_failed(self, plugin: str, message: str) -> None:
+        with self._warn_lock:
+            if plugin not in self._failed_plugins:
+                self._failed_plugins.add(plugin)
+                self.warnings.append(escape_controls(f"plugin {plugin}: {self.redact(message)}"))
 
     async def _send(self, item: UploadItem) -> UploadResult:
         """Upload with retries: transient failures back off (honouring Retry-After), a fresh body each try."""
@@ -578,6 +678,10 @@ class Batch:
             self.summary.retries += max(0, attempts - 1)
         result.index, result.path = item.index, printable(item.source)
         result.bytes, result.sha256 = item.size, item.sha256
+        # What the Python API returns and the ledger keeps: the answer and endpoint without credentials.
+        result.answer = self.redact.data(result.answer)
+        if result.endpoint:
+            result.endpoint = self.redact(result.endpoint)
         return result
 
     # -- results ------------------------------------------------------------------------------------
@@ -587,7 +691,7 @@ class Batch:
         return UploadResult(
             path=printable(path),
             host=self.host.name,
-            error=self.redact(message),
+            error=escape_controls(self.redact(message)),  # a host's text may hold terminal escapes
             status=status,
             index=index,
             bytes=item.size if item else 0,
@@ -615,6 +719,12 @@ def _stamina() -> Any:
     return stamina
 
 
+def new_session(destination: str, jobs: int) -> aiohttp.ClientSession:
+    """A run's session: ``jobs`` uploads in flight (and as many connections waiting), the proxy looked up once."""
+    connector = aiohttp.TCPConnector(limit=jobs * 2, limit_per_host=0)
+    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}, **proxy_options(destination))
+
+
 def proxy_options(destination: str) -> dict[str, Any]:
     """Session options that honour HTTP(S)_PROXY / NO_PROXY.
 
@@ -632,6 +742,22 @@ def proxy_options(destination: str) -> dict[str, Any]:
     except LookupError:
         return {}
     return {"proxy": proxy, "proxy_auth": auth}
+
+
+class _ExactFilePayload(aiohttp.payload.BufferedReaderPayload):
+    """aiohttp's file payload, sized by the length declared (aiohttp asks the file system, which counts
+    what the file has grown by since)."""
+
+    _value: ExactFile
+
+    @property
+    def size(self) -> int | None:
+        if self._start_position is None:
+            self._start_position = self._value.tell()
+        return max(0, self._value.length - self._start_position)
+
+
+aiohttp.payload.register_payload(_ExactFilePayload, ExactFile, order=aiohttp.payload.Order.try_first)
 
 
 def _check_unchanged(item: UploadItem) -> None:
@@ -663,6 +789,8 @@ def _network_message(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         reason = exc.os_error.strerror or exc.os_error
         return f"cannot connect to {exc.host}:{exc.port} ({reason}); check the endpoint or your network"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return "the host redirected the upload too many times (check the endpoint)"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the host closed the connection before answering"
     if isinstance(exc, aiohttp.ClientError):
@@ -742,13 +870,15 @@ async def upload_async(
     force: bool = False,
     ledger: bool | str | os.PathLike[str] = True,
     process: Mapping[str, Any] | None = None,
+    follow_symlinks: bool = False,
 ) -> list[UploadResult]:
     """Upload files and folders to a host (by name, or a :class:`Host`); results in input order.
 
     Failures are results too (``result.error``), so one bad file never hides the others' URLs. The
     ledger is used as by the command line (``ledger=False`` for none, or a path); ``force`` re-sends
     files the ledger already has. ``process`` sets processing options as the command line's flags do
-    (``{"convert": "webp", "max_width": 1600}``; see the README's "Processing").
+    (``{"convert": "webp", "max_width": 1600}``; see the README's "Processing"). In folders, symbolic
+    links that lead outside the folder named are passed over unless ``follow_symlinks``.
     """
     from .config import Config
     from .loader import load_plugins
@@ -770,7 +900,14 @@ async def upload_async(
         emit=results.append,
     )
     with batch:
-        await batch.run(Discovery([Path(p) for p in paths], recursive=recursive, include=include, exclude=exclude))
+        discovery = Discovery(
+            [Path(p) for p in paths],
+            recursive=recursive,
+            include=include,
+            exclude=exclude,
+            follow_symlinks=follow_symlinks,
+        )
+        await batch.run(discovery)
     return results
 
 

@@ -41,5 +41,9 @@ class UploadError(PicbeamError):
         self.answer = answer
 
 
+class LedgerError(PicbeamError):
+    """The ledger could not be written (disk full, read-only file system, I/O error): the run stops."""
+
+
 class PluginError(PicbeamError):
     """A plugin could not be loaded or registered something invalid."""

@@ -95,18 +95,22 @@ class Plugins:
                 yield f"plugin '{info.name}'{f' ({info.distribution})' if info.distribution else ''}: {error}"
 
     # -- calling hooks one plugin at a time -------------------------------------------------------
-    def run_each(self, hook: str, **arguments: Any) -> None:
-        """Call a hook in every plugin; one failing plugin is reported and skipped."""
+    def run_each(self, hook: str, *, on_error: Callable[[str, str], None] | None = None, **arguments: Any) -> None:
+        """Call a hook in every plugin; one failing plugin is reported (to ``on_error(plugin, message)``,
+        by default kept for :meth:`errors`) and skipped."""
         for impl in getattr(self.manager.hook, hook).get_hookimpls():
-            self._call(impl, hook, arguments)
+            self._call(impl, hook, arguments, on_error)
 
-    def _call(self, impl: Any, hook: str, arguments: dict[str, Any]) -> None:
+    def _call(
+        self, impl: Any, hook: str, arguments: dict[str, Any], on_error: Callable[[str, str], None] | None = None
+    ) -> None:
+        report = on_error or self.report
         try:
             impl.function(*[arguments[name] for name in impl.argnames])
         except PicbeamError as exc:
-            self.report(impl.plugin_name, f"{hook} failed: {exc}")
+            report(impl.plugin_name, f"{hook} failed: {exc}")
         except Exception as exc:  # a third-party plugin's bug must not stop the others
-            self.report(impl.plugin_name, f"{hook} failed: {type(exc).__name__}: {exc}")
+            report(impl.plugin_name, f"{hook} failed: {type(exc).__name__}: {exc}")
 
     def hosts(self, config: Config) -> HostRegistry:
         """Every host the plugins provide; a plugin's failure is reported and its other hosts kept."""

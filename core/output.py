@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Callable
 from pathlib import PurePath
 
@@ -16,10 +17,14 @@ def _alt(result: UploadResult) -> str:
     return PurePath(result.path).stem
 
 
+# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that end or shape an
+# image's alt text or start inline HTML.
+_MARKDOWN_SPECIAL = re.compile(r"([\\\[\]()*_`<>!&])")
+
+
 def _markdown(result: UploadResult) -> str:
-    alt = _alt(result).replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
-    url = (result.url or "").replace("(", "%28").replace(")", "%29")
-    return f"![{alt}]({url})"
+    alt = _MARKDOWN_SPECIAL.sub(r"\\\1", _alt(result))
+    return f"![{alt}]({_quote_url(result.url, '()<> ')})"
 
 
 def _html(result: UploadResult) -> str:
@@ -27,7 +32,12 @@ def _html(result: UploadResult) -> str:
 
 
 def _bbcode(result: UploadResult) -> str:
-    return f"[img]{result.url}[/img]"
+    return f"[img]{_quote_url(result.url, '[]')}[/img]"
+
+
+def _quote_url(url: str | None, characters: str) -> str:
+    """``url`` with ``characters`` (which would end the markup around it) percent-encoded."""
+    return "".join(f"%{ord(c):02X}" if c in characters else c for c in url or "")
 
 
 def _json(result: UploadResult) -> str:

@@ -77,6 +77,9 @@ class ServerOptions:
     header_timeout: float = HEADER_TIMEOUT
     body_timeout: float = BODY_TIMEOUT
     max_connections: int = MAX_CONNECTIONS
+    # The default host's mirrors and fallbacks (serve --host a --host b --fallback c).
+    mirrors: tuple[str, ...] = ()
+    fallbacks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.roots = tuple(Path(os.path.realpath(root)) for root in self.roots)
@@ -506,20 +509,29 @@ class PicGoServer:
         kept. Past MAX_BATCHES kept (the web app can ask for many processing variants) a request gets a
         batch of its own, closed after it."""
         from .engine import open_batch
+        from .mirrors import hosts_for, open_uploads
 
         key = (name, json.dumps(process or {}, sort_keys=True))
         batch = self._batches.get(key)
         if batch is not None:
             yield batch
             return
+        default = name == self.options.host
+        names, fallbacks = [name, *(self.options.mirrors if default else ())], self.options.fallbacks if default else ()
+        options = {"plugins": self.plugins, "jobs": self.options.jobs, "ledger": self.options.ledger,
+                   "process": process}  # fmt: skip
         try:
-            host = self.registry.select(name)
-            batch = open_batch(host, self.config, plugins=self.plugins, jobs=self.options.jobs,
-                               ledger=self.options.ledger, process=process)  # fmt: skip
+            hosts, backups = hosts_for(self.registry, names, fallbacks)
+            if len(hosts) == 1 and not backups:
+                batch = open_batch(hosts[0], self.config, **options)
         except ConfigError as exc:
             raise Refused(400, str(exc)) from None
         except PicbeamError as exc:
             raise Refused(500, str(exc)) from None
+        if batch is None:  # mirrors or fallbacks: each request is a run of its own
+            yield MirroredRun(lambda emit: open_uploads(self.registry, names, self.config, fallbacks=fallbacks,
+                                                        emit=emit, report=self._report, **options))  # fmt: skip
+            return
         await batch.__aenter__()
         if len(self._batches) < MAX_BATCHES:
             self._batches[key] = batch
@@ -529,6 +541,9 @@ class PicGoServer:
             yield batch
         finally:
             await batch.__aexit__(None, None, None)
+
+    def _report(self, failed: UploadResult) -> None:
+        self.log(f"{failed.path}: {failed.host}: {failed.error}")
 
     async def _close_batches(self, app: web.Application) -> None:
         batches, self._batches = list(self._batches.values()), {}
@@ -548,10 +563,10 @@ class PicGoServer:
             return [Entry("clipboard", clipboard=True)]
         try:
             data = json.loads(body.decode("utf-8-sig"))
+        except RecursionError:
+            raise Refused(400, 'the body is nested too deeply; expected {"list": ["/path/a.png", ...]}') from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Refused(400, f'the body is not JSON ({exc}); expected {{"list": ["/path/a.png", ...]}}') from None
-        except RecursionError:
-            raise Refused(400, 'the body nests too deeply; expected {"list": ["/path/a.png", ...]}') from None
         if not isinstance(data, dict) or not isinstance(data.get("list", []), list):
             raise Refused(400, 'expected a JSON object {"list": ["/path/a.png", "https://..."]}')
         entries = data.get("list", [])
@@ -728,6 +743,20 @@ class PicGoServer:
         # editor that pairs URLs with images by position never puts one image's URL on another.
         result = [item["url"] or item["path"] for item in items]
         return answer_json({"success": True, "result": result, "items": items}, 200, summary)
+
+
+class MirroredRun:
+    """A request's own run to a host with mirrors or fallbacks (see picbeam.mirrors), with the long-lived
+    batch's ``submit``: the results in the order given."""
+
+    def __init__(self, make: Callable[[Callable[[UploadResult], None]], Any]) -> None:
+        self.make = make
+
+    async def submit(self, found: Sequence[Found]) -> list[UploadResult | None]:
+        results: dict[int, UploadResult] = {}
+        with self.make(lambda result: results.__setitem__(result.index, result)) as run:
+            await run.run(found)
+        return [results.get(index) for index in range(len(found))]
 
 
 class Busy(asyncio.Protocol):

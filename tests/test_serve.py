@@ -611,7 +611,7 @@ def test_deeply_nested_json_body_is_400(serve, fake):
     for body in ("[" * 100_000 + "]" * 100_000, '{"list": ' + "[" * 100_000 + "]" * 100_000 + "}"):
         answer = request(port, body=body, headers={"Content-Type": "application/json"})
         assert answer.status == 400, answer.body[:200]
-        assert answer.json["message"].startswith("the body nests too deeply")
+        assert answer.json["message"].startswith("the body is nested too deeply")
     assert request(port, "/heartbeat").status == 200 and fake.requests == []
 
 

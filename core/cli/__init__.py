@@ -21,6 +21,8 @@ BUILTIN_COMMANDS = {
     "delete": "delete",
     "serve": "serve",
     "watch": "watch",
+    "migrate": "migrate",
+    "links": "links",
 }
 
 

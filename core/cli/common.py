@@ -25,6 +25,10 @@ HostsDirOption = Annotated[
     list[Path] | None,
     typer.Option("--hosts-dir", help="Extra folder of host TOML files (also PICBEAM_HOSTS_DIR).", show_default=False),
 ]
+FallbackOption = Annotated[
+    list[str] | None,
+    typer.Option("--fallback", help="A host for the files the first host fails on (repeatable).", show_default=False),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")]
 
 _said: set[str] = set()

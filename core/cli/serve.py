@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import EXIT_FAILED, HostsDirOption, fail, on_interrupt, open_hosts, warn
+from .common import EXIT_FAILED, FallbackOption, HostsDirOption, fail, on_interrupt, open_hosts, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -19,9 +19,15 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     host: Annotated[
-        str | None,
-        typer.Option("--host", "-H", help="Host to upload to (a request may pick another with ?host=NAME)."),
+        list[str] | None,
+        typer.Option(
+            "--host",
+            "-H",
+            help="Host to upload to (a request may pick another with ?host=NAME); repeat it for mirrors.",
+            show_default=False,
+        ),
     ] = None,
+    fallback: FallbackOption = None,
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on.")] = 36677,
     listen: Annotated[
         str | None,
@@ -72,8 +78,12 @@ def serve(
     from ..server import ServerOptions, check_origin
 
     plugins, config, registry = open_hosts(hosts_dir)
-    host_name = host or config.default_host()
-    registry.select(host_name).prepared()  # a missing ${VAR} or unknown host stops here, not at the first request
+    from ..mirrors import hosts_for
+
+    names = host or [config.default_host()]
+    host_name = names[0]
+    for chosen in [h for group in hosts_for(registry, names, fallback or ()) for h in group]:
+        chosen.prepared()  # a missing ${VAR} or unknown host stops here, not at the first request
     addresses, port, public = _listen_addresses(listen, port)
     if public and not secret:
         fail(f"--listen {listen} lets other machines connect: set a secret with --secret or PICBEAM_SERVER_SECRET")
@@ -86,6 +96,7 @@ def serve(
         host=host_name, secret=secret or None, allow_origins=frozenset(check_origin(o) for o in allow_origin or ()),
         allow_any_file=allow_any_file, roots=tuple(root or ()), allow_private_urls=allow_private_urls,
         max_body=max_body * 1024 * 1024, public=public, ledger=False if no_ledger else (ledger or True), jobs=jobs,
+        mirrors=tuple(names[1:]), fallbacks=tuple(fallback or ()),
     )  # fmt: skip
     asyncio.run(_serve(options, plugins, config, registry, addresses, port))
 

@@ -17,6 +17,7 @@ from ..output import FORMATS, format_result
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    FallbackOption,
     HostsDirOption,
     fail,
     on_two_interrupts,
@@ -36,9 +37,16 @@ def register(app: typer.Typer) -> None:
 def upload(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files and folders to upload.", show_default=False)] = None,
     host: Annotated[
-        str | None,
-        typer.Option("--host", "-H", help="Host name (default: PICBEAM_HOST, config default_host, or 'local')."),
+        list[str] | None,
+        typer.Option(
+            "--host",
+            "-H",
+            help="Host name (default: PICBEAM_HOST, config default_host, or 'local'); repeat it to send every "
+            "file to every host (mirrors: stdout has the first host's URL).",
+            show_default=False,
+        ),
     ] = None,
+    fallback: FallbackOption = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once (default: 4).")
     ] = None,
@@ -52,6 +60,10 @@ def upload(
     fmt: Annotated[
         str | None, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)} (default: url).")
     ] = None,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option("--follow-symlinks", help="In folders, follow symbolic links that lead outside the folder named."),
+    ] = False,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a host field for this run: FIELD=VALUE, headers.NAME=VALUE (repeatable)."),
@@ -198,8 +210,8 @@ def upload(
     ] = False,
 ) -> None:
     """Upload files (and the images in folders) to a host; print one result per file, in order."""
-    from ..engine import open_batch
     from ..inputs import Discovery
+    from ..mirrors import open_uploads
 
     if explain and not dry_run:
         fail("--explain goes with --dry-run: picbeam upload --dry-run --explain ...")
@@ -207,11 +219,11 @@ def upload(
     fmt = output_format(fmt, config)
     if not paths and not clipboard:
         fail("name the files or folders to upload, or use --clipboard")
-    host_name = host or config.default_host()
-    chosen = registry.select(host_name, overrides or ())
     cleanup = ExitStack()  # the clipboard's image lives in a temporary folder until the run ends
     inputs = [_clipboard_image(cleanup), *(paths or ())] if clipboard else list(paths or ())
-    discovery = Discovery(inputs, recursive=recursive, include=include or (), exclude=exclude or ())
+    discovery = Discovery(
+        inputs, recursive=recursive, include=include or (), exclude=exclude or (), follow_symlinks=follow_symlinks
+    )
     progress = ProgressReport(enabled=sys.stderr.isatty() and not dry_run)
     copied: list[str] = []
 
@@ -239,9 +251,13 @@ def upload(
         "rename": rename,
     }
     with cleanup:
-        batch = open_batch(
-            chosen,
+        batch = open_uploads(
+            registry,
+            host or [config.default_host()],
             config,
+            fallbacks=fallback or (),
+            overrides=overrides or (),
+            report=lambda result: progress.error(f"{result.path}: {result.host}: {result.error}"),
             plugins=plugins,
             jobs=jobs,
             retries=retries,
@@ -255,7 +271,7 @@ def upload(
         )
         with batch, progress:
             summary = asyncio.run(_run_interruptible(batch, discovery))
-    for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings]:
+    for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings, *batch.warnings]:
         warn(line)
     if copied:
         copy_results(copied)
@@ -265,6 +281,8 @@ def upload(
             f"{summary.not_started} not started"
         )
         raise typer.Exit(EXIT_INTERRUPTED)
+    if summary.ledger_error:
+        warn(ledger_stopped(summary))
     files = summary.uploaded + summary.reused + summary.failed
     if files > 1 or summary.retries:
         retried = f", {summary.retries} retries" if summary.retries else ""
@@ -272,8 +290,13 @@ def upload(
             f"done: {summary.uploaded} uploaded, {summary.reused} already there, {summary.failed} failed "
             f"in {summary.seconds:.1f} s{retried}"
         )
-    if summary.failed:
+    if summary.failed or summary.ledger_error:
         raise typer.Exit(EXIT_FAILED)
+
+
+def ledger_stopped(summary: Any) -> str:
+    """The one line for a run the ledger stopped: what failed, where, and what to do."""
+    return f"{summary.ledger_error}; stopped: free space or choose another --ledger, then run again"
 
 
 def dry_run_line(result: Any, fmt: str, explain: bool) -> str:

@@ -25,6 +25,7 @@ import typer
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    FallbackOption,
     HostsDirOption,
     fail,
     on_two_interrupts,
@@ -48,14 +49,23 @@ def register(app: typer.Typer) -> None:
 def watch(
     folder: Annotated[Path, typer.Argument(help="The folder to watch.", show_default=False)],
     host: Annotated[
-        str | None,
-        typer.Option("--host", "-H", help="Host name (default: PICBEAM_HOST, config default_host, or 'local')."),
+        list[str] | None,
+        typer.Option(
+            "--host",
+            "-H",
+            help="Host name (default: PICBEAM_HOST, config default_host, or 'local'); repeat it for mirrors.",
+            show_default=False,
+        ),
     ] = None,
+    fallback: FallbackOption = None,
     fmt: Annotated[
         str | None, typer.Option("--format", "-f", help="Output format: url, markdown, html, bbcode, json.")
     ] = None,
     copy: Annotated[bool, typer.Option("--copy", help="Put each result on the clipboard as it lands.")] = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Watch sub-folders too.")] = False,
+    follow_symlinks: Annotated[
+        bool, typer.Option("--follow-symlinks", help="Follow symbolic links that lead outside the folder.")
+    ] = False,
     existing: Annotated[
         bool, typer.Option("--existing", help="Also upload images already in the folder (those the ledger lacks).")
     ] = False,
@@ -72,24 +82,34 @@ def watch(
     hosts_dir: HostsDirOption = None,
 ) -> None:
     """Upload each new or changed image in a folder once it is completely written; Ctrl-C stops."""
-    from ..engine import open_batch
+    from ..mirrors import open_uploads
 
     plugins, config, registry = open_hosts(hosts_dir)
     fmt = output_format(fmt, config)
     if not folder.is_dir():
         fail(f"{folder}: not a folder")
-    chosen = registry.select(host or config.default_host())
     report = Report(fmt, copy)
-    batch = open_batch(chosen, config, plugins=plugins, jobs=jobs, retries=retries, ledger=ledger or True,
-                       emit=report.emit)  # fmt: skip
+    batch = open_uploads(registry, host or [config.default_host()], config, fallbacks=fallback or (),
+                         plugins=plugins, jobs=jobs, retries=retries, ledger=ledger or True, emit=report.emit,
+                         report=report.failed)  # fmt: skip
     with batch:
-        interrupted = asyncio.run(Watcher(folder, batch, report, settle=settle, recursive=recursive).run(existing))
+        interrupted = asyncio.run(
+            Watcher(folder, batch, report, settle=settle, recursive=recursive, follow_symlinks=follow_symlinks).run(
+                existing
+            )
+        )
     summary = batch.summary
+    for line in batch.warnings:
+        warn(line)
     warn(f"stopped: {summary.uploaded} uploaded, {summary.reused} already uploaded, {summary.failed} failed"
          + (f", {summary.not_started} not started" if summary.not_started else ""))  # fmt: skip
+    if summary.ledger_error:
+        from .upload import ledger_stopped
+
+        warn(ledger_stopped(summary))
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
-    if summary.failed:
+    if summary.failed or summary.ledger_error:
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -109,7 +129,7 @@ class Report:
             return
         line = format_result(result, self.fmt)
         if result.error:
-            print(f"picbeam: {result.path}: {result.host}: {result.error}", file=sys.stderr, flush=True)
+            self.failed(result)
             return
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
@@ -117,6 +137,9 @@ class Report:
             from ..clipboard import copy_results
 
             copy_results([line])
+
+    def failed(self, result: Any) -> None:
+        print(f"picbeam: {result.path}: {result.host}: {result.error}", file=sys.stderr, flush=True)
 
 
 def looks_complete(path: Path) -> bool:
@@ -201,15 +224,25 @@ def _wanted(change: Any, path: str) -> bool:
 class Watcher:
     """One watch session: the file watcher, the settler and one batch fed through a queue."""
 
-    def __init__(self, folder: Path, batch: Any, report: Report, *, settle: float, recursive: bool) -> None:
+    def __init__(
+        self, folder: Path, batch: Any, report: Report, *, settle: float, recursive: bool, follow_symlinks: bool = False
+    ) -> None:
         self.folder, self.batch, self.report = folder, batch, report
-        self.settle, self.recursive = settle, recursive
+        self.settle, self.recursive, self.follow_symlinks = settle, recursive, follow_symlinks
+        self.real_folder = os.path.realpath(folder)
         self.queue: queue.Queue[Any] = queue.Queue()
         self.submitted = 0
 
     def _submit(self, path: Path, *, quiet: bool = False) -> None:
-        from ..inputs import Found
+        from ..inputs import Found, leads_outside
+        from ..items import printable
 
+        if not self.follow_symlinks and leads_outside(path, self.real_folder):
+            warn(
+                f"skipped {printable(path)}: a symlink that leads outside {self.folder}/ "
+                "(--follow-symlinks to follow it)"
+            )
+            return
         if quiet:
             self.report.quiet.add(self.submitted)
         self.submitted += 1
@@ -244,7 +277,7 @@ class Watcher:
                 else:
                     settler.changed(path)
             settler.tick()
-            if uploads.done():
+            if uploads.done() or self.batch.summary.ledger_error:
                 break
         self.batch.stop()  # start nothing new; uploads in flight finish
         self.queue.put(None)
@@ -257,7 +290,10 @@ class Watcher:
     def _scan(self) -> None:
         from ..inputs import Discovery
 
-        for found in Discovery([self.folder], recursive=self.recursive):
+        discovery = Discovery([self.folder], recursive=self.recursive, follow_symlinks=self.follow_symlinks)
+        for found in discovery:
             if not _wanted(None, str(found.path)):
                 continue
             self._submit(found.path, quiet=True)
+        for line in discovery.summary():
+            warn(line)

@@ -265,6 +265,7 @@ class Mirrored:
         self.summary.retries = sum(s.retries for s in summaries)
         self.summary.seconds = max(s.seconds for s in summaries)
         self.summary.interrupted = self.summary.interrupted or any(s.interrupted for s in summaries)
+        self.summary.ledger_error = next((s.ledger_error for s in summaries if s.ledger_error), None)
 
     # -- like a Batch, for the commands ----------------------------------------------------------------
     @property
@@ -273,7 +274,7 @@ class Mirrored:
 
     @property
     def warnings(self) -> list[str]:
-        """What every host's run has to say once (a plugin's failing hook), each line once."""
+        """Every batch's warnings (a plugin that failed), each said once."""
         return list(dict.fromkeys(line for batch in self.every for line in batch.warnings))
 
     def close(self) -> None:

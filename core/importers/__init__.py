@@ -1,7 +1,7 @@
 """Importers: other tools' configurations as picbeam hosts (``picbeam hosts import``).
 
-Each module reads one format: ``sharex`` (ShareX custom uploaders, ``.sxcu``), ``picgo`` (PicGo's web
-uploader, PicList's custom uploader), ``qexo`` (Qexo's remote API) and ``upic`` (uPic's custom hosts).
+Each module reads one format: ``sharex`` (ShareX custom uploaders, ``.sxcu``), ``picgo`` (every uploader
+of a PicGo/PicList config), ``qexo`` (Qexo's remote API) and ``upic`` (uPic's custom hosts).
 :func:`read` detects the format and returns, for every host in the file, either an :class:`Imported`
 (hosts.d fields plus notes for the user) or an :class:`ImportRefused` saying why it was not imported.
 """
@@ -9,6 +9,7 @@ uploader, PicList's custom uploader), ``qexo`` (Qexo's remote API) and ``upic`` 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from .common import Imported, ImportRefused
 FORMATS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "sharex": (sharex.matches, "a ShareX custom uploader (.sxcu)"),
     "upic": (upic.matches, "uPic's host export"),
-    "picgo": (picgo.matches, "a PicGo/PicList config with a web uploader"),
+    "picgo": (picgo.matches, "a PicGo/PicList config (config.json, data.json)"),
     "qexo": (qexo.matches, "Qexo's remote-API image host settings"),
 }
 
@@ -65,8 +66,29 @@ def read_data(
         raise ConfigError(f"{where}: not {FORMATS[chosen][1]}")
     try:
         if chosen == "sharex":
-            return [sharex.convert(data, where=where, name=name)]
-        module = {"upic": upic, "picgo": picgo, "qexo": qexo}[chosen]
-        return list(module.convert(data, where=where, name=name))
+            results: list[Imported | ImportRefused] = [sharex.convert(data, where=where, name=name)]
+        else:
+            module = {"upic": upic, "picgo": picgo, "qexo": qexo}[chosen]
+            results = list(module.convert(data, where=where, name=name))
     except ImportRefused as refused:
         return [refused]
+    return [_without_control_characters(result, where) for result in results]
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _without_control_characters(result: Imported | ImportRefused, where: str) -> Imported | ImportRefused:
+    """A header, form or query name or value with CR, LF or another control character cannot go on the
+    wire (and would let a file inject headers): refused here, naming the field, not at upload time."""
+    if isinstance(result, ImportRefused):
+        return result
+    for table in ("headers", "form", "query", "delete_form"):
+        for key, value in (result.fields.get(table) or {}).items():
+            if CONTROL.search(str(key)) or CONTROL.search(str(value)):
+                return ImportRefused(
+                    f"{where}: '{result.name}' not imported: {table}.{key.encode('unicode_escape').decode()} holds a "
+                    "control character (CR, LF, tab...), which HTTP does not allow in a header or form field",
+                    "bad-config",
+                )
+    return result

@@ -18,7 +18,7 @@ import random
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -160,6 +160,39 @@ class HostGate:
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
 
+class FinishGate:
+    """Lets a long-lived batch call the host's ``finish`` between uploads, never during one: a finish
+    waits for the uploads in progress, and uploads that come in meanwhile wait for it (so it cannot
+    starve). Finishes that queue up run one after another; the host's finish is cheap when nothing is left."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Condition()
+        self._uploading = 0
+        self._finishes = 0
+
+    @contextlib.asynccontextmanager
+    async def uploading(self) -> AsyncIterator[None]:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._finishes == 0)
+            self._uploading += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._uploading -= 1
+                self._changed.notify_all()
+
+    async def finish(self, finish: Callable[[], Awaitable[None]]) -> None:
+        async with self._changed:
+            self._finishes += 1
+            try:
+                await self._changed.wait_for(lambda: self._uploading == 0)
+                await finish()
+            finally:
+                self._finishes -= 1
+                self._changed.notify_all()
+
+
 @dataclass
 class Batch:
     """One run: uploads what discovery finds to one host and reports each result in input order."""
@@ -212,6 +245,12 @@ class Batch:
         self._has_after = bool(self.plugins and self.plugins.manager.hook.after_upload.get_hookimpls())
 
     # -- the run ------------------------------------------------------------------------------------
+    @property
+    def _workers(self) -> int:
+        # While `jobs` files upload (the HostGate admits no more), extra workers process the next files.
+        extra = self.processing.workers if self.processing is not None and self.processing.active else 0
+        return self.jobs + extra
+
     async def run(self, discovery: Iterable[Found], session: aiohttp.ClientSession | None = None) -> Summary:
         """Upload what ``discovery`` yields; ``session`` lets several batches (mirrors) share one."""
         started = time.monotonic()
@@ -220,9 +259,7 @@ class Batch:
         self._gate = HostGate(self.host, self.jobs)
         async with contextlib.AsyncExitStack() as owned:
             self.session = session or await owned.enter_async_context(new_session(self.host.destination, self.jobs))
-            # While `jobs` files upload (the HostGate admits no more), extra workers process the next files.
-            extra = self.processing.workers if self.processing is not None and self.processing.active else 0
-            workers = [asyncio.create_task(self._worker()) for _ in range(self.jobs + extra)]
+            workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
             try:
                 await self._feed(discovery)
                 for _ in workers:
@@ -242,17 +279,62 @@ class Batch:
 
     async def _finish_host(self) -> None:
         """The host completes what it batched (GitHub: one commit) and closes its connections (SFTP)."""
+        recorded, self._recorded = self._recorded, []
         try:
             await self.host.finish(self.session)
         except (UploadError, TimeoutError, aiohttp.ClientError) as exc:
             # What the run recorded is not on the host: the ledger must not offer it for reuse.
             if self.ledger is not None:
-                for record_id in self._recorded:
+                for record_id in recorded:
                     await asyncio.to_thread(self.ledger.mark_deleted, record_id)
             if isinstance(exc, UploadError):
                 exc.message = f"{self.host.name}: {self.redact(exc.message)}"
                 raise
             raise UploadError(f"{self.host.name}: {self.redact(_network_message(exc))}") from None
+
+    # -- a long-lived batch: files handed in over time by many callers (picbeam serve) --------------
+    async def __aenter__(self) -> Batch:
+        """Open the session once for the batch's life; then :meth:`submit` files, from any number of tasks."""
+        self._gate = HostGate(self.host, self.jobs)
+        self.session = new_session(self.host.destination, self.jobs)
+        self._admitted = asyncio.Semaphore(self._workers)
+        self._finishing = FinishGate()
+        self._batches_finish = type(self.host).finish is not Host.finish
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self._batches_finish:
+                await self._finishing.finish(self._finish_host)
+        finally:
+            await self.session.close()
+            self.close()
+
+    async def submit(self, found: Sequence[Found]) -> list[UploadResult | None]:
+        """Upload ``found`` beside whatever else is in flight; the results in the order given (None for a
+        file passed over: not an image). The host limits (jobs, concurrency, rate) and the in-flight
+        dedupe are the batch's, shared by every caller. Before returning, a host that batches its uploads
+        (GitHub) completes them, so the URLs work when the caller gets them."""
+        first = self._next_index
+        self._next_index += len(found)
+
+        async def one(index: int, file: Found) -> UploadResult | None:
+            async with self._admitted:
+                try:
+                    # A small file in memory is hashed and looked up at once: cheaper than a thread hop.
+                    small = file.data is not None and len(file.data) <= PRELOAD_LIMIT
+                    result = await self._process(index, file, self._load(index, file) if small else NOT_LOADED)
+                except Exception as exc:  # a bug in a host or plugin fails this file, not the others
+                    result = self._failure(index, file.path, f"internal error: {type(exc).__name__}: {exc}")
+            if result is not None:
+                self._count(result)
+            return result
+
+        async with self._finishing.uploading():
+            results = await asyncio.gather(*(one(first + n, file) for n, file in enumerate(found)))
+        if self._batches_finish:
+            await self._finishing.finish(self._finish_host)
+        return results
 
     def close(self) -> None:
         if self._downloads is not None:
@@ -542,20 +624,26 @@ class Batch:
         path = found.path
         if found.error:
             return self._failure(index, path, found.error)
+        mtime_ns = 0
         try:
-            info = path.stat()
-            if limit is not None and info.st_size > limit:
-                return NOT_LOADED
-            if not stat.S_ISREG(info.st_mode):
-                # A FIFO or a device in a folder is passed over like a file that is not an image.
-                return self._failure(index, path, "not a regular file") if found.explicit else None
-            with open(path, "rb") as handle:
-                if info.st_size <= IN_MEMORY_LIMIT:
-                    data: bytes | None = handle.read()
-                    head, digest = data[:SNIFF_BYTES], hashlib.sha256(data).hexdigest()
-                else:
-                    data, head = None, handle.read(SNIFF_BYTES)
-                    digest = _hash_rest(handle, head)
+            if found.data is not None:
+                data: bytes | None = found.data
+            else:
+                info = path.stat()
+                if limit is not None and info.st_size > limit:
+                    return NOT_LOADED
+                if not stat.S_ISREG(info.st_mode):
+                    # A FIFO or a device in a folder is passed over like a file that is not an image.
+                    return self._failure(index, path, "not a regular file") if found.explicit else None
+                mtime_ns = info.st_mtime_ns
+                with open(path, "rb") as handle:
+                    if info.st_size <= IN_MEMORY_LIMIT:
+                        data = handle.read()
+                    else:
+                        data, head = None, handle.read(SNIFF_BYTES)
+                        digest = _hash_rest(handle, head)
+            if data is not None:
+                head, digest = data[:SNIFF_BYTES], hashlib.sha256(data).hexdigest()
         except OSError as exc:
             if not found.explicit and isinstance(exc, FileNotFoundError) and path.is_symlink():
                 return None  # a dangling symlink in a folder, passed over like a file that is not an image
@@ -571,7 +659,7 @@ class Batch:
             size=size,
             sha256=digest,
             data=data,
-            mtime_ns=info.st_mtime_ns,
+            mtime_ns=mtime_ns,
         )
         # Before processing too, unless processing re-encodes (a big photo may fit the host once converted).
         problem = None if self.processing is not None and self.processing.reencodes else self._refuse(item)

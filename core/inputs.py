@@ -79,6 +79,9 @@ class Found:
     path: Path
     explicit: bool
     error: str | None = None
+    # The file's bytes when they are in memory already (a file posted to `picbeam serve`): ``path`` then
+    # only names it, and nothing is read from disk.
+    data: bytes | None = field(default=None, repr=False)
     url: str | None = None
 
     @property

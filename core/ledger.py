@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import socket
 import sqlite3
 import threading
@@ -294,6 +295,37 @@ class Ledger:
         rows = self._all(f"SELECT * FROM uploads {where} ORDER BY id DESC LIMIT ?", (*args, limit or -1))
         return rows[::-1]
 
+    def page(
+        self,
+        *,
+        search: str = "",
+        host: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        offset: int = 0,
+        limit: int = 60,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """One page of uploads, newest first, whose path contains ``search`` (any case), to ``host``, made
+        in [since, until) (unix times); and how many match in all. For the web app's gallery."""
+        clauses, args = [], []
+        if search:
+            clauses.append(r"path LIKE ? ESCAPE '\'")
+            args.append("%" + re.sub(r"([\\%_])", r"\\\1", search) + "%")
+        if host:
+            clauses.append("host = ?")
+            args.append(host)
+        if since is not None:
+            clauses.append("created >= ?")
+            args.append(since)
+        if until is not None:
+            clauses.append("created < ?")
+            args.append(until)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        total = self._one(f"SELECT count(*) AS n FROM uploads {where}", tuple(args), reader=True)
+        rows = self._all(f"SELECT * FROM uploads {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+                         (*args, limit, offset), reader=True)  # fmt: skip
+        return int(total["n"]) if total else 0, rows
+
     def mark_deleted(self, record_id: int) -> None:
         with self._lock:
             self._db.execute("UPDATE uploads SET deleted = ? WHERE id = ?", (time.time(), record_id))
@@ -301,8 +333,8 @@ class Ledger:
     def count(self) -> int:
         return int(self._one("SELECT count(*) AS n FROM uploads", ())["n"])  # type: ignore[index]
 
-    def _one(self, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
-        rows = self._all(sql, args)
+    def _one(self, sql: str, args: tuple[Any, ...], reader: bool = False) -> dict[str, Any] | None:
+        rows = self._all(sql, args, reader)
         return rows[0] if rows else None
 
     def _all(self, sql: str, args: tuple[Any, ...], reader: bool = False) -> list[dict[str, Any]]:

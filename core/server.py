@@ -10,6 +10,7 @@ name is limited (images only, regular files, under ``--root``; public http(s) UR
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import json
@@ -20,7 +21,7 @@ import socket
 import stat
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ from yarl import URL
 
 from .errors import ConfigError, PicbeamError
 from .inputs import SNIFF_BYTES, Found, sniff_image
-from .items import UploadResult
+from .items import IN_MEMORY_LIMIT, UploadResult
+from .webapp import WebApp, is_webapp_path
 
 DEFAULT_PORT = 36677
 MAX_JSON_BYTES = 1024 * 1024
@@ -44,6 +46,14 @@ MAX_REDIRECTS = 5
 FETCH_CONCURRENCY = 4
 CHUNK = 64 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
+# A client has HEADER_TIMEOUT seconds to send a request's headers (also the idle time of a kept-alive
+# connection), and after BODY_TIMEOUT seconds its body must keep arriving at MIN_BODY_RATE on average: a
+# slow link uploads, a client dribbling a byte now and then is cut off. MAX_CONNECTIONS caps them all.
+HEADER_TIMEOUT = 15.0
+BODY_TIMEOUT = 30.0
+MIN_BODY_RATE = 16 * 1024
+MAX_CONNECTIONS = 256
+MAX_BATCHES = 16
 SECRET_HINT = "send it as Authorization: Bearer SECRET, X-PicGo-Secret: SECRET or ?secret=SECRET"
 
 
@@ -64,6 +74,9 @@ class ServerOptions:
     public: bool = False
     ledger: bool | str | os.PathLike[str] = True
     jobs: int | None = None
+    header_timeout: float = HEADER_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
+    max_connections: int = MAX_CONNECTIONS
     # The default host's mirrors and fallbacks (serve --host a --host b --fallback c).
     mirrors: tuple[str, ...] = ()
     fallbacks: tuple[str, ...] = ()
@@ -76,13 +89,34 @@ class ServerOptions:
 class Refused(Exception):
     """A request answered with an error status and a one-line message."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, close: bool = False) -> None:
         super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
+        self.status, self.message, self.headers, self.close = status, message, headers or {}, close
 
 
 class EntryError(Exception):
     """One entry of a request cannot be uploaded; the others go on."""
+
+
+class BodyClock:
+    """Bounds how long a request's body may take: BODY_TIMEOUT seconds, plus the time its bytes so far
+    need at MIN_BODY_RATE. Every read from the body goes through :meth:`read`."""
+
+    def __init__(self, grace: float) -> None:
+        self.deadline = time.monotonic() + grace
+        self.received = 0
+
+    async def read(self, reading: Awaitable[Any]) -> Any:
+        remaining = self.deadline + self.received / MIN_BODY_RATE - time.monotonic()
+        try:
+            async with asyncio.timeout(max(remaining, 0.0)):
+                chunk = await reading
+        except TimeoutError:
+            raise Refused(408, f"the body arrived too slowly (under {MIN_BODY_RATE // 1024} KB/s); send it again",
+                          close=True) from None  # fmt: skip
+        if isinstance(chunk, bytes | bytearray):
+            self.received += len(chunk)
+        return chunk
 
 
 # -- request policy ------------------------------------------------------------------------------
@@ -125,8 +159,10 @@ def address_problem(text: str) -> str | None:
         address = ipaddress.ip_address(text.split("%")[0])
     except ValueError:
         return "not an IP address"
-    if isinstance(address, ipaddress.IPv6Address):  # an IPv4 address carried inside IPv6 is judged as itself
-        address = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1] or address
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:  # fec0::/10: deprecated, but still routed inside some networks
+            return "a site-local address"
+        address = embedded_ipv4(address) or address
     if address.is_loopback:
         return "a loopback address"
     if address.is_link_local:
@@ -136,6 +172,21 @@ def address_problem(text: str) -> str | None:
     if not address.is_global or address.is_multicast:
         return "not a public address"
     return None
+
+
+# IPv6 prefixes whose last 32 bits are an IPv4 address a packet reaches: IPv4-compatible (::a.b.c.d), NAT64
+# (RFC 6052's well-known prefix and RFC 8215's local one) and SIIT (::ffff:0:a.b.c.d, RFC 2765).
+_CARRY_IPV4 = tuple(
+    ipaddress.IPv6Network(prefix) for prefix in ("::/96", "64:ff9b::/96", "64:ff9b:1::/48", "::ffff:0:0:0/96")
+)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo, compatible, NAT64, SIIT), judged as itself."""
+    carried = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+    if carried is None and int(address) > 1 and any(address in network for network in _CARRY_IPV4):  # not :: or ::1
+        carried = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return carried
 
 
 def presented_secret(request: web.Request) -> str | None:
@@ -161,6 +212,11 @@ NOT_IMAGE = "not an image (by its content); picbeam serve uploads only images un
 
 
 # -- URL entries ---------------------------------------------------------------------------------
+class AddressRefused(OSError):
+    """A name resolved to an address that must not be fetched from. aiohttp wraps it in the connection
+    error of the one fetch that resolved the name, so each entry reports its own reason."""
+
+
 class CheckingResolver(AbstractResolver):
     """Resolves names and refuses any answer that is not a public address: the check and the connection
     use the same addresses, so a name cannot answer "public" to the check and "loopback" to the connect."""
@@ -168,7 +224,6 @@ class CheckingResolver(AbstractResolver):
     def __init__(self, allow_private: bool) -> None:
         self._inner = aiohttp.resolver.DefaultResolver()
         self.allow_private = allow_private
-        self.refused: str | None = None
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -178,8 +233,9 @@ class CheckingResolver(AbstractResolver):
             for answer in answers:
                 problem = address_problem(answer["host"])
                 if problem:
-                    self.refused = f"refused: {host} resolves to {answer['host']}, {problem} (see --allow-private-urls)"
-                    raise OSError(self.refused)
+                    raise AddressRefused(
+                        f"refused: {host} resolves to {answer['host']}, {problem} (see --allow-private-urls)"
+                    )
         return answers
 
     async def close(self) -> None:
@@ -237,8 +293,9 @@ class UrlFetcher:
         except TimeoutError:
             raise EntryError(f"fetching the URL took more than {self.timeout:.0f} s") from None
         except aiohttp.ClientError as exc:
-            if self.resolver.refused:
-                raise EntryError(self.resolver.refused) from None
+            refused = getattr(exc, "os_error", None)
+            if isinstance(refused, AddressRefused):
+                raise EntryError(str(refused)) from None
             raise EntryError(f"cannot fetch the URL: {type(exc).__name__}: {exc}") from None
 
     async def _follow(self, url: URL, folder: Path) -> Path:
@@ -270,6 +327,30 @@ class UrlFetcher:
 
 
 # -- the server ----------------------------------------------------------------------------------
+class Scratch:
+    """A request's temporary folder, made only when something needs the disk (a big posted file, a
+    fetched URL, the clipboard's image): creating and removing a folder per request costs more than
+    uploading a screenshot."""
+
+    def __init__(self) -> None:
+        self._temporary: tempfile.TemporaryDirectory[str] | None = None
+
+    def make(self, name: str) -> Path:
+        """A new, empty subfolder ``name``."""
+        if self._temporary is None:
+            self._temporary = tempfile.TemporaryDirectory(prefix="picbeam-serve-")
+        folder = Path(self._temporary.name) / name
+        folder.mkdir()
+        return folder
+
+    def __enter__(self) -> Scratch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._temporary is not None:
+            self._temporary.cleanup()
+
+
 @dataclass
 class Entry:
     """One thing a request asked to upload. ``given`` is how the client named it (a path, a URL, a
@@ -278,6 +359,7 @@ class Entry:
     given: str
     path: Path | None = None
     error: str | None = None
+    data: bytes | None = field(default=None, repr=False)  # a posted file small enough to stay in memory
     clipboard: bool = False
     result: UploadResult | None = field(default=None, repr=False)
 
@@ -288,9 +370,47 @@ class PicGoServer:
     def __init__(self, options: ServerOptions, plugins: Any, config: Any, registry: Any,
                  log: Callable[[str], None] = lambda line: None) -> None:  # fmt: skip
         self.options, self.plugins, self.config, self.registry, self.log = options, plugins, config, registry, log
+        # One long-lived batch per host (and processing options) for the server's life: its HTTP session,
+        # ledger connection and processors are set up once, and every request's files share its limits.
+        self._batches: dict[tuple[str, str], Any] = {}
+        self.webapp = WebApp(self)
+
+    # -- listening --------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Set the application up; then :meth:`listen` on each address, and :meth:`stop` at the end."""
+        # aiohttp closes a connection still waiting for a request's headers when its keep-alive timer runs
+        # out (from the connection's start, and again after each answer): that is the header timeout.
+        # After an early answer (408, 413) aiohttp reads what is left of the body for lingering_time seconds
+        # (so the client sees the answer, not a reset): 1 s, or a dribbling client holds on for 10 s more.
+        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None, lingering_time=1.0,
+                                     keepalive_timeout=self.options.header_timeout)  # fmt: skip
+        await self._runner.setup()
+        self._listening: list[asyncio.base_events.Server] = []
+
+    async def listen(self, address: str, port: int) -> int:
+        """Accept connections on address:port (0 for a free port); returns the port."""
+        server = await asyncio.get_running_loop().create_server(self._connection, address, port)
+        self._listening.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        for server in self._listening:
+            server.close()
+        await self._runner.cleanup()  # closes the open connections, then the app's clean-up (the batches)
+        for server in self._listening:
+            await server.wait_closed()
+
+    def _connection(self) -> asyncio.BaseProtocol:
+        handlers = self._runner.server
+        assert handlers is not None
+        if len(handlers.connections) >= self.options.max_connections:
+            return Busy(self.options.max_connections)
+        return handlers()
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.guard], client_max_size=self.options.max_body)
+        app.on_cleanup.append(self._close_batches)
+        self.webapp.routes(app)
         app.router.add_route("POST", "/upload", self.upload)
         app.router.add_route("POST", "/heartbeat", self.heartbeat)
         app.router.add_route("GET", "/heartbeat", self.heartbeat)
@@ -302,25 +422,31 @@ class PicGoServer:
                     ) -> web.StreamResponse:  # fmt: skip
         started = time.monotonic()
         origin = request.headers.get("Origin")
-        listed = origin is not None and normalize_origin(origin) in self.options.allow_origins
+        web_page = is_webapp_path(request.path)  # the web app: same origin only, never CORS
+        listed = not web_page and origin is not None and normalize_origin(origin) in self.options.allow_origins
         try:
             self._check_request(request, origin, listed)
-            if request.method == "OPTIONS":
+            if web_page:
+                self.webapp.check(request)
+                response: web.StreamResponse = await handler(request)
+            elif request.method == "OPTIONS":
                 if not listed:
                     raise Refused(403, "preflight refused: this origin is not allowed (see --allow-origin)")
-                response: web.StreamResponse = web.Response(status=204, headers=_preflight_headers(request))
+                response = web.Response(status=204, headers=_preflight_headers(request))
             else:
                 if request.path != "/heartbeat":
                     self._check_secret(request)
                 response = await handler(request)
         except Refused as refused:
-            response = _json({"success": False, "message": refused.message}, refused.status, refused.headers)
+            response = answer_json({"success": False, "message": refused.message}, refused.status, refused.headers)
+            if refused.close:  # the rest of the body is not worth waiting for
+                response.force_close()
         except web.HTTPException as exc:
-            response = _json({"success": False, "message": exc.reason}, exc.status)
+            response = answer_json({"success": False, "message": exc.reason}, exc.status)
         except (asyncio.CancelledError, ConnectionError):
             raise  # the client went away
         except Exception as exc:  # a bug: one line, not a traceback
-            response = _json({"success": False, "message": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+            response = answer_json({"success": False, "message": f"internal error: {type(exc).__name__}: {exc}"}, 500)
         if listed and origin is not None:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
@@ -331,7 +457,7 @@ class PicGoServer:
     def _check_request(self, request: web.Request, origin: str | None, listed: bool) -> None:
         if not host_header_allowed(request.headers.get("Host"), self.options.public):
             raise Refused(403, "refused: the Host header must name this machine by a loopback name or address")
-        if listed:
+        if listed or is_webapp_path(request.path):
             return
         if origin is not None:
             value = normalize_origin(origin)
@@ -355,27 +481,82 @@ class PicGoServer:
 
     # -- routes ------------------------------------------------------------------------------------
     async def heartbeat(self, request: web.Request) -> web.StreamResponse:
-        return _json({"success": True, "result": "alive"})
+        return answer_json({"success": True, "result": "alive"})
 
     async def upload(self, request: web.Request) -> web.StreamResponse:
         name = request.query.get("host") or request.query.get("picbed") or self.options.host
-        try:
-            host = self.registry.select(name)
-        except PicbeamError as exc:
-            raise Refused(400, str(exc)) from None
-        with tempfile.TemporaryDirectory(prefix="picbeam-serve-") as temporary:
-            folder = Path(temporary)
-            entries = await self._read(request, folder)
+        async with self.batch(name) as batch:
+            return self._answer(await self.receive(request, batch))
+
+    async def receive(self, request: web.Request, batch: Any, *, posted_only: bool = False) -> list[Entry]:
+        """Read a request's entries, check or fetch them, upload them with ``batch``. ``posted_only``:
+        only files posted in a multipart body (the web app's), never paths or URLs."""
+        with Scratch() as folder:
+            if posted_only:
+                entries = await self._read_multipart(request, folder)
+            else:
+                entries = await self._read(request, folder)
             await self._prepare(entries, folder)
             try:
-                await self._upload(host, entries)
+                await self._upload(batch, entries)
             except PicbeamError as exc:
                 raise Refused(500, str(exc)) from None
-        return self._answer(entries)
+        return entries
+
+    @contextlib.asynccontextmanager
+    async def batch(self, name: str, process: dict[str, Any] | None = None) -> AsyncIterator[Any]:
+        """The server's batch for host ``name`` with these processing options, opened on first use and
+        kept. Past MAX_BATCHES kept (the web app can ask for many processing variants) a request gets a
+        batch of its own, closed after it."""
+        from .engine import open_batch
+        from .mirrors import hosts_for, open_uploads
+
+        key = (name, json.dumps(process or {}, sort_keys=True))
+        batch = self._batches.get(key)
+        if batch is not None:
+            yield batch
+            return
+        default = name == self.options.host
+        names, fallbacks = [name, *(self.options.mirrors if default else ())], self.options.fallbacks if default else ()
+        options = {"plugins": self.plugins, "jobs": self.options.jobs, "ledger": self.options.ledger,
+                   "process": process}  # fmt: skip
+        try:
+            hosts, backups = hosts_for(self.registry, names, fallbacks)
+            if len(hosts) == 1 and not backups:
+                batch = open_batch(hosts[0], self.config, **options)
+        except ConfigError as exc:
+            raise Refused(400, str(exc)) from None
+        except PicbeamError as exc:
+            raise Refused(500, str(exc)) from None
+        if batch is None:  # mirrors or fallbacks: each request is a run of its own
+            yield MirroredRun(lambda emit: open_uploads(self.registry, names, self.config, fallbacks=fallbacks,
+                                                        emit=emit, report=self._report, **options))  # fmt: skip
+            return
+        await batch.__aenter__()
+        if len(self._batches) < MAX_BATCHES:
+            self._batches[key] = batch
+            yield batch
+            return
+        try:
+            yield batch
+        finally:
+            await batch.__aexit__(None, None, None)
+
+    def _report(self, failed: UploadResult) -> None:
+        self.log(f"{failed.path}: {failed.host}: {failed.error}")
+
+    async def _close_batches(self, app: web.Application) -> None:
+        batches, self._batches = list(self._batches.values()), {}
+        for batch in batches:
+            try:
+                await batch.__aexit__(None, None, None)
+            except PicbeamError as exc:  # the host's last finish (GitHub's commit) failed
+                self.log(str(exc))
 
     # -- reading a request -------------------------------------------------------------------------
-    async def _read(self, request: web.Request, folder: Path) -> list[Entry]:
-        if request.content_type.startswith("multipart/"):
+    async def _read(self, request: web.Request, folder: Scratch) -> list[Entry]:
+        # The raw header: aiohttp's request.content_type parses it with the email package, slower than an upload.
+        if request.headers.get("Content-Type", "").lstrip().lower().startswith("multipart/"):
             return await self._read_multipart(request, folder)
         body = await self._read_body(request, MAX_JSON_BYTES)
         if not body.strip():
@@ -399,13 +580,14 @@ class PicGoServer:
         if request.content_length is not None and request.content_length > limit:
             raise Refused(413, f"the body is over the limit of {limit} bytes")
         body = bytearray()
-        while chunk := await request.content.read(CHUNK):
+        clock = BodyClock(self.options.body_timeout)
+        while chunk := await clock.read(request.content.read(CHUNK)):
             body += chunk
             if len(body) > limit:
                 raise Refused(413, f"the body is over the limit of {limit} bytes")
         return bytes(body)
 
-    async def _read_multipart(self, request: web.Request, folder: Path) -> list[Entry]:
+    async def _read_multipart(self, request: web.Request, folder: Scratch) -> list[Entry]:
         limit = self.options.max_body
         if request.content_length is not None and request.content_length > limit:
             raise Refused(413, f"the body is over the limit of {limit} bytes")
@@ -413,23 +595,38 @@ class PicGoServer:
             reader = await request.multipart()
             entries: list[Entry] = []
             received = 0
-            while (part := await reader.next()) is not None:
+            clock = BodyClock(self.options.body_timeout)
+            while (part := await clock.read(reader.next())) is not None:
                 filename = _part_filename(part)
                 if filename is None:
                     continue  # text fields (and nested multiparts) carry no file
                 if len(entries) == self.options.max_list:
                     raise Refused(413, f"too many files: at most {self.options.max_list} per request")
                 number = len(entries) + 1
-                target = folder / f"part{number}"
-                target.mkdir()
-                path = target / safe_name(filename, f"upload-{number}")
-                with open(path, "wb") as handle:
-                    while chunk := await part.read_chunk(CHUNK):
+                name = safe_name(filename, f"upload-{number}")
+                data, handle, path = bytearray(), None, None
+                try:
+                    while chunk := await clock.read(part.read_chunk(CHUNK)):
                         received += len(chunk)
                         if received > limit:
                             raise Refused(413, f"the body is over the limit of {limit} bytes")
-                        handle.write(chunk)
-                entries.append(Entry(filename, path))
+                        if handle is None and len(data) + len(chunk) > IN_MEMORY_LIMIT:
+                            # a big file goes to disk; a small one (most screenshots) stays in memory
+                            path = folder.make(f"part{number}") / name
+                            handle = open(path, "wb")  # noqa: SIM115 (closed below, written chunk by chunk)
+                            handle.write(data)
+                            data = bytearray()
+                        if handle is not None:
+                            handle.write(chunk)
+                        else:
+                            data += chunk
+                finally:
+                    if handle is not None:
+                        handle.close()
+                if path is not None:
+                    entries.append(Entry(filename, path))
+                else:
+                    entries.append(Entry(filename, Path(name), data=bytes(data)))
         except (ValueError, AssertionError, aiohttp.ClientPayloadError) as exc:  # aiohttp's multipart errors
             raise Refused(400, f"malformed multipart body: {exc}") from None
         if not entries:
@@ -437,16 +634,24 @@ class PicGoServer:
         return entries
 
     # -- checking and fetching entries ---------------------------------------------------------------
-    async def _prepare(self, entries: list[Entry], folder: Path) -> None:
+    async def _prepare(self, entries: list[Entry], folder: Scratch) -> None:
+        for entry in entries:
+            if entry.data is not None:
+                self._check_bytes(entry)
         urls = [(n, e) for n, e in enumerate(entries) if e.path is None and not e.clipboard and _is_url(e.given)]
-        files = [e for e in entries if e.path is not None or e.clipboard or not _is_url(e.given)]
+        files = [e for e in entries if e.data is None and (e.path is not None or e.clipboard or not _is_url(e.given))]
         fetching = asyncio.create_task(self._fetch_all(urls, folder)) if urls else None
-        await asyncio.to_thread(self._check_files, files, folder)
+        if files:
+            await asyncio.to_thread(self._check_files, files, folder)
         if fetching is not None:
             await fetching
 
-    def _check_files(self, entries: list[Entry], folder: Path) -> None:
-        """Runs in a thread: the clipboard, local paths and posted files."""
+    def _check_bytes(self, entry: Entry) -> None:
+        if not self.options.allow_any_file and sniff_image(entry.data[:SNIFF_BYTES] if entry.data else b"") is None:
+            entry.error, entry.path, entry.data = NOT_IMAGE, None, None
+
+    def _check_files(self, entries: list[Entry], folder: Scratch) -> None:
+        """Runs in a thread: the clipboard, local paths and posted files on disk."""
         for entry in entries:
             try:
                 if entry.path is not None:  # posted with the request
@@ -454,22 +659,20 @@ class PicGoServer:
                 elif entry.clipboard:
                     from .clipboard import save_image
 
-                    entry.path = save_image(folder)
+                    entry.path = save_image(folder.make("clipboard"))
                 else:
                     entry.path = self._check_local(entry.given)
             except (EntryError, PicbeamError) as exc:
                 entry.error, entry.path = str(exc), None
 
-    async def _fetch_all(self, urls: Sequence[tuple[int, Entry]], folder: Path) -> None:
+    async def _fetch_all(self, urls: Sequence[tuple[int, Entry]], folder: Scratch) -> None:
         options = self.options
         async with UrlFetcher(allow_private=options.allow_private_urls, limit=options.max_body,
                               timeout=options.url_timeout) as fetcher:  # fmt: skip
 
             async def one(number: int, entry: Entry) -> None:
-                target = folder / f"url{number}"
-                target.mkdir()
                 try:
-                    entry.path = await fetcher.fetch(entry.given, target)
+                    entry.path = await fetcher.fetch(entry.given, folder.make(f"url{number}"))
                     await asyncio.to_thread(self._check_content, entry.path)
                 except EntryError as exc:
                     entry.error, entry.path = str(exc), None
@@ -508,36 +711,17 @@ class PicGoServer:
             raise EntryError(NOT_IMAGE)
 
     # -- uploading --------------------------------------------------------------------------------
-    async def _upload(self, host: Any, entries: list[Entry]) -> None:
-        from .mirrors import open_uploads
-
+    async def _upload(self, batch: Any, entries: list[Entry]) -> None:
         ready = [entry for entry in entries if entry.path is not None]
         if not ready:
             return
-        results: dict[int, UploadResult] = {}
-
-        def emit(result: UploadResult) -> None:
-            results[result.index] = result
-
         # Not explicit unless --allow-any-file: the engine then skips whatever is not an image by the bytes
         # it actually reads, whatever was checked before.
-        found = [Found(entry.path, explicit=self.options.allow_any_file) for entry in ready if entry.path]
-        default = host.name == self.options.host
-        batch = open_uploads(
-            self.registry,
-            [host.name, *(self.options.mirrors if default else ())],
-            self.config,
-            fallbacks=self.options.fallbacks if default else (),
-            plugins=self.plugins,
-            jobs=self.options.jobs,
-            ledger=self.options.ledger,
-            emit=emit,
-            report=lambda failed: self.log(f"{failed.path}: {failed.host}: {failed.error}"),
-        )
-        with batch:
-            await batch.run(found)
-        for index, entry in enumerate(ready):
-            entry.result = results.get(index)
+        found = [Found(entry.path, explicit=self.options.allow_any_file, data=entry.data) for entry in ready
+                 if entry.path]  # fmt: skip
+        results = await batch.submit(found)
+        for entry, result in zip(ready, results, strict=True):
+            entry.result = result
             if entry.result is None:
                 entry.error = NOT_IMAGE
             elif entry.result.error:
@@ -554,19 +738,50 @@ class PicGoServer:
         if not uploaded:
             errors = [f"{item['path']}: {item['error']}" for item in items]
             message = errors[0] if len(errors) == 1 else f"all {len(errors)} uploads failed; first: {errors[0]}"
-            return _json({"success": False, "message": message, "items": items}, 500, summary)
+            return answer_json({"success": False, "message": message, "items": items}, 500, summary)
         # result[i] belongs to list[i]: a failed entry keeps its place (holding what the client sent), so an
         # editor that pairs URLs with images by position never puts one image's URL on another.
         result = [item["url"] or item["path"] for item in items]
-        return _json({"success": True, "result": result, "items": items}, 200, summary)
+        return answer_json({"success": True, "result": result, "items": items}, 200, summary)
+
+
+class MirroredRun:
+    """A request's own run to a host with mirrors or fallbacks (see picbeam.mirrors), with the long-lived
+    batch's ``submit``: the results in the order given."""
+
+    def __init__(self, make: Callable[[Callable[[UploadResult], None]], Any]) -> None:
+        self.make = make
+
+    async def submit(self, found: Sequence[Found]) -> list[UploadResult | None]:
+        results: dict[int, UploadResult] = {}
+        with self.make(lambda result: results.__setitem__(result.index, result)) as run:
+            await run.run(found)
+        return [results.get(index) for index in range(len(found))]
+
+
+class Busy(asyncio.Protocol):
+    """The answer to a connection over the cap: 503 and close, before reading anything."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        message = f"too many connections (at most {self.cap}); try again"
+        body = json.dumps({"success": False, "message": message}).encode()
+        head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+                "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n")  # fmt: skip
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(head.encode() + body)
+        transport.close()
 
 
 def _part_filename(part: Any) -> str | None:
     """A file part's name as the client wrote it. Clients put whole paths there, unescaped
     (filename="C:\\vault\\a.png"), which aiohttp's parser turns into another name: read the raw header."""
-    if not isinstance(part, aiohttp.BodyPartReader) or part.filename is None:
+    if not isinstance(part, aiohttp.BodyPartReader):
         return None
-    raw = re.search(r'filename="([^"]*)"', part.headers.get("Content-Disposition", ""))
+    # Read first: aiohttp's own parse of the header (part.filename) costs more than uploading a screenshot.
+    raw = re.search(r'(?:^|;)\s*filename="([^"]*)"', part.headers.get("Content-Disposition", ""))
     return raw.group(1) if raw else part.filename
 
 
@@ -574,7 +789,8 @@ def _is_url(text: str) -> bool:
     return text[:8].lower().startswith(("http://", "https://"))
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def answer_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer, non-ASCII text as it is (editors show file names)."""
     return web.json_response(body, status=status, headers=headers, dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 

@@ -33,3 +33,17 @@ def test_benchmark_quick_run_reports_every_figure():
     }
     assert report["memory"]["big_file_peak_rss_mb"] > 0 and report["memory"]["tree_peak_rss_mb"] > 0
     assert report["startup"]["ratios"]["one_file_over_raw"] > 0
+
+
+def test_serve_benchmark_quick_run_reports_every_figure():
+    done = subprocess.run(
+        [sys.executable, str(BENCH.parent / "serve.py"), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["cli_files_per_s"] > 0 and report["serve_files_per_s"] > 0 and report["ratio"] > 0
+    assert report["cli_cpu_ms_per_file"] > 0 and report["serve_cpu_ms_per_file"] > 0
+    assert report["heartbeat_busy_ms"]["samples"] > 0 and report["heartbeat_idle_ms"]["samples"] == 50

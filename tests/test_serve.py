@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -70,19 +71,15 @@ class InProcessServer:
         self.server = PicGoServer(ServerOptions(**options), plugins, config, registry, log=self.lines.append)
 
     def __enter__(self) -> InProcessServer:
-        from aiohttp import web
-
         ready = threading.Event()
 
         def run() -> None:
             self.loop = asyncio.new_event_loop()
-            runner = web.AppRunner(self.server.app(), handle_signals=False, access_log=None)
-            self.loop.run_until_complete(runner.setup())
-            self.loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
-            self.port = runner.addresses[0][1]
+            self.loop.run_until_complete(self.server.start())
+            self.port = self.loop.run_until_complete(self.server.listen("127.0.0.1", 0))
             ready.set()
             self.loop.run_forever()
-            self.loop.run_until_complete(runner.cleanup())
+            self.loop.run_until_complete(self.server.stop())
             self.loop.close()
 
         self.thread = threading.Thread(target=run, daemon=True)
@@ -268,6 +265,17 @@ def test_obsidian_remote_mode_with_full_paths_as_names(serve, fake):
     assert [item["path"] for item in answer.json["items"]] == ["/home/u/vault/a b.png", "C:\\vault\\c.png"]
 
 
+def test_posted_files_small_and_big_arrive_intact(serve, fake):
+    # a screenshot stays in memory; a file over 1 MB is spooled to disk as it arrives
+    small, big = png(9, 9, seed=90), png(700, 600, seed=91)
+    assert len(big) > 1024 * 1024
+    content_type, body = obsidian_multipart([("small.png", small), ("big.png", big)])
+    answer = request(serve(), body=body, headers={"Content-Type": content_type})
+    assert answer.status == 200, answer.body
+    assert sorted(len(r.file.data) for r in fake.requests) == [len(small), len(big)]
+    assert {r.file.filename: r.file.data for r in fake.requests} == {"small.png": small, "big.png": big}
+
+
 def test_picgo_multipart_files_parts(serve, fake):
     boundary = "----picbeamtest"
     parts = b""
@@ -342,6 +350,47 @@ def test_host_and_picbed_pick_the_host(serve, fake, hosts_dir, images):
         assert len(other.requests) == 2 and fake.requests == []
         unknown = upload_json(port, [str(first)], path="/upload?host=nope")
         assert unknown.status == 400 and "unknown host 'nope'" in unknown.json["message"]
+
+
+# -- one long-lived batch per host ------------------------------------------------------------------
+def test_concurrent_requests_share_one_batch(serve, fake):
+    """Four editors post the same screenshot at once: one batch for the server's life sends it once
+    (the others wait for that upload and reuse it), where a batch per request sent it four times."""
+    from picbeam.testing import Reply
+
+    fake.respond_with(lambda recorded, host: Reply(json=host.default_reply(recorded).json, delay=0.5))
+    port = serve()
+    content_type, body = obsidian_multipart([("shot.png", png(7, 7, seed=70))])
+    answers: list[Answer] = []
+    threads = [threading.Thread(target=lambda: answers.append(request(port, body=body,
+                                headers={"Content-Type": content_type}))) for _ in range(4)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [answer.status for answer in answers] == [200] * 4
+    assert len(fake.requests) == 1
+    assert {answer.json["result"][0] for answer in answers} == {fake.file_url(fake.requests[0])}
+    assert sorted(answer.json["items"][0]["reused"] for answer in answers) == [False, True, True, True]
+
+
+def test_a_host_that_batches_completes_before_each_answer(serve, github_server, hosts_dir, images, monkeypatch):
+    """GitHub stages blobs and commits them in the host's finish: the long-lived batch commits after each
+    request, so the URL an editor gets works at once."""
+    import urllib.request
+
+    from github_server import WRITE_TOKEN
+
+    monkeypatch.setenv("GITHUB_TOKEN", WRITE_TOKEN)
+    write_host(hosts_dir, "gh", extends="github", repo="me/pics", api=github_server.api,
+               url_template=github_server.raw_url(), path="{name}{ext}")  # fmt: skip
+    port = serve(host="gh")
+    for path in images(2):
+        answer = upload_json(port, [str(path)])
+        assert answer.status == 200, answer.body
+        with urllib.request.urlopen(answer.json["result"][0]) as served:
+            assert served.read() == path.read_bytes()
+    assert github_server.calls["POST /api/v3/repos/{owner}/{name}/git/commits"] == 2
 
 
 # -- security ------------------------------------------------------------------------------------
@@ -488,6 +537,38 @@ def test_address_policy():
     assert address_problem("93.184.215.14") is None and address_problem("2606:4700::6810:84e5") is None
 
 
+def test_ipv6_carrying_a_private_ipv4_is_judged_by_that_address():
+    from picbeam.server import address_problem
+
+    # IPv4-compatible, NAT64 (well-known and local prefixes), SIIT: the packet reaches the IPv4 address inside
+    for text in ("::127.0.0.1", "64:ff9b::7f00:1", "64:ff9b:1::7f00:1", "::ffff:0:7f00:1"):
+        assert address_problem(text) == "a loopback address", text
+    for text in ("::10.0.0.1", "64:ff9b::a00:1", "::ffff:0:c0a8:101"):
+        assert address_problem(text) == "a private address", text
+    assert address_problem("64:ff9b::a9fe:a9fe") == "a link-local address"  # the cloud metadata address
+    assert address_problem("fec0::1") == address_problem("feff::1") == "a site-local address"
+    assert address_problem("64:ff9b::808:808") is None  # NAT64 to a public address is public
+
+
+def test_url_entries_with_embedded_ipv4_are_refused_each_with_its_own_reason(serve, fake, image_server):
+    port = serve()
+    local = image_server.url.replace("127.0.0.1", "localhost")
+    literals = ["[::127.0.0.1]", "[64:ff9b::7f00:1]", "[::ffff:0:7f00:1]", "[fec0::1]"]
+    # many at once: a name that resolves to loopback is refused while others fail for reasons of their own
+    entries = [f"{local}/a.png", *(f"http://{literal}:1/a.png" for literal in literals), "http://nowhere.invalid/a.png"]
+    answer = upload_json(port, entries * 4)
+    errors = [item["error"] for item in answer.json["items"]]
+    for number, error in enumerate(errors):
+        position = number % 6
+        if position == 0:
+            assert "localhost resolves to" in error and "loopback" in error, (number, error)
+        elif position == 5:
+            assert error.startswith("cannot fetch the URL") and "resolves" not in error, (number, error)
+        else:
+            assert re.fullmatch(r"refused: \S+ is a (loopback|site-local) address \(see --allow-private-urls\)", error)
+    assert fake.requests == []
+
+
 async def test_every_redirect_hop_is_checked(monkeypatch, tmp_path):
     """A public-looking first hop that redirects to loopback is refused at the second hop."""
     from picbeam import server
@@ -522,6 +603,64 @@ def test_bodies_and_lists_are_bounded(serve, fake, images):
     content_type, body = obsidian_multipart([("1.png", png(300, 300, seed=9))])
     assert len(body) > 256 * 1024
     assert request(port, body=body, headers={"Content-Type": content_type}).status == 413
+    assert fake.requests == []
+
+
+def test_deeply_nested_json_body_is_400(serve, fake):
+    port = serve()
+    for body in ("[" * 100_000 + "]" * 100_000, '{"list": ' + "[" * 100_000 + "]" * 100_000 + "}"):
+        answer = request(port, body=body, headers={"Content-Type": "application/json"})
+        assert answer.status == 400, answer.body[:200]
+        assert answer.json["message"].startswith("the body is nested too deeply")
+    assert request(port, "/heartbeat").status == 200 and fake.requests == []
+
+
+def dribble_until_closed(connection: socket.socket, byte: bytes = b"X", limit: int = 100) -> bytes:
+    """Send a byte every 0.1 s until the server closes the connection (at most ``limit`` bytes); what the
+    server answered."""
+    connection.settimeout(0.1)
+    answer = b""
+    for _ in range(limit):
+        try:
+            connection.sendall(byte)
+        except OSError:  # reset: the server closed it
+            return answer
+        try:
+            chunk = connection.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:
+            return answer
+        if not chunk:
+            return answer
+        answer += chunk
+    raise AssertionError(f"the server kept a dribbling connection open for {limit} bytes")
+
+
+def test_slow_clients_are_cut_off_and_connections_are_capped(serve, fake):
+    port = serve(header_timeout=0.5, body_timeout=0.5, max_connections=6)
+    dribblers = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(6)]
+    for connection in dribblers:
+        connection.sendall(b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    time.sleep(0.2)  # let the server accept them all
+    # over the cap: answered at once, before a byte is read
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
+        busy = extra.recv(65536)
+    assert busy.startswith(b"HTTP/1.1 503 ") and b"too many connections (at most 6)" in busy
+    # headers sent a byte at a time never complete: each connection is closed, with no answer
+    assert [dribble_until_closed(connection) for connection in dribblers] == [b""] * 6
+    for connection in dribblers:
+        connection.close()
+    # a body sent a byte at a time: 408 and closed
+    for content_type in ("application/json", "multipart/form-data; boundary=xyz"):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            slow.sendall(f"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+                         "Content-Length: 100000\r\n\r\n--xyz\r\n".encode())  # fmt: skip
+            answer = dribble_until_closed(slow, b" ")
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert b"the body arrived too slowly" in answer
+    # and the server still serves
+    assert request(port, "/heartbeat").status == 200
     assert fake.requests == []
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
 
-from ..errors import AlreadyGone, ConfigError, UploadError
-from ..ledger import Ledger, public_record
+from ..ledger import Ledger
 from .common import EXIT_FAILED, HostsDirOption, complete_hosts, fail, open_hosts, warn
 from .history import LedgerOption, open_ledger
 
@@ -61,47 +61,14 @@ def delete(
 
 
 async def _delete_all(rows: list[dict[str, Any]], registry: Any, overrides: Any, record: Ledger) -> int:
-    import aiohttp
+    from ..deleting import delete_uploads
 
-    from ..engine import USER_AGENT
-    from ..redaction import Redactor
-
-    failed = 0
-    hosts: dict[str, Any] = {}  # one prepared host per name, so its connections (SFTP) are shared
-    async with aiohttp.ClientSession(trust_env=True, headers={"User-Agent": USER_AGENT}) as session:
-        for row in rows:
-            if row["deleted"]:
-                warn(f"{row['url']}: already deleted")
-                continue
-            try:
-                if row["host"] not in hosts:
-                    hosts[row["host"]] = registry.select(row["host"], overrides).prepared()
-                host = hosts[row["host"]]
-            except ConfigError as exc:
-                warn(f"{row['url']}: {exc}")
-                failed += 1
-                continue
-            redact = Redactor(host.secret_values())
-            try:
-                await host.delete(public_record(row), session)
-            except AlreadyGone as exc:  # what the delete was for is done: the ledger says so too
-                record.mark_deleted(row["id"])
-                warn(f"{row['url']}: {row['host']}: already gone, marked deleted ({redact(exc.message)})")
-                print(f"deleted {row['url']}")
-                continue
-            except UploadError as exc:
-                warn(f"{row['url']}: {row['host']}: cannot delete: {redact(exc.message)}")
-                failed += 1
-                continue
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                warn(f"{row['url']}: {row['host']}: cannot delete: {redact(str(exc) or type(exc).__name__)}")
-                failed += 1
-                continue
-            record.mark_deleted(row["id"])
+    def report(row: Mapping[str, Any], error: str | None) -> None:
+        if error is None:
             print(f"deleted {row['url']}")
-        for name, host in hosts.items():
-            try:
-                await host.finish(session)  # closes what the host opened (an SSH connection)
-            except (UploadError, aiohttp.ClientError, TimeoutError) as exc:
-                warn(f"{name}: {Redactor(host.secret_values())(str(exc))}")
-    return failed
+        else:
+            warn(f"{row['url']}: {error}")
+
+    return await delete_uploads(
+        rows, registry, record, overrides=overrides, report=report, note=lambda row, text: warn(f"{row['url']}: {text}")
+    )

@@ -73,7 +73,8 @@ def serve(
     no_ledger: Annotated[bool, typer.Option("--no-ledger", help="Neither consult nor write the ledger.")] = False,
     hosts_dir: HostsDirOption = None,
 ) -> None:
-    """Serve the PicGo upload protocol (POST /upload, /heartbeat) for Typora, Obsidian, VS Code..."""
+    """Serve the PicGo upload protocol (POST /upload, /heartbeat) for Typora, Obsidian, VS Code..., and a web
+    app at / to upload, browse, copy and delete in the browser."""
     from ..server import ServerOptions, check_origin
 
     plugins, config, registry = open_hosts(hosts_dir)
@@ -128,27 +129,23 @@ def _port(text: str, listen: str) -> int:
 
 
 async def _serve(options: Any, plugins: Any, config: Any, registry: Any, addresses: list[str], port: int) -> None:
-    from aiohttp import web
-
     from ..server import PicGoServer
 
     def log(line: str) -> None:
         print(f"picbeam serve: {line}", file=sys.stderr, flush=True)
 
     server = PicGoServer(options, plugins, config, registry, log=log)
-    runner = web.AppRunner(server.app(), handle_signals=False, access_log=None)
-    await runner.setup()
+    await server.start()
     bound: list[str] = []
     try:
         for address in addresses:
             try:
-                site = web.TCPSite(runner, address, port)
-                await site.start()
+                # --port 0: every address gets the port the first got
+                port = await server.listen(address, port)
             except OSError as exc:
                 if bound:  # the second loopback address (::1) is optional: IPv6 may be off
                     continue
                 fail(f"cannot listen on {address}:{port}: {exc.strerror or exc}", EXIT_FAILED)
-            port = port or runner.addresses[-1][1]  # --port 0: every address gets the port the first got
             bound.append(f"[{address}]" if ":" in address else address)
         stop = asyncio.Event()
         on_interrupt(stop.set)
@@ -156,7 +153,9 @@ async def _serve(options: Any, plugins: Any, config: Any, registry: Any, address
         urls = " and ".join(f"http://{address}:{port}/upload" for address in bound)
         print(f"picbeam: serving the PicGo protocol on {urls} (host {options.host}, secret {secret}); Ctrl-C stops",
               file=sys.stderr, flush=True)  # fmt: skip
+        print(f"picbeam: the web app (upload, gallery, hosts) is at http://{bound[0]}:{port}/", file=sys.stderr,
+              flush=True)  # fmt: skip
         await stop.wait()
         print("picbeam: stopped", file=sys.stderr, flush=True)
     finally:
-        await runner.cleanup()
+        await server.stop()

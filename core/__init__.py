@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from .hookspecs import hookimpl
     from .hosts import BrokenHost, Host, HostDraft, SpecHost
     from .items import UploadItem, UploadResult
+    from .options import Option
+    from .processing import Processor
     from .spec import HostSpec
 
 # Public name -> the module that defines it.
@@ -32,6 +34,8 @@ _PUBLIC = {
     "UploadError": "errors",
     "UploadItem": "items",
     "UploadResult": "items",
+    "Option": "options",
+    "Processor": "processing",
     "hookimpl": "hookspecs",
     "upload": "engine",
     "upload_async": "engine",
@@ -42,8 +46,10 @@ __all__ = [
     "Host",
     "HostDraft",
     "HostSpec",
+    "Option",
     "PicbeamError",
     "PluginError",
+    "Processor",
     "SpecHost",
     "UploadError",
     "UploadItem",

@@ -177,7 +177,7 @@ class Batch:
         self._writer = None
         if self.ledger is not None:
             self._writer = GroupCommit(self.ledger, self.destination, self.redact, self.variant)
-        self._has_after = bool(self.plugins and self.plugins.manager.hook.after_upload.get_hookimpls())
+        self._has_after = bool(self.plugins and self.plugins.hooks.has("after_upload"))
 
     # -- the run ------------------------------------------------------------------------------------
     async def run(self, discovery: Iterable[Found]) -> Summary:
@@ -435,7 +435,7 @@ class Batch:
 
     def _after(self, result: UploadResult) -> None:
         assert self.plugins is not None
-        self.plugins.manager.hook.after_upload(result=result)
+        self.plugins.hooks.after_upload(result)
 
     async def _send(self, item: UploadItem) -> UploadResult:
         """Upload with retries: transient failures back off (honouring Retry-After), a fresh body each try."""

@@ -111,6 +111,10 @@ class Discovery:
                     continue
                 yield Found(path, explicit=False)
 
+    def wants(self, path: Path, root: Path) -> bool:
+        """Whether ``--include`` / ``--exclude`` let ``path`` (a file under ``root``) through."""
+        return self._wanted(path.relative_to(root).as_posix(), path.name)
+
     def _wanted(self, relative: str, name: str) -> bool:
         def matches(patterns: Sequence[str]) -> bool:
             return any(fnmatch.fnmatch(relative, p) or fnmatch.fnmatch(name, p) for p in patterns)

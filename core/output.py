@@ -1,51 +1,79 @@
-"""Output formats: one line per input file, in input order, on stdout."""
+"""Output formats: one line per input file, in input order, on stdout.
+
+Formats are plugins on the ``register_formats`` hook; the built-in ones (``picbeam.plugins.formats``)
+render with the functions below.
+"""
 
 from __future__ import annotations
 
-import html
+import html as html_module
 import json
 from collections.abc import Callable
 from pathlib import PurePath
 
+from .errors import ConfigError
 from .items import UploadResult
 
 Formatter = Callable[[UploadResult], str]
+DEFAULT_FORMAT = "url"
 
 
 def _alt(result: UploadResult) -> str:
     return PurePath(result.path).stem
 
 
-def _markdown(result: UploadResult) -> str:
+def url(result: UploadResult) -> str:
+    return result.url or ""
+
+
+def markdown(result: UploadResult) -> str:
     alt = _alt(result).replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
-    url = (result.url or "").replace("(", "%28").replace(")", "%29")
-    return f"![{alt}]({url})"
+    link = (result.url or "").replace("(", "%28").replace(")", "%29")
+    return f"![{alt}]({link})"
 
 
-def _html(result: UploadResult) -> str:
-    return f'<img src="{html.escape(result.url or "")}" alt="{html.escape(_alt(result))}">'
+def html(result: UploadResult) -> str:
+    return f'<img src="{html_module.escape(result.url or "")}" alt="{html_module.escape(_alt(result))}">'
 
 
-def _bbcode(result: UploadResult) -> str:
+def bbcode(result: UploadResult) -> str:
     return f"[img]{result.url}[/img]"
 
 
-def _json(result: UploadResult) -> str:
+def json_line(result: UploadResult) -> str:
     return json.dumps(result.to_json(), ensure_ascii=False)
 
 
-FORMATS: dict[str, Formatter] = {
-    "url": lambda result: result.url or "",
-    "markdown": _markdown,
-    "html": _html,
-    "bbcode": _bbcode,
-    "json": _json,
-}
+def formats() -> dict[str, Formatter]:
+    """Every output format the loaded plugins registered."""
+    from .loader import load_plugins
+
+    return load_plugins().hooks.register_formats()
+
+
+def formatter(name: str, where: str = "--format") -> Formatter:
+    """The format called ``name``; an unknown one is a ConfigError listing the known ones."""
+    known = formats()
+    if name not in known:
+        from .options import unknown
+
+        raise unknown(name, known, where, what="format") from None
+    return known[name]
 
 
 def format_result(result: UploadResult, fmt: str) -> str:
     """The stdout line for one file. A failed file gives an empty line in the text formats, so that line N
     of the output always belongs to input N (Typora reads the last lines), and a full record in JSON."""
-    if fmt != "json" and not result.ok:
+    if fmt == "json":
+        return json_line(result)
+    if not result.ok:
         return ""
-    return FORMATS[fmt](result)
+    try:
+        return formatter(fmt)(result)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a format plugin's bug: the URL still reaches the user
+        from .loader import print_traceback
+
+        print_traceback(exc)
+        return f"{result.url}  (format '{fmt}' failed: {type(exc).__name__}: {exc})"

@@ -8,7 +8,6 @@ when a run uses the host, so a missing token never stops ``hosts list``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import tomllib
@@ -320,31 +319,14 @@ def load_toml(path: Path) -> dict[str, Any]:
 
 
 def dump_toml(data: Mapping[str, Any]) -> str:
-    """Write a flat mapping (scalars, lists, and one level of tables) as TOML."""
-    lines: list[str] = []
-    tables: list[tuple[str, Mapping[str, Any]]] = []
-    for key, value in data.items():
-        if value is None:
-            continue
+    """A mapping (scalars, lists, tables) as TOML; None values are left out (TOML has no null)."""
+    import tomlkit
+
+    def without_none(value: Any) -> Any:
         if isinstance(value, Mapping):
-            tables.append((key, value))
-        else:
-            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    for key, table in tables:
-        lines.append(f"\n[{_toml_key(key)}]")
-        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items())
-    return "\n".join(lines) + "\n"
+            return {k: without_none(v) for k, v in value.items() if v is not None}
+        if isinstance(value, tuple):
+            return [without_none(v) for v in value]
+        return value
 
-
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)
+    return tomlkit.dumps(without_none(data))

@@ -86,12 +86,55 @@ def on_two_interrupts(first: Callable[[], None], second: Callable[[], None]) -> 
 
 def output_format(fmt: str | None, config: Config) -> str:
     """``--format``, else ``format`` in config.toml, else ``url``; an unknown one is a usage error."""
-    from ..output import FORMATS
+    from ..output import DEFAULT_FORMAT, formatter
 
-    fmt = fmt or config.get("format", "url")
-    if fmt not in FORMATS:
-        fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    fmt = fmt or config.get("format", DEFAULT_FORMAT)
+    formatter(fmt)
     return fmt
+
+
+def command(function: Callable[..., Any], name: str, *, processing: bool = True) -> Callable[..., Any]:
+    """``function`` as a typer command with the run options ``name`` takes (and the processing options of
+    every loaded processor): declared once in :mod:`picbeam.options`."""
+    from ..options import COMMANDS, RUN_OPTIONS, with_options
+
+    process: list[Any] = []
+    if processing:
+        from ..processing import process_options
+
+        process = list(process_options().values())
+    return with_options(function, [RUN_OPTIONS[option] for option in COMMANDS[name]], process)
+
+
+class Run:
+    """The run options a command was given (None: not given, so config.toml or the default applies)."""
+
+    def __init__(self, given: dict[str, Any]) -> None:
+        self.given = given
+
+    def __getattr__(self, name: str) -> Any:
+        from ..options import RUN_OPTIONS
+
+        value = self.given.get(name)
+        if value is None and RUN_OPTIONS[name].type in (bool, list[str]):
+            return False if RUN_OPTIONS[name].type is bool else []
+        return value
+
+    @property
+    def hosts_dirs(self) -> list[Path]:
+        return [Path(p) for p in self.given.get("hosts_dir") or ()]
+
+    def batch_options(self) -> dict[str, Any]:
+        """The keywords of :func:`picbeam.engine.open_batch` these options set."""
+        ledger: Any = False if self.no_ledger else (self.ledger or True)
+        return {"jobs": self.jobs, "retries": self.retries, "ledger": ledger, "force": self.force,
+                "dry_run": self.dry_run}  # fmt: skip
+
+
+def report_plugin_errors(plugins: Plugins) -> None:
+    """Problems plugins had during the run (an ``after_upload`` that raised), each said once."""
+    for line in plugins.errors():
+        warn(line)
 
 
 def run_app(app: Any, args: list[str]) -> None:

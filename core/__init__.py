@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .engine import upload, upload_async
+    from .api import delete, history, upload, upload_async
     from .errors import ConfigError, PicbeamError, PluginError, UploadError
     from .hookspecs import hookimpl
     from .hosts import BrokenHost, Host, HostDraft, SpecHost
@@ -37,8 +37,10 @@ _PUBLIC = {
     "Option": "options",
     "Processor": "processing",
     "hookimpl": "hookspecs",
-    "upload": "engine",
-    "upload_async": "engine",
+    "delete": "api",
+    "history": "api",
+    "upload": "api",
+    "upload_async": "api",
 }
 __all__ = [
     "BrokenHost",
@@ -55,6 +57,8 @@ __all__ = [
     "UploadItem",
     "UploadResult",
     "__version__",
+    "delete",
+    "history",
     "hookimpl",
     "upload",
     "upload_async",

@@ -62,6 +62,7 @@ class Summary:
     reused: int = 0
     failed: int = 0
     skipped: int = 0  # non-images found in folders
+    passed_over: list[Path] = field(default_factory=list)  # ... and their paths
     not_started: int = 0
     bytes: int = 0
     retries: int = 0
@@ -301,6 +302,7 @@ class Batch:
             loaded = await asyncio.to_thread(self._load, index, found)
         if loaded is None:
             self.summary.skipped += 1
+            self.summary.passed_over.append(found.path)
             self.on_progress("skipped", 1)
             return None
         if isinstance(loaded, UploadResult):
@@ -606,6 +608,7 @@ def open_batch(
     ledger: bool | str | os.PathLike[str] = True,
     process: Mapping[str, Any] | None = None,
     explain: bool = False,
+    flags_from: str = "command line",
     **options: Any,
 ) -> Batch:
     """A Batch for ``host`` with the user's settings as defaults and the ledger opened.
@@ -620,7 +623,13 @@ def open_batch(
     from .processing import Processing
 
     processing = Processing.for_run(
-        plugins, flags=process, host=host.process, config=config.get("process"), host_name=host.name, explain=explain
+        plugins,
+        flags=process,
+        host=host.process,
+        config=config.get("process"),
+        host_name=host.name,
+        explain=explain,
+        flags_from=flags_from,
     )
     record = None
     if ledger is not False:
@@ -635,56 +644,3 @@ def open_batch(
         ledger=record,
         **options,
     )
-
-
-async def upload_async(
-    paths: Sequence[str | os.PathLike[str]],
-    host: str | Host | None = None,
-    *,
-    jobs: int | None = None,
-    recursive: bool = False,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    retries: int | None = None,
-    overrides: Sequence[str] = (),
-    hosts_dirs: Sequence[str | os.PathLike[str]] = (),
-    force: bool = False,
-    ledger: bool | str | os.PathLike[str] = True,
-    process: Mapping[str, Any] | None = None,
-) -> list[UploadResult]:
-    """Upload files and folders to a host (by name, or a :class:`Host`); results in input order.
-
-    Failures are results too (``result.error``), so one bad file never hides the others' URLs. The
-    ledger is used as by the command line (``ledger=False`` for none, or a path); ``force`` re-sends
-    files the ledger already has. ``process`` sets processing options as the command line's flags do
-    (``{"convert": "webp", "max_width": 1600}``; see the README's "Processing").
-    """
-    from .config import Config
-    from .loader import load_plugins
-
-    plugins = load_plugins()
-    config = Config.load([Path(d) for d in hosts_dirs])
-    if not isinstance(host, Host):
-        host = plugins.hosts(config).select(host or config.default_host(), overrides)
-    results: list[UploadResult] = []
-    batch = open_batch(
-        host,
-        config,
-        plugins=plugins,
-        jobs=jobs,
-        retries=retries,
-        ledger=ledger,
-        force=force,
-        process=process,
-        emit=results.append,
-    )
-    with batch:
-        await batch.run(Discovery([Path(p) for p in paths], recursive=recursive, include=include, exclude=exclude))
-    return results
-
-
-def upload(
-    paths: Sequence[str | os.PathLike[str]], host: str | Host | None = None, **options: Any
-) -> list[UploadResult]:
-    """The synchronous form of :func:`upload_async`."""
-    return asyncio.run(upload_async(paths, host, **options))

@@ -20,7 +20,7 @@ import socket
 import stat
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,13 @@ class ServerOptions:
     public: bool = False
     ledger: bool | str | os.PathLike[str] = True
     jobs: int | None = None
+    retries: int | None = None
+    force: bool = False
+    dry_run: bool = False
+    # --format: each entry of the answer's `result` in this output format (url: the bare URL).
+    format: str = "url"
+    overrides: tuple[str, ...] = ()
+    process: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.roots = tuple(Path(os.path.realpath(root)) for root in self.roots)
@@ -357,7 +364,7 @@ class PicGoServer:
     async def upload(self, request: web.Request) -> web.StreamResponse:
         name = request.query.get("host") or request.query.get("picbed") or self.options.host
         try:
-            host = self.registry.select(name)
+            host = self.registry.select(name, self.options.overrides if name == self.options.host else ())
         except PicbeamError as exc:
             raise Refused(400, str(exc)) from None
         with tempfile.TemporaryDirectory(prefix="picbeam-serve-") as temporary:
@@ -517,8 +524,10 @@ class PicGoServer:
         # Not explicit unless --allow-any-file: the engine then skips whatever is not an image by the bytes
         # it actually reads, whatever was checked before.
         found = [Found(entry.path, explicit=self.options.allow_any_file) for entry in ready if entry.path]
-        batch = open_batch(host, self.config, plugins=self.plugins, jobs=self.options.jobs,
-                           ledger=self.options.ledger, emit=emit)  # fmt: skip
+        options = self.options
+        batch = open_batch(host, self.config, plugins=self.plugins, jobs=options.jobs, retries=options.retries,
+                           ledger=options.ledger, force=options.force, dry_run=options.dry_run,
+                           process=options.process, emit=emit)  # fmt: skip
         with batch:
             await batch.run(found)
         for index, entry in enumerate(ready):
@@ -542,7 +551,13 @@ class PicGoServer:
             return _json({"success": False, "message": message, "items": items}, 500, summary)
         # result[i] belongs to list[i]: a failed entry keeps its place (holding what the client sent), so an
         # editor that pairs URLs with images by position never puts one image's URL on another.
-        result = [item["url"] or item["path"] for item in items]
+        if self.options.format != "url":
+            from .output import format_result
+
+            for item, entry in zip(items, entries, strict=True):
+                if item["url"] and entry.result is not None:
+                    item["text"] = format_result(entry.result, self.options.format)
+        result = [item.get("text") or item["url"] or item["path"] for item in items]
         return _json({"success": True, "result": result, "items": items}, 200, summary)
 
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from ..errors import ConfigError, UploadError
-from ..ledger import Ledger, public_record
-from .common import EXIT_FAILED, HostsDirOption, fail, open_hosts, warn
+from .common import EXIT_FAILED, EXIT_USAGE, HostsDirOption, fail, open_hosts, warn
 from .history import LedgerOption, open_ledger
 
 
@@ -31,65 +29,25 @@ def delete(
     hosts_dir: HostsDirOption = None,
 ) -> None:
     """Remove uploads from their host (where it has a delete API) and mark them deleted in the ledger."""
+    from ..api import delete_rows, find_rows
+
     if not (urls or last or record_id):
         fail("say what to delete: URL..., --last N or --id ID")
     with open_ledger(ledger) as record:
-        rows: list[dict[str, Any]] = []
-        for url in urls or ():
-            row = record.by_url(url)
-            if row is None:
-                fail(f"{url} is not in the ledger ({record.path}); `picbeam history` lists what is")
-            rows.append(row)
-        for number in record_id or ():
-            row = record.get(number)
-            if row is None:
-                fail(f"no upload with id {number} in the ledger")
-            rows.append(row)
-        if last:
-            rows.extend(record.last(last, host=host))
+        rows = find_rows(record, urls or (), record_id or (), last, host)
         _, _, registry = open_hosts(hosts_dir)
-        failed = asyncio.run(_delete_all(rows, registry, overrides or (), record))
+        outcomes = asyncio.run(delete_rows(rows, registry, overrides or (), record))
+    for outcome in outcomes:
+        if outcome.ok:
+            print(f"deleted {outcome.url}")
+        elif not outcome.url:  # the host could not close what it opened
+            warn(f"{outcome.host}: {outcome.error}")
+        elif outcome.config_error or outcome.error == "already deleted":
+            warn(f"{outcome.url}: {outcome.error}")
+        else:
+            warn(f"{outcome.url}: {outcome.host}: {outcome.error}")
+    failed = [o for o in outcomes if not o.ok and o.error != "already deleted"]
+    if any(o.config_error for o in failed):
+        raise typer.Exit(EXIT_USAGE)  # a configuration error (a missing ${VAR}), as everywhere else
     if failed:
         raise typer.Exit(EXIT_FAILED)
-
-
-async def _delete_all(rows: list[dict[str, Any]], registry: Any, overrides: Any, record: Ledger) -> int:
-    import aiohttp
-
-    from ..engine import USER_AGENT
-    from ..redaction import Redactor
-
-    failed = 0
-    hosts: dict[str, Any] = {}  # one prepared host per name, so its connections (SFTP) are shared
-    async with aiohttp.ClientSession(trust_env=True, headers={"User-Agent": USER_AGENT}) as session:
-        for row in rows:
-            if row["deleted"]:
-                warn(f"{row['url']}: already deleted")
-                continue
-            try:
-                if row["host"] not in hosts:
-                    hosts[row["host"]] = registry.select(row["host"], overrides).prepared()
-                host = hosts[row["host"]]
-            except ConfigError as exc:
-                warn(f"{row['url']}: {exc}")
-                failed += 1
-                continue
-            redact = Redactor(host.secret_values())
-            try:
-                await host.delete(public_record(row), session)
-            except UploadError as exc:
-                warn(f"{row['url']}: {row['host']}: cannot delete: {redact(exc.message)}")
-                failed += 1
-                continue
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                warn(f"{row['url']}: {row['host']}: cannot delete: {redact(str(exc) or type(exc).__name__)}")
-                failed += 1
-                continue
-            record.mark_deleted(row["id"])
-            print(f"deleted {row['url']}")
-        for name, host in hosts.items():
-            try:
-                await host.finish(session)  # closes what the host opened (an SSH connection)
-            except (UploadError, aiohttp.ClientError, TimeoutError) as exc:
-                warn(f"{name}: {Redactor(host.secret_values())(str(exc))}")
-    return failed

@@ -25,11 +25,13 @@ import typer
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    HostsDirOption,
+    Run,
+    command,
     fail,
     on_two_interrupts,
     open_hosts,
     output_format,
+    report_plugin_errors,
     warn,
 )
 
@@ -42,49 +44,43 @@ TAIL_BYTES = 4096
 
 
 def register(app: typer.Typer) -> None:
-    app.command("watch", no_args_is_help=True)(watch)
+    app.command("watch", no_args_is_help=True)(command(watch, "watch"))
 
 
 def watch(
     folder: Annotated[Path, typer.Argument(help="The folder to watch.", show_default=False)],
-    host: Annotated[
-        str | None,
-        typer.Option("--host", "-H", help="Host name (default: PICBEAM_HOST, config default_host, or 'local')."),
-    ] = None,
-    fmt: Annotated[
-        str | None, typer.Option("--format", "-f", help="Output format: url, markdown, html, bbcode, json.")
-    ] = None,
     copy: Annotated[bool, typer.Option("--copy", help="Put each result on the clipboard as it lands.")] = False,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Watch sub-folders too.")] = False,
     existing: Annotated[
         bool, typer.Option("--existing", help="Also upload images already in the folder (those the ledger lacks).")
     ] = False,
     settle: Annotated[
         float, typer.Option("--settle", min=0.05, max=600, help="Seconds a file must stay unchanged before upload.")
     ] = 1.0,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once.")] = None,
-    retries: Annotated[
-        int | None, typer.Option("--retries", min=0, max=20, help="Retries of transient failures (default: 3).")
-    ] = None,
-    ledger: Annotated[
-        Path | None, typer.Option("--ledger", help="Ledger database (also PICBEAM_LEDGER).", show_default=False)
-    ] = None,
-    hosts_dir: HostsDirOption = None,
+    *,
+    options: dict[str, Any],
+    process: dict[str, Any],
 ) -> None:
-    """Upload each new or changed image in a folder once it is completely written; Ctrl-C stops."""
-    from ..engine import open_batch
+    """Upload each new or changed image in a folder once it is completely written; Ctrl-C stops.
 
-    plugins, config, registry = open_hosts(hosts_dir)
-    fmt = output_format(fmt, config)
+    It takes what `upload` takes: --set, the processing flags, --include/--exclude, --dry-run, --format.
+    """
+    from ..engine import open_batch
+    from ..inputs import Discovery
+
+    run = Run(options)
+    plugins, config, registry = open_hosts(run.hosts_dirs)
+    fmt = output_format(run.format, config)
     if not folder.is_dir():
         fail(f"{folder}: not a folder")
-    chosen = registry.select(host or config.default_host())
-    report = Report(fmt, copy)
-    batch = open_batch(chosen, config, plugins=plugins, jobs=jobs, retries=retries, ledger=ledger or True,
-                       emit=report.emit)  # fmt: skip
+    chosen = registry.select(run.host or config.default_host(), run.overrides)
+    report = Report(fmt, copy, dry_run=run.dry_run)
+    batch = open_batch(chosen, config, plugins=plugins, **run.batch_options(), emit=report.emit, process=process)
+    selection = Discovery([folder], include=run.include, exclude=run.exclude)
+    watcher = Watcher(folder, batch, report, settle=settle, recursive=run.recursive, selection=selection)
     with batch:
-        interrupted = asyncio.run(Watcher(folder, batch, report, settle=settle, recursive=recursive).run(existing))
+        interrupted = asyncio.run(watcher.run(existing))
     summary = batch.summary
+    report_plugin_errors(plugins)
     warn(f"stopped: {summary.uploaded} uploaded, {summary.reused} already uploaded, {summary.failed} failed"
          + (f", {summary.not_started} not started" if summary.not_started else ""))  # fmt: skip
     if interrupted:
@@ -100,20 +96,24 @@ class Report:
 
     fmt: str
     copy: bool
+    dry_run: bool = False
     quiet: set[int] = field(default_factory=set)
 
     def emit(self, result: Any) -> None:
         from ..output import format_result
+        from .upload import dry_run_line
 
         if result.reused and result.index in self.quiet:
             return
         line = format_result(result, self.fmt)
+        if self.dry_run and not result.error:
+            line = dry_run_line(result, self.fmt, explain=False)
         if result.error:
             print(f"picbeam: {result.path}: {result.host}: {result.error}", file=sys.stderr, flush=True)
             return
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
-        if self.copy:
+        if self.copy and not self.dry_run:
             from ..clipboard import copy_results
 
             copy_results([line])
@@ -201,15 +201,20 @@ def _wanted(change: Any, path: str) -> bool:
 class Watcher:
     """One watch session: the file watcher, the settler and one batch fed through a queue."""
 
-    def __init__(self, folder: Path, batch: Any, report: Report, *, settle: float, recursive: bool) -> None:
+    def __init__(
+        self, folder: Path, batch: Any, report: Report, *, settle: float, recursive: bool, selection: Any = None
+    ) -> None:
         self.folder, self.batch, self.report = folder, batch, report
         self.settle, self.recursive = settle, recursive
+        self.selection = selection  # a Discovery whose --include/--exclude choose the files
         self.queue: queue.Queue[Any] = queue.Queue()
         self.submitted = 0
 
     def _submit(self, path: Path, *, quiet: bool = False) -> None:
         from ..inputs import Found
 
+        if self.selection is not None and not self.selection.wants(path, self.folder):
+            return
         if quiet:
             self.report.quiet.add(self.submitted)
         self.submitted += 1

@@ -1,0 +1,244 @@
+"""The Python API: what the command line does, as functions (``picbeam.upload``, ``picbeam.delete``...).
+
+Silent (nothing is printed), typed, and the same rules as the command line: the ledger, dedupe,
+processing and retries. Failures of single files are results (``result.error``), never exceptions;
+a configuration mistake (an unknown host, a bad option) raises :class:`~picbeam.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Unpack
+
+from .errors import ConfigError, UploadError
+from .items import UploadResult
+from .options import RUN_OPTIONS, UploadOptions, split_keywords
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .engine import Summary
+    from .hosts import Host, HostRegistry
+
+PathInput = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+@dataclass
+class Skipped:
+    """A file a folder upload passed over, and why."""
+
+    path: str
+    reason: str
+
+
+class Uploads(list[UploadResult]):
+    """The results of :func:`upload`, in input order (a list), with what was passed over: ``skipped``
+    (files found in folders that were not sent: not images, or left out by ``include``/``exclude``),
+    ``notes`` (the lines the command line prints about them) and ``summary`` (the counts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skipped: list[Skipped] = []
+        self.notes: list[str] = []
+        self.summary: Summary | None = None
+
+
+def _paths(paths: PathInput) -> list[Path]:
+    """One path or a list of them; a string is always one path, never its characters."""
+    if isinstance(paths, str | os.PathLike):
+        return [Path(paths)]
+    if isinstance(paths, bytes) or not isinstance(paths, Sequence):
+        raise ConfigError(f"paths must be a path or a list of paths, not {type(paths).__name__}")
+    return [Path(p) for p in paths]
+
+
+def _open(hosts_dirs: Sequence[str | os.PathLike[str]] = ()) -> tuple[Any, Config, HostRegistry]:
+    from .config import Config
+    from .loader import load_plugins
+
+    plugins = load_plugins()
+    config = Config.load([Path(d) for d in hosts_dirs])
+    return plugins, config, plugins.hosts(config)
+
+
+async def upload_async(paths: PathInput, host: str | Host | None = None, **options: Unpack[UploadOptions]) -> Uploads:
+    """Upload files and folders to a host (by name, or a :class:`~picbeam.Host`); results in input order.
+
+    ``paths`` is one path or a list. Failures are results too (``result.error``), so one bad file never
+    hides the others' URLs. The keywords are those of :class:`~picbeam.options.UploadOptions`: the run's
+    options (``jobs``, ``recursive``, ``include``, ``exclude``, ``retries``, ``overrides``, ``force``,
+    ``dry_run``, ``ledger`` = False for none or a path, ``hosts_dirs``) and every processor's options
+    (``convert="webp"``, ``max_width=1600``; a plugin's own with ``process={"name": value}``).
+    """
+    from .engine import open_batch
+    from .hosts import Host
+    from .inputs import Discovery
+    from .processing import process_options
+
+    inputs = _paths(paths)
+    run, process = split_keywords(options, process_options())
+    for key in ("jobs", "retries", "recursive", "include", "exclude", "dry_run", "force"):
+        if key in run:
+            run[key] = RUN_OPTIONS[key].validate(run[key], "keyword argument")
+    process = {**(run.pop("process", None) or {}), **process}
+    plugins, config, registry = _open(run.pop("hosts_dirs", ()))
+    if not isinstance(host, Host):
+        host = registry.select(host or config.default_host(), run.pop("overrides", ()))
+    run.pop("overrides", None)
+    results = Uploads()
+    discovery = Discovery(
+        inputs,
+        recursive=bool(run.pop("recursive", False)),
+        include=run.pop("include", ()),
+        exclude=run.pop("exclude", ()),
+    )
+    batch = open_batch(
+        host, config, plugins=plugins, emit=results.append, process=process, flags_from="keyword argument", **run
+    )
+    with batch:
+        results.summary = await batch.run(discovery)
+    results.skipped = [Skipped(str(path), "not an image") for path in batch.summary.passed_over]
+    results.skipped += [Skipped(str(path), "left out by include/exclude") for path in discovery.excluded]
+    results.notes = discovery.summary(non_images=batch.summary.skipped)
+    return results
+
+
+def upload(paths: PathInput, host: str | Host | None = None, **options: Unpack[UploadOptions]) -> Uploads:
+    """The synchronous form of :func:`upload_async` (it runs its own event loop)."""
+    return asyncio.run(upload_async(paths, host, **options))
+
+
+@dataclass
+class Deleted:
+    """What became of one upload :func:`delete` was asked to remove: ``error`` is None when it is gone."""
+
+    url: str
+    host: str
+    error: str | None = None
+    # The error is a configuration mistake (an unknown host, a missing ${VAR}), not the host's refusal.
+    config_error: bool = False
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def history(
+    *,
+    host: str | None = None,
+    since: Any = None,
+    limit: int | None = None,
+    ledger: str | os.PathLike[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The uploads the ledger recorded, oldest first, as ``picbeam history --json`` shows them.
+
+    ``since`` is a :class:`datetime.datetime` or text (``2026-11-01``, ``7d``, ``12h``). No ledger yet
+    gives an empty list.
+    """
+    from .cli.history import parse_since
+    from .config import Config
+    from .ledger import Ledger, ledger_path, public_record
+
+    location = ledger_path(ledger, Config.load())
+    if not location.exists():
+        return []
+    when = parse_since(since) if isinstance(since, str) else since
+    with Ledger(location) as record:
+        return [public_record(row) for row in record.history(host=host, since=when, limit=limit)]
+
+
+def delete(
+    urls: str | Sequence[str] = (),
+    *,
+    ids: Sequence[int] = (),
+    last: int | None = None,
+    host: str | None = None,
+    overrides: Sequence[str] = (),
+    ledger: str | os.PathLike[str] | None = None,
+    hosts_dirs: Sequence[str | os.PathLike[str]] = (),
+) -> list[Deleted]:
+    """Remove uploads from their host (where it has a delete API) and mark them deleted in the ledger.
+
+    Name them by URL (or delete URL), by ledger ``ids``, or the newest ``last`` (of ``host``). An upload
+    the ledger does not know raises :class:`~picbeam.ConfigError`; one the host refuses to delete is a
+    :class:`Deleted` with ``error``.
+    """
+    from .config import Config
+    from .ledger import Ledger, ledger_path
+
+    location = ledger_path(ledger, Config.load())
+    if not location.exists():
+        raise ConfigError(f"no ledger at {location} yet: nothing has been uploaded with it")
+    with Ledger(location) as record:
+        rows = find_rows(record, [urls] if isinstance(urls, str) else list(urls), ids, last, host)
+        _, _, registry = _open(hosts_dirs)
+        return asyncio.run(delete_rows(rows, registry, overrides, record))
+
+
+def find_rows(
+    record: Any, urls: Sequence[str], ids: Sequence[int], last: int | None, host: str | None
+) -> list[dict[str, Any]]:
+    """The ledger rows named by URL, id or ``last``; an unknown one is a ConfigError."""
+    rows: list[dict[str, Any]] = []
+    for url in urls:
+        row = record.by_url(url)
+        if row is None:
+            raise ConfigError(f"{url} is not in the ledger ({record.path}); `picbeam history` lists what is")
+        rows.append(row)
+    for number in ids:
+        row = record.get(number)
+        if row is None:
+            raise ConfigError(f"no upload with id {number} in the ledger")
+        rows.append(row)
+    if last:
+        rows.extend(record.last(last, host=host))
+    return rows
+
+
+async def delete_rows(
+    rows: list[dict[str, Any]], registry: HostRegistry, overrides: Sequence[str], record: Any
+) -> list[Deleted]:
+    """Delete each row's upload from its host and mark it deleted; one outcome per row."""
+    import aiohttp
+
+    from .engine import USER_AGENT
+    from .ledger import public_record
+    from .redaction import Redactor
+
+    outcomes: list[Deleted] = []
+    hosts: dict[str, Any] = {}  # one prepared host per name, so its connections (SFTP) are shared
+    async with aiohttp.ClientSession(trust_env=True, headers={"User-Agent": USER_AGENT}) as session:
+        for row in rows:
+            outcome = Deleted(row["url"], row["host"], record=public_record(row))
+            outcomes.append(outcome)
+            if row["deleted"]:
+                outcome.error = "already deleted"
+                continue
+            try:
+                if row["host"] not in hosts:
+                    hosts[row["host"]] = registry.select(row["host"], overrides).prepared()
+                chosen = hosts[row["host"]]
+            except ConfigError as exc:
+                outcome.error, outcome.config_error = str(exc), True
+                continue
+            redact = Redactor(chosen.secret_values())
+            try:
+                await chosen.delete(public_record(row), session)
+            except UploadError as exc:
+                outcome.error = f"cannot delete: {redact(exc.message)}"
+                continue
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                outcome.error = f"cannot delete: {redact(str(exc) or type(exc).__name__)}"
+                continue
+            record.mark_deleted(row["id"])
+        for chosen in hosts.values():
+            try:
+                await chosen.finish(session)  # closes what the host opened (an SSH connection)
+            except (UploadError, aiohttp.ClientError, TimeoutError) as exc:
+                message = Redactor(chosen.secret_values())(str(exc))
+                outcomes.append(Deleted("", chosen.name, error=message))
+    return outcomes

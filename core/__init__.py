@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .items import UploadItem, UploadResult
     from .options import Option
     from .processing import Processor
-    from .spec import HostSpec
+    from .spec import HostSpec, expand_options
 
 # Public name -> the module that defines it.
 _PUBLIC = {
@@ -38,6 +38,7 @@ _PUBLIC = {
     "Processor": "processing",
     "hookimpl": "hookspecs",
     "delete": "api",
+    "expand_options": "spec",
     "history": "api",
     "upload": "api",
     "upload_async": "api",
@@ -58,6 +59,7 @@ __all__ = [
     "UploadResult",
     "__version__",
     "delete",
+    "expand_options",
     "history",
     "hookimpl",
     "upload",

@@ -57,6 +57,7 @@ class Config:
     values: dict[str, Any] = field(default_factory=dict)
     # Problems worth a line on stderr that stop nothing (e.g. a readable file holding a secret).
     warnings: list[str] = field(default_factory=list)
+    host_warnings: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, extra_hosts_dirs: Sequence[Path] = ()) -> Config:
@@ -74,6 +75,10 @@ class Config:
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
+
+    def warn_about_host(self, name: str, message: str) -> None:
+        """A warning said only by a command that uses or lists host ``name``."""
+        self.host_warnings.setdefault(name, []).append(message)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)

@@ -281,7 +281,13 @@ class Batch:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug in a host or plugin fails this file, not the run
-                result = self._failure(index, found.path, f"internal error: {type(exc).__name__}: {exc}")
+                from .loader import debugging, print_traceback
+
+                print_traceback(exc)
+                hint = "" if debugging() else "; --debug shows the traceback"
+                plugin = f"plugin '{self.host.plugin}'" if self.host.plugin else f"host '{self.host.name}'"
+                message = f"internal error in {plugin}: {type(exc).__name__}: {exc}{hint}"
+                result = self._failure(index, found.path, message)
             self._finish(index, result)
 
     def _finish(self, index: int, result: UploadResult | None) -> None:
@@ -532,17 +538,52 @@ def proxy_options(destination: str) -> dict[str, Any]:
     For an http(s) destination the proxy is looked up once per run: aiohttp's ``trust_env`` would look it
     up again in a worker thread for every request. Other destinations keep the per-request lookup.
     """
-    from aiohttp.helpers import get_env_proxy_for_url
     from yarl import URL
 
     url = URL(destination) if destination.startswith(("http://", "https://")) else None
     if url is None:
         return {"trust_env": True}
-    try:
-        proxy, auth = get_env_proxy_for_url(url)
-    except LookupError:
+    found = env_proxy(url)
+    if found is None:
         return {}
+    proxy, auth = found
     return {"proxy": proxy, "proxy_auth": auth}
+
+
+def env_proxy(url: Any) -> tuple[Any, aiohttp.BasicAuth | None] | None:
+    """The proxy the environment gives for ``url`` (HTTP(S)_PROXY, NO_PROXY), with its credentials from
+    the proxy URL or ~/.netrc; None when there is none or the host is exempt. An https:// proxy is not
+    supported by aiohttp and is ignored, as aiohttp's own lookup does."""
+    import urllib.request
+
+    from yarl import URL
+
+    if url.host is not None and urllib.request.proxy_bypass(url.host):
+        return None
+    address = urllib.request.getproxies().get(url.scheme)
+    if not address:
+        return None
+    proxy = URL(address)
+    if proxy.scheme not in ("http", ""):
+        return None
+    auth = aiohttp.BasicAuth(proxy.user, proxy.password or "") if proxy.user else None
+    proxy = proxy.with_user(None)
+    if auth is None and proxy.host:
+        auth = _netrc_auth(proxy.host)
+    return proxy, auth
+
+
+def _netrc_auth(host: str) -> aiohttp.BasicAuth | None:
+    import netrc
+
+    try:
+        entry = netrc.netrc(os.environ.get("NETRC")).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return None
+    if entry is None:
+        return None
+    login, _, password = entry
+    return aiohttp.BasicAuth(login or "", password or "")
 
 
 def _check_unchanged(item: UploadItem) -> None:

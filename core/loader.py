@@ -220,6 +220,9 @@ class Hooks:
 
         for impl in self._impls("register_hosts"):
             self._call(impl, "register_hosts", {"register": registrar(impl.plugin_name), "config": config})
+        for name, messages in config.host_warnings.items():
+            for message in messages:
+                registry.warn_about(name, message)
         registry.complete_drafts()
         for name, entry in registry.entries.items():
             info = self.plugins.infos.setdefault(entry.plugin, PluginInfo(name=entry.plugin))

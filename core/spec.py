@@ -274,6 +274,26 @@ def expand(value: str, environ: Mapping[str, str], *, host: str, field: str) -> 
     return "${".join(ENV_REFERENCE.sub(replace, part) for part in parts)
 
 
+def expand_options(
+    options: Mapping[str, Any], *, host: str, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """``options`` (a code host's hosts.d fields) with every ``${VAR}`` / ``${VAR:-default}`` in their text
+    replaced from the environment, in tables and lists too. A variable that is not set (and has no
+    default) raises the same :class:`~picbeam.ConfigError` as a HostSpec's. Call it in ``prepared()``."""
+    env = os.environ if environ is None else environ
+
+    def one(value: Any, field: str) -> Any:
+        if isinstance(value, str):
+            return expand(value, env, host=host, field=field)
+        if isinstance(value, Mapping):
+            return {k: one(v, f"{field}.{k}") for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [one(v, field) for v in value]
+        return value
+
+    return {key: one(value, key) for key, value in options.items()}
+
+
 def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
     """``--set FIELD=VALUE`` options as nested changes: ``headers.Authorization=x`` sets a table entry."""
     changes: dict[str, Any] = {}

@@ -54,6 +54,7 @@ def open_hosts(hosts_dirs: Sequence[Path] | None = None) -> tuple[Plugins, Confi
     plugins = load_plugins_reporting()
     config = Config.load(hosts_dirs or ())
     registry = plugins.hosts(config)
+    registry.on_warning = warn  # a host's warnings are said when the command uses or lists it
     for line in [*plugins.errors(), *config.warnings]:
         warn(line)
     return plugins, config, registry

@@ -47,6 +47,8 @@ def list_hosts(as_json: JsonOption = False, hosts_dir: HostsDirOption = None) ->
         print(f"{mark} {row['name']:<{width}}{row['plugin']:<12}{row['description']}")
     for entry in broken:
         warn(f"host '{entry['name']}' is unusable: {entry['error']}")
+    for name in registry.names():
+        registry.say_warnings(name)
 
 
 @hosts_app.command("show")

@@ -136,7 +136,7 @@ def register_hosts(register: Callable[[Host], None]) -> None:
     register($cls())
 '''
 
-HOST_TEST = '''\
+HOST_TEST = """\
 from picbeam.testing import run_picbeam, write_host
 
 
@@ -156,7 +156,7 @@ def test_a_missing_token_variable_is_a_configuration_error(fake_host, sample_ima
     done = run_picbeam("upload", sample_image, "--host", "mine")
     assert done.returncode == 2 and "MY_TOKEN is not set" in done.stderr
     assert fake_host.requests == []
-'''
+"""
 
 PROCESSOR = '''\
 """$summary"""
@@ -191,7 +191,7 @@ def register_processors(register: Callable[[Processor], None]) -> None:
     register(Processor("$entry", process, order=950, options=OPTIONS, signature=signature, worker=False))
 '''
 
-PROCESSOR_TEST = '''\
+PROCESSOR_TEST = """\
 from picbeam.testing import run_picbeam, write_host
 
 
@@ -215,7 +215,7 @@ def test_the_option_works_from_a_hosts_process_table(fake_host, sample_image, tm
     done = run_picbeam("upload", sample_image, "--host", "fake")
     assert done.returncode == 0, done.stderr
     assert fake_host.requests[0].file.data.endswith(b"table")
-'''
+"""
 
 FORMAT = '''\
 """$summary"""
@@ -237,7 +237,7 @@ def register_formats(register: Callable[[str, Callable[[UploadResult], str]], No
     register("$entry", render)
 '''
 
-FORMAT_TEST = '''\
+FORMAT_TEST = """\
 from picbeam.testing import run_picbeam, write_host, write_sample_image
 
 
@@ -248,10 +248,10 @@ def test_renders_one_line_per_file(fake_host, tmp_path):
     done = run_picbeam("upload", first, second, "--host", "fake", "--format", "$entry", "--jobs", "1")
     assert done.returncode == 0, done.stderr
     assert done.lines == [f"{first} -> {fake_host.url}/files/1/a.png", f"{second} -> {fake_host.url}/files/2/b.png"]
-'''
+"""
 
 FILES = {
-    "host": (HOST, HOST_TEST, "picbeam upload photo.png --host NAME  # with a hosts.d file: extends = \"$entry\""),
+    "host": (HOST, HOST_TEST, 'picbeam upload photo.png --host NAME  # with a hosts.d file: extends = "$entry"'),
     "processor": (PROCESSOR, PROCESSOR_TEST, "picbeam upload photo.png --${flag}-tag TEXT"),
     "format": (FORMAT, FORMAT_TEST, "picbeam upload photo.png --format $entry"),
 }

@@ -261,7 +261,8 @@ def test_bad_processing_settings_are_one_line_errors(fake, hosts_dir, fake_host,
         assert len(done.stderr.strip().splitlines()) == 1
     write_host(hosts_dir, "typo", endpoint=fake_host.endpoint(), url_path="data.url", process={"qualty": 80})
     done = run_picbeam("upload", photos / "a-photo.jpg", "--host", "typo")
-    assert done.returncode == 2 and "typo.toml: host 'typo' [process] qualty: unknown option, did you mean quality?" in done.stderr
+    assert done.returncode == 2
+    assert "typo.toml: host 'typo' [process] qualty: unknown option, did you mean quality?" in done.stderr
 
 
 def test_dedupe_uses_the_original_hash_and_the_processing_signature(fake, fake_host, photos, home):

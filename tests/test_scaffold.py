@@ -36,8 +36,8 @@ def test_the_packages_have_what_a_plugin_needs(scaffolded):
         assert names == ["README.md", f"{module}.py", "pyproject.toml", "tests/conftest.py",
                          f"tests/test_demo_{kind}.py"]  # fmt: skip
         assert f'demo_{kind} = "{module}"' in (package / "pyproject.toml").read_text()
-    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "--line-length", "120",
-                           *(str(p / name) for p in packages.values() for name in ("tests", p.name.replace("-", "_") + ".py"))],
+    sources = [str(p / name) for p in packages.values() for name in ("tests", p.name.replace("-", "_") + ".py")]
+    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "--line-length", "120", *sources],
                           capture_output=True, text=True)  # fmt: skip
     assert ruff.returncode == 0, ruff.stdout
 

@@ -315,15 +315,29 @@ def with_options(
 
 
 # -- generated documentation --------------------------------------------------------------------------
-def markdown_table(options: Iterable[Option], *, config_keys: bool = False) -> str:
-    """A Markdown table of options (the README's tables are generated from this)."""
-    rows = ["| option | type | default | meaning |", "|---|---|---|---|"]
+def markdown_table(options: Iterable[Option], *, flags: bool = True, keys: str = "config") -> str:
+    """A Markdown table of options (the README's tables are generated from this). ``keys`` names where the
+    option's key applies: "config" (config.toml, for options with that scope), "process" (every option:
+    ``[process]`` tables and API keywords) or "" (no key column)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    key_column = {"config": ["config.toml"], "process": ["[process] / keyword"]}.get(keys, [])
+    head = [*(["flag"] if flags else []), *key_column, "type", "default", "meaning"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for option in options:
         kind = "list" if option.repeatable else getattr(option.type, "__name__", str(option.type))
-        name = option.name if config_keys else f"`{option.flag_name}`"
-        name = f"`{option.name}`" if config_keys else name
-        default = option.describe_default().replace("|", "\\|")
-        rows.append(f"| {name} | {kind} | {default} | {option.help.replace('|', chr(92) + '|')} |")
+        row = []
+        if flags:
+            row.append(f"`{option.flag_name}`" + (f", `{option.short}`" if option.short else "")
+                       + (f" / `{option.negative}`" if option.negative else ""))  # fmt: skip
+        if keys == "config":
+            row.append(f"`{option.name}`" if "config" in option.scope or not flags else "")
+        elif keys == "process":
+            row.append(f"`{option.name}`")
+        row += [kind, cell(option.describe_default()), cell(option.help)]
+        rows.append("| " + " | ".join(row) + " |")
     return "\n".join(rows)
 
 
@@ -333,8 +347,8 @@ def readme_tables() -> dict[str, str]:
 
     return {
         "run-options": markdown_table(RUN_OPTIONS.values()),
-        "process-options": markdown_table(process_options().values()),
-        "config-settings": markdown_table(config_settings().values(), config_keys=True),
+        "process-options": markdown_table(process_options().values(), keys="process"),
+        "config-settings": markdown_table(config_settings().values(), flags=False),
     }
 
 

@@ -65,7 +65,12 @@ def show_host(
     host = registry.select(name, overrides or ())
     described = host.describe()
     if host.process:  # a code host's describe() need not know about its [process] table
-        described["process"] = dict(host.process)
+        from ..processing import process_options
+        from ..redaction import MASK
+
+        known = process_options()
+        described["process"] = {k: MASK if k in known and known[k].secret and v else v
+                                for k, v in host.process.items()}  # fmt: skip
     if as_json:
         print(json.dumps({**described, "source": host.source}, indent=2, ensure_ascii=False))
     else:

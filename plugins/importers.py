@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from picbeam import hookimpl
-from picbeam.importers import Importer
+
+if TYPE_CHECKING:
+    from picbeam.importers import Importer
 
 # Tried in this order: the first whose shape matches reads the file.
 READERS = (
@@ -30,5 +32,7 @@ def _lazy(module: str, function: str) -> Callable[..., Any]:
 
 @hookimpl
 def register_importers(register: Callable[[Importer], None]) -> None:
+    from picbeam.importers import Importer
+
     for name, description in READERS:
         register(Importer(name, description, _lazy(name, "matches"), _lazy(name, "convert")))

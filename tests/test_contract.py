@@ -368,3 +368,20 @@ def test_the_proxy_of_the_environment_is_used_with_its_credentials(fake_host, ho
     done = run_picbeam("upload", path, "--host", "far", "--force", env={"HTTP_PROXY": proxy,
                                                                        "NO_PROXY": "upload.invalid"})  # fmt: skip
     assert done.returncode == 1 and len(fake_host.requests) == 1
+
+
+def test_a_one_file_upload_imports_nothing_it_does_not_use(home, images):
+    import subprocess
+    import sys
+
+    [path] = images(1)
+    code = (
+        "import sys\nfrom picbeam.cli import main\ntry:\n    main(['upload', sys.argv[1], '--no-ledger'])\n"
+        "except SystemExit:\n    pass\nprint(' '.join(sorted(m for m in sys.modules if m.startswith('picbeam'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    loaded = set(done.stdout.splitlines()[-1].split())
+    assert "picbeam.engine" in loaded, done.stderr
+    for unused in ("picbeam.importers", "picbeam.server", "picbeam.scaffold", "picbeam.api", "picbeam.cli.watch",
+                   "picbeam.exporters"):  # fmt: skip
+        assert unused not in loaded

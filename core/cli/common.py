@@ -16,6 +16,7 @@ from ..config import Config
 from ..errors import ConfigError, PicbeamError
 from ..hosts import HostRegistry
 from ..loader import Plugins, load_plugins
+from ..options import RUN_OPTIONS
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -23,8 +24,9 @@ EXIT_INTERRUPTED = 130
 
 HostsDirOption = Annotated[
     list[Path] | None,
-    typer.Option("--hosts-dir", help="Extra folder of host TOML files (also PICBEAM_HOSTS_DIR).", show_default=False),
+    typer.Option("--hosts-dir", help=RUN_OPTIONS["hosts_dir"].help, show_default=False),
 ]
+LedgerOption = Annotated[Path | None, typer.Option("--ledger", help=RUN_OPTIONS["ledger"].help, show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")]
 
 _said: set[str] = set()

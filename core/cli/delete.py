@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from .common import EXIT_FAILED, EXIT_USAGE, HostsDirOption, fail, open_hosts, warn
-from .history import LedgerOption, open_ledger
+from .common import EXIT_FAILED, EXIT_USAGE, HostsDirOption, LedgerOption, fail, open_hosts, warn
+from .history import open_ledger
 
 
 def register(app: typer.Typer) -> None:

@@ -152,3 +152,22 @@ def test_script_examples_run(document, number, code, tmp_path, fake_host):
                           timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert fake_host.requests
+
+
+def test_the_guide_names_everything_a_plugin_uses():
+    """A plugin written from docs/plugins.md alone needs no reading of picbeam's source: every public name
+    it imports and every test-kit name is explained there."""
+    import picbeam
+    import picbeam.testing
+
+    guide = DOCS["docs/plugins.md"]
+    for name in picbeam.__all__:
+        if name not in ("__version__", "upload", "upload_async", "delete", "history", "SpecHost", "BrokenHost",
+                        "HostDraft"):  # the API (README) and the registry's own types  # fmt: skip
+            assert f"`{name}" in guide or f" {name}," in guide or f"{name}(" in guide, name
+    for name in ("FakeHost", "Reply", "run_picbeam", "write_host", "write_sample_image", "fake_host",
+                 "picbeam_home", "only_plugins", "sample_image", "inject_faults", "respond_with"):  # fmt: skip
+        assert name in guide, name
+    for attribute in ("configured", "prepared", "upload", "delete", "finish", "describe", "secret_values",
+                      "secret_options", "options", "timeout", "result", "destination", "max_bytes"):  # fmt: skip
+        assert f"`{attribute}" in guide, attribute

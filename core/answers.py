@@ -11,12 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UploadError
+from .errors import UploadError, transient_status
 from .jmespath_functions import AnswerFunctions, options
 from .spec import HostSpec
 
 # Statuses worth another attempt: the host is overloaded, throttling or briefly unavailable.
-TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 RETRY_AFTER_CAP = 300.0
 
 
@@ -128,7 +127,7 @@ def http_error(status: int, headers: Mapping[str, str], body: bytes, message: An
     return UploadError(
         text,
         status=status,
-        transient=status in TRANSIENT_STATUSES,
+        transient=transient_status(status),
         retry_after=retry_after(headers.get("Retry-After")),
     )
 

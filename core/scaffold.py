@@ -81,6 +81,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from picbeam import ConfigError, Host, UploadError, UploadItem, UploadResult, expand_options, hookimpl
+from picbeam.errors import transient_status
 
 FIELDS = ("endpoint", "token", "description")
 
@@ -126,8 +127,11 @@ class $cls(Host):
         ) as response:
             text = await response.text()
             if response.status >= 400:
-                transient = response.status == 429 or response.status >= 500
-                raise UploadError(f"HTTP {response.status}: {text[:200]}", status=response.status, transient=transient)
+                raise UploadError(
+                    f"HTTP {response.status}: {text[:200]}",
+                    status=response.status,
+                    transient=transient_status(response.status),
+                )
         return self.result(item, text.strip())
 
 

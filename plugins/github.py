@@ -24,6 +24,7 @@ from typing import Any
 
 from picbeam import ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
 from picbeam.answers import retry_after
+from picbeam.errors import transient_status
 from picbeam.hosts import request_timeout
 from picbeam.storage import RunOnce, StorageHost, StorageSettings, required, secret
 from picbeam.templates import render_url
@@ -290,7 +291,7 @@ def _github_error(status: int, data: Any, headers: Mapping[str, str], repo: str,
             404: missing or f"not found in {repo}",
             409: f"the repository {repo} is empty: make a first commit (a README) on the branch",
         }.get(status, "")
-        transient = status >= 500
+        transient = transient_status(status)
     if status == 409 and "empty" not in message.lower():
         hint = ""
     text = f"HTTP {status}" + (f": {message}" if message else "") + (f" ({hint})" if hint else "")

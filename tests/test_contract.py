@@ -385,3 +385,21 @@ def test_a_one_file_upload_imports_nothing_it_does_not_use(home, images):
     for unused in ("picbeam.importers", "picbeam.server", "picbeam.scaffold", "picbeam.api", "picbeam.cli.watch",
                    "picbeam.exporters"):  # fmt: skip
         assert unused not in loaded
+
+
+@pytest.mark.parametrize(
+    ("status", "transient"),
+    [(400, False), (401, False), (404, False), (408, True), (425, True), (429, True), (500, True), (501, False),
+     (502, True), (503, True), (504, True), (505, False), (507, True), (520, True)],
+)  # fmt: skip
+def test_one_http_error_classifier_for_every_host(status, transient):
+    from picbeam.answers import http_error
+    from picbeam.errors import transient_status
+    from picbeam.plugins.github import _github_error
+    from picbeam.storage import status_error
+
+    assert transient_status(status) is transient
+    assert http_error(status, {}, b"").transient is transient
+    assert status_error(status, "", {}).transient is transient
+    if status not in (403, 429):  # GitHub's own throttling rules come first
+        assert _github_error(status, {"message": "x"}, {}, "o/r", None).transient is transient

@@ -403,3 +403,43 @@ def test_one_http_error_classifier_for_every_host(status, transient):
     assert status_error(status, "", {}).transient is transient
     if status not in (403, 429):  # GitHub's own throttling rules come first
         assert _github_error(status, {"message": "x"}, {}, "o/r", None).transient is transient
+
+
+def test_the_api_keywords_match_the_declarations():
+    import typing
+
+    from picbeam.options import API_ONLY, API_RUN, RUN_OPTIONS, UploadOptions
+    from picbeam.processing import process_options
+
+    keywords = set(typing.get_type_hints(UploadOptions))
+    assert keywords == {*API_RUN, *API_ONLY, *process_options()}
+    assert set(API_RUN) <= set(RUN_OPTIONS)
+    hints = typing.get_type_hints(UploadOptions)
+    for name, option in process_options().items():
+        assert option.type in typing.get_args(hints[name]), name
+
+
+def test_mypy_rejects_wrong_keywords_of_the_sync_api(tmp_path):
+    """Issue 19 item 3: `job=8` or `recursive="yes"` no longer pass the type checker."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("mypy", reason="mypy is in the test extra")
+    (tmp_path / "stub").mkdir()
+    (tmp_path / "stub" / "picbeam").symlink_to(Path(__file__).parent.parent / "core")  # core/ is picbeam
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import picbeam\n"
+        "picbeam.upload('photo.png', job=8)\n"
+        "picbeam.upload('photo.png', recursive='yes')\n"
+        "picbeam.upload(['a.png'], max_width='wide')\n"
+        "picbeam.upload('photo.png', jobs=8, recursive=True, max_width=1600, convert='webp')\n"
+    )
+    # Only the API's own modules are read (the rest is Any): seconds, not the whole package.
+    api = [str(tmp_path / "stub" / "picbeam" / f"{name}.py") for name in ("__init__", "api", "options", "items")]
+    done = subprocess.run([sys.executable, "-m", "mypy", "--no-error-summary", "--follow-imports=skip",
+                           "--cache-dir", str(tmp_path / "cache"), str(script), *api], capture_output=True,
+                          text=True, env={**os.environ, "MYPYPATH": str(tmp_path / "stub")}, timeout=300)  # fmt: skip
+    errors = [line for line in done.stdout.splitlines() if line.startswith(str(script)) and ": error:" in line]
+    assert [line.removeprefix(str(script)).split(":")[1] for line in errors] == ["2", "3", "4"], done.stdout
+    assert 'did you mean "jobs"' in errors[0]

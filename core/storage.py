@@ -199,7 +199,9 @@ class RunOnce(Generic[T]):
         try:
             return await asyncio.shield(task)
         except UploadError as exc:
-            if exc.transient:
+            from .sending import is_transient
+
+            if is_transient(exc):  # the one classifier: the engine's retry will call again
                 self._forget(key, task)
             # A copy: the engine adds to the message of the error it is given.
             raise UploadError(exc.message, status=exc.status, transient=exc.transient) from None

@@ -17,6 +17,31 @@ from .spec import HostSpec
 
 # Statuses worth another attempt: the host is overloaded, throttling or briefly unavailable.
 RETRY_AFTER_CAP = 300.0
+# Answers are read up to this size (a host's max_answer_size may raise it): a hostile or broken host must
+# not make picbeam hold an endless answer in memory.
+MAX_ANSWER_SIZE = 10 * 1024 * 1024
+ANSWER_CHUNK = 64 * 1024
+# Real answers nest a few levels; deeper ones would exhaust the stack of whatever reads them next.
+MAX_ANSWER_DEPTH = 200
+
+
+async def read_answer(response: Any, limit: int | None = None) -> bytes:
+    """The body of ``response`` (an aiohttp response), or UploadError once it passes ``limit`` bytes."""
+    limit = limit or MAX_ANSWER_SIZE
+    if response.content_length is not None and response.content_length > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(ANSWER_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+def _too_large(limit: int) -> UploadError:
+    mib = 1024 * 1024
+    size = f"{limit // mib} MB" if limit % mib == 0 else f"{limit} bytes"
+    return UploadError(f"the host's answer is larger than {size} (a host's max_answer_size raises the limit)")
 
 
 @dataclass
@@ -75,7 +100,18 @@ def parse_body(kind: str, body: bytes, status: int) -> Any:
     if kind == "text":
         return text.strip()
     try:
-        return json.loads(text) if kind == "json" else xml_to_data(text)
+        data = json.loads(text) if kind == "json" else xml_to_data(text)
+        if nested_deeper(data, MAX_ANSWER_DEPTH):
+            raise RecursionError
+        return data
+    except RecursionError:
+        if not 200 <= status < 300:
+            return None
+        raise UploadError(
+            f"the host's answer is nested too deeply to read (over {MAX_ANSWER_DEPTH} levels, HTTP {status}); "
+            "check the endpoint",
+            status=status,
+        ) from None
     except (ValueError, ET.ParseError):
         if not 200 <= status < 300:
             return None  # the status explains the failure better than the body's format
@@ -85,6 +121,20 @@ def parse_body(kind: str, body: bytes, status: int) -> Any:
             'check the endpoint, or set response = "text"',
             status=status,
         ) from None
+
+
+def nested_deeper(data: Any, limit: int) -> bool:
+    """Whether JSON-like ``data`` nests more than ``limit`` levels (walked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def xml_to_data(text: str) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
@@ -20,8 +20,9 @@ from .options import RUN_OPTIONS, UploadOptions, split_keywords
 
 if TYPE_CHECKING:
     from .config import Config
-    from .engine import Summary
+    from .engine import Batch, Summary
     from .hosts import Host, HostRegistry
+    from .loader import Plugins
 
 PathInput = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
@@ -44,6 +45,55 @@ class Uploads(list[UploadResult]):
         self.skipped: list[Skipped] = []
         self.notes: list[str] = []
         self.summary: Summary | None = None
+
+
+def open_batch(
+    host: Host,
+    config: Config,
+    *,
+    plugins: Plugins | None = None,
+    jobs: int | None = None,
+    retries: int | None = None,
+    ledger: bool | str | os.PathLike[str] = True,
+    process: Mapping[str, Any] | None = None,
+    explain: bool = False,
+    flags_from: str = "command line",
+    **options: Any,
+) -> Batch:
+    """A Batch for ``host`` with the user's settings as defaults and the ledger opened.
+
+    ``ledger`` is True for the configured ledger, False for none, or a path. ``process`` holds processing
+    options given for this run (``{"convert": "webp"}``), over the host's ``[process]`` table and
+    config.toml's; ``explain`` makes a dry run process files to say what it would do. Close the batch
+    when done.
+    """
+    from .engine import Batch
+    from .hosts import keep_process
+    from .ledger import Ledger, ledger_path
+    from .processing import Processing
+
+    processing = Processing.for_run(
+        plugins,
+        flags=process,
+        host=host.process,
+        config=config.get("process"),
+        host_name=host.name,
+        explain=explain,
+        flags_from=flags_from,
+    )
+    record = None
+    if ledger is not False:
+        record = Ledger(ledger_path(None if ledger is True else ledger, config))
+    return Batch(
+        keep_process(host, host.prepared()),
+        processing=processing,
+        jobs=jobs or config.get("jobs", 4),
+        retries=config.get("retries", 3) if retries is None else retries,
+        retry_wait=config.get("retry_wait", 0.5),
+        plugins=plugins,
+        ledger=record,
+        **options,
+    )
 
 
 def _paths(paths: PathInput) -> list[Path]:
@@ -69,18 +119,18 @@ async def upload_async(paths: PathInput, host: str | Host | None = None, **optio
 
     ``paths`` is one path or a list. Failures are results too (``result.error``), so one bad file never
     hides the others' URLs. The keywords are those of :class:`~picbeam.options.UploadOptions`: the run's
-    options (``jobs``, ``recursive``, ``include``, ``exclude``, ``retries``, ``overrides``, ``force``,
+    options (``jobs``, ``recursive``, ``include``, ``exclude``, ``follow_symlinks`` (in folders, follow
+    symbolic links that lead outside the folder named), ``retries``, ``overrides``, ``force``,
     ``dry_run``, ``ledger`` = False for none or a path, ``hosts_dirs``) and every processor's options
     (``convert="webp"``, ``max_width=1600``; a plugin's own with ``process={"name": value}``).
     """
-    from .engine import open_batch
     from .hosts import Host
     from .inputs import Discovery
     from .processing import process_options
 
     inputs = _paths(paths)
     run, process = split_keywords(options, process_options())
-    for key in ("jobs", "retries", "recursive", "include", "exclude", "dry_run", "force"):
+    for key in ("jobs", "retries", "recursive", "include", "exclude", "dry_run", "force", "follow_symlinks"):
         if key in run:
             run[key] = RUN_OPTIONS[key].validate(run[key], "keyword argument")
     process = {**(run.pop("process", None) or {}), **process}
@@ -205,9 +255,9 @@ async def delete_rows(
     """Delete each row's upload from its host and mark it deleted; one outcome per row."""
     import aiohttp
 
-    from .engine import USER_AGENT
     from .ledger import public_record
     from .redaction import Redactor
+    from .sending import USER_AGENT
 
     outcomes: list[Deleted] = []
     hosts: dict[str, Any] = {}  # one prepared host per name, so its connections (SFTP) are shared

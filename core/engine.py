@@ -7,39 +7,33 @@ while the window of unfinished files is full; results leave in input order as so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-import functools
-import hashlib
 import itertools
-import os
-import random
-import stat
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
-from . import __version__
-from .errors import UploadError
+from .errors import LedgerError, UploadError
 from .hosts import Host
-from .inputs import SNIFF_BYTES, Discovery, Found, guess_type, sniff_image
-from .items import IN_MEMORY_LIMIT, UploadItem, UploadResult, printable
+from .inputs import Discovery, Found
+from .items import UploadItem, UploadResult, escape_controls, printable, url_problem
+from .loading import NOT_LOADED, Refused, check_unchanged, load, refuse
 from .redaction import Redactor
+from .sending import HostGate, RetryPolicy, Tally, network_message, new_session, tries
 
 if TYPE_CHECKING:
-    from .config import Config
     from .loader import Plugins
     from .processing import Processing
 
-USER_AGENT = f"picbeam/{__version__} (+https://pypi.org/project/picbeam/)"
-HASH_CHUNK = 1024 * 1024
 DISCOVERY_CHUNK = 64
 # Files up to this size are read while discovering (bounding memory to a chunk plus the queue of these).
 PRELOAD_LIMIT = 256 * 1024
-NOT_LOADED: Any = object()
 Loaded = Any  # an UploadItem, a failed UploadResult, None for a file passed over, or NOT_LOADED
 Job = tuple[int, Found, Loaded]
 
@@ -55,6 +49,12 @@ class Ledger(Protocol):
 
     def mark_deleted(self, record_id: int) -> None: ...
 
+    def claim(
+        self, sha256s: list[str], host: str, destination: str, variant: str = "", largest: int = 0
+    ) -> dict[str, UploadResult | str | None]: ...
+
+    def release(self, sha256s: list[str], host: str, destination: str, variant: str = "") -> None: ...
+
 
 @dataclass
 class Summary:
@@ -68,10 +68,12 @@ class Summary:
     retries: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    # Why the ledger could not record uploads (the run then started nothing new), in one line.
+    ledger_error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.not_started == 0 and not self.interrupted
+        return self.failed == 0 and self.not_started == 0 and not self.interrupted and self.ledger_error is None
 
 
 class GroupCommit:
@@ -108,39 +110,6 @@ class GroupCommit:
             committed.set_result(None)
 
 
-class HostGate:
-    """Per-host limits shared by every worker: a concurrency cap, a request rate, and shared backoff.
-
-    When the host throttles one request (429), every worker waits: the pause is the host's, not the file's.
-    """
-
-    def __init__(self, host: Host, jobs: int) -> None:
-        self._slots = asyncio.Semaphore(min(jobs, host.concurrency or jobs))
-        self._interval = 1.0 / host.rate_limit if host.rate_limit else 0.0
-        self._next_start = 0.0
-        self._paused_until = 0.0
-        self._lock = asyncio.Lock()
-
-    async def __aenter__(self) -> None:
-        await self._slots.acquire()
-        try:
-            async with self._lock:
-                now = time.monotonic()
-                start = max(now, self._next_start, self._paused_until)
-                self._next_start = start + self._interval
-            if start > now:
-                await asyncio.sleep(start - now)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._slots.release()
-
-    def pause(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-
-
 @dataclass
 class Batch:
     """One run: uploads what discovery finds to one host and reports each result in input order."""
@@ -162,12 +131,16 @@ class Batch:
     def __post_init__(self) -> None:
         self.jobs = max(1, self.jobs)
         self.redact = Redactor(self.host.secret_values())
-        self.destination = self.host.destination
+        # The ledger's key and record of where uploads went, without a password or key written in the URL.
+        self.destination = self.redact(self.host.destination)
         self._window = max(64, self.jobs * 8)
         self._pending: dict[int, UploadResult | None] = {}
         self._in_flight: dict[str, asyncio.Future[UploadResult]] = {}
         self._next_index = 0
         self._stopping = False
+        # Content this process claimed in the ledger (it uploads it), and content another process holds.
+        self._claimed: set[str] = set()
+        self._busy: set[str] = set()
         self._recorded: list[int] = []  # ledger ids of this run's uploads, withdrawn if the host's finish fails
         if self.processing is None and self.plugins is not None:
             from .processing import Processing, collect_steps
@@ -178,18 +151,22 @@ class Batch:
         self._writer = None
         if self.ledger is not None:
             self._writer = GroupCommit(self.ledger, self.destination, self.redact, self.variant)
+        # One line per problem that is the run's rather than a file's (a plugin that failed), for stderr.
+        self.warnings: list[str] = []
+        self._failed_plugins: set[str] = set()
+        self._warn_lock = threading.Lock()
         self._has_after = bool(self.plugins and self.plugins.hooks.has("after_upload"))
 
     # -- the run ------------------------------------------------------------------------------------
-    async def run(self, discovery: Iterable[Found]) -> Summary:
+    async def run(self, discovery: Iterable[Found], session: aiohttp.ClientSession | None = None) -> Summary:
+        """Upload what ``discovery`` yields; ``session`` lets several batches (mirrors) share one."""
         started = time.monotonic()
         self._slots = asyncio.Semaphore(self._window)
         self._queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=self.jobs * 2)
         self._gate = HostGate(self.host, self.jobs)
-        connector = aiohttp.TCPConnector(limit=self.jobs * 2, limit_per_host=0)
-        async with aiohttp.ClientSession(
-            connector=connector, headers={"User-Agent": USER_AGENT}, **proxy_options(self.host.destination)
-        ) as self.session:
+        self._retry = RetryPolicy(retries=self.retries, wait=self.retry_wait, gate=self._gate)
+        async with contextlib.AsyncExitStack() as owned:
+            self.session = session or await owned.enter_async_context(new_session(self.host.destination, self.jobs))
             # While `jobs` files upload (the HostGate admits no more), extra workers process the next files.
             extra = self.processing.workers if self.processing is not None and self.processing.active else 0
             workers = [asyncio.create_task(self._worker()) for _ in range(self.jobs + extra)]
@@ -206,6 +183,7 @@ class Batch:
                 raise
             finally:
                 self.summary.seconds = time.monotonic() - started
+                await self._release_claims(list(self._claimed))
             await self._finish_host()
         return self.summary
 
@@ -221,7 +199,7 @@ class Batch:
             if isinstance(exc, UploadError):
                 exc.message = f"{self.host.name}: {self.redact(exc.message)}"
                 raise
-            raise UploadError(f"{self.host.name}: {self.redact(_network_message(exc))}") from None
+            raise UploadError(f"{self.host.name}: {self.redact(network_message(exc))}") from None
 
     def close(self) -> None:
         if self.processing is not None:
@@ -262,12 +240,59 @@ class Batch:
                 self.on_progress("found", 1)
 
     def _next_chunk(self, found_files: Iterator[Found], size: int, first: int) -> list[Job]:
-        """Runs in a thread: the next files, with the small ones already read, hashed and looked up, so
-        that a batch of small files costs one thread hop per chunk rather than one per file."""
-        return [
+        """Runs in a thread: the next files, with the small ones already read, hashed, looked up and
+        claimed, so that a batch of small files costs one thread hop (and one ledger write) per chunk
+        rather than one per file."""
+        jobs = [
             (index, found, self._load(index, found, PRELOAD_LIMIT) if size > 1 else NOT_LOADED)
             for index, found in enumerate(itertools.islice(found_files, size), start=first)
         ]
+        self._claim([loaded for _, _, loaded in jobs])
+        return jobs
+
+    # -- claims: two picbeam processes over one ledger send each content once ------------------------
+    def _claim(self, loaded: list[Loaded]) -> None:
+        """Runs in a thread: claim in the ledger the content about to be sent. What another process
+        recorded meanwhile is reused; what it is sending now is waited for (see _wait_for_claim)."""
+        items = [i for i in loaded if isinstance(i, UploadItem) and i.previous is None]
+        if self.ledger is None or self.force or self.dry_run or not items:
+            return
+        largest = max(item.size for item in items)
+        try:
+            answers = self.ledger.claim(
+                [i.sha256 for i in items], self.host.name, self.destination, self.variant, largest=largest
+            )
+        except LedgerError as exc:
+            self._ledger_failed(exc)
+            return
+        for item in items:
+            answer = answers[item.sha256]
+            if isinstance(answer, UploadResult):
+                item.previous = _stamp(dataclasses.replace(answer), item, reused=True)
+            elif answer is None:
+                self._claimed.add(item.sha256)
+            else:
+                self._busy.add(item.sha256)
+
+    async def _wait_for_claim(self, item: UploadItem) -> UploadResult | None:
+        """Wait while another process uploads this content: its result when it recorded one, None when
+        this process holds the claim now (the other failed, or died)."""
+        delay = 0.02
+        while item.sha256 in self._busy:
+            if self._stopping:
+                return self._failure(item.index, item.source, "not sent: another picbeam is uploading it", item=item)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            self._busy.discard(item.sha256)
+            await asyncio.to_thread(self._claim, [item])
+            if item.previous is not None:
+                return item.previous
+        return None
+
+    async def _release_claims(self, sha256s: list[str]) -> None:
+        if self.ledger is not None and sha256s:
+            self._claimed.difference_update(sha256s)
+            await asyncio.to_thread(self.ledger.release, sha256s, self.host.name, self.destination, self.variant)
 
     async def _worker(self) -> None:
         while (job := await self._queue.get()) is not None:
@@ -305,7 +330,7 @@ class Batch:
     # -- one file -----------------------------------------------------------------------------------
     async def _process(self, index: int, found: Found, loaded: Loaded) -> UploadResult | None:
         if loaded is NOT_LOADED:
-            loaded = await asyncio.to_thread(self._load, index, found)
+            loaded = await asyncio.to_thread(self._load_and_claim, index, found)
         if loaded is None:
             self.summary.skipped += 1
             self.summary.passed_over.append(found.path)
@@ -354,7 +379,7 @@ class Batch:
         self._in_flight.setdefault(item.sha256, future)
         result = None
         try:
-            result = await self._upload(item)
+            result = await self._wait_for_claim(item) or await self._upload(item)
             return result
         finally:
             future.set_result(result or self._failure(item.index, item.source, "not sent", item=item))
@@ -365,8 +390,9 @@ class Batch:
         try:
             await self._prepare(item)
             result = await self._send(item)
+            self._check_urls(result)
             if item.data is None:
-                await asyncio.to_thread(_check_unchanged, item)
+                await asyncio.to_thread(check_unchanged, item)
         except UploadError as exc:
             result = self._failure(item.index, item.source, exc.message, status=exc.status, item=item)
         finally:
@@ -375,126 +401,92 @@ class Batch:
         if self._has_after:
             await asyncio.to_thread(self._after, result)
         if result.ok and self._writer is not None:
-            self._recorded.append(await self._writer.record(result))
+            try:
+                self._recorded.append(await self._writer.record(result))
+                self._claimed.discard(item.sha256)
+            except LedgerError as exc:
+                self._ledger_failed(exc)
+        elif not result.ok and item.sha256 in self._claimed:
+            await self._release_claims([item.sha256])  # another process may send it now
         return result
 
-    def _load(self, index: int, found: Found, limit: int | None = None) -> Loaded:
-        """Runs in a thread: checks the file, recognises its type, hashes it (small files are read once)
-        and looks it up in the ledger. A file over ``limit`` bytes is left to a worker (NOT_LOADED)."""
-        path = found.path
-        if found.error:
-            return self._failure(index, path, found.error)
-        try:
-            info = path.stat()
-            if limit is not None and info.st_size > limit:
-                return NOT_LOADED
-            if not stat.S_ISREG(info.st_mode):
-                return self._failure(index, path, "not a regular file")
-            with open(path, "rb") as handle:
-                if info.st_size <= IN_MEMORY_LIMIT:
-                    data: bytes | None = handle.read()
-                    head, digest = data[:SNIFF_BYTES], hashlib.sha256(data).hexdigest()
-                else:
-                    data, head = None, handle.read(SNIFF_BYTES)
-                    digest = _hash_rest(handle, head)
-        except OSError as exc:
-            return self._failure(index, path, f"cannot read: {exc.strerror or exc}")
-        mime = sniff_image(head)
-        if mime is None and not found.explicit:
-            return None
-        size = len(data) if data is not None else info.st_size
-        item = UploadItem(
-            source=path,
-            index=index,
-            mime=mime or guess_type(path.name),
-            size=size,
-            sha256=digest,
-            data=data,
-            mtime_ns=info.st_mtime_ns,
-        )
-        # Before processing too, unless processing re-encodes (a big photo may fit the host once converted).
-        problem = None if self.processing is not None and self.processing.reencodes else self._refuse(item)
-        if problem:
-            return self._failure(index, path, problem, item=item)
-        if self.ledger is not None and not self.force:
-            item.previous = self.ledger.find(item.sha256, self.host.name, self.destination, self.variant)
-            if item.previous is not None:
-                item.previous.path, item.previous.index = printable(path), index
-        return item
+    def _ledger_failed(self, exc: LedgerError) -> None:
+        """The ledger cannot be written: the host has the file, so its result still counts and prints, but
+        nothing new starts (each upload would be one more the ledger cannot remember)."""
+        if self.summary.ledger_error is None:
+            self.summary.ledger_error = self.redact(exc.message)
+        self._writer = None
+        self._stopping = True
 
-    def _refuse(self, item: UploadItem) -> str | None:
-        host = self.host
-        if item.size == 0:
-            return "the file is empty"
-        if host.max_bytes and item.size > host.max_bytes:
-            return f"{_size(item.size)} is over the host's limit of {_size(host.max_bytes)}"
-        if host.accept and not any(_mime_matches(item.mime, pattern) for pattern in host.accept):
-            return f"the host takes only {', '.join(host.accept)}, and this file is {item.mime}"
-        return None
+    def _check_urls(self, result: UploadResult) -> None:
+        """A URL that would garble a terminal or a page, or run script where it is pasted, fails the file."""
+        for url, strict in ((result.url, True), (result.thumbnail_url, False), (result.delete_url, False)):
+            problem = url_problem(url, self.host.url_schemes, strict=strict)
+            if problem:
+                raise UploadError(problem, status=result.status)
+
+    def _load_and_claim(self, index: int, found: Found) -> Loaded:
+        loaded = self._load(index, found)
+        self._claim([loaded])
+        return loaded
+
+    def _load(self, index: int, found: Found, limit: int | None = None) -> Loaded:
+        """Runs in a thread: the file loaded (see :mod:`picbeam.loading`) and looked up in the ledger. The
+        host's limits are checked here too, unless processing re-encodes (then after processing)."""
+        reencodes = self.processing is not None and self.processing.reencodes
+        loaded = load(index, found, self.host, limit=limit, check_limits=not reencodes)
+        if isinstance(loaded, Refused):
+            return self._failure(index, loaded.path, loaded.message, item=loaded.item)
+        if isinstance(loaded, UploadItem) and self.ledger is not None and not self.force:
+            previous = self.ledger.find(loaded.sha256, self.host.name, self.destination, self.variant)
+            loaded.previous = _stamp(previous, loaded, reused=True) if previous is not None else None
+        return loaded
 
     async def _prepare(self, item: UploadItem, dry_run: bool = False) -> None:
         """Run the processors on ``item`` (raises UploadError), then check what will be sent against the
         host's limits: processing changes sizes and types."""
         if item.size and self.processing is not None and (not dry_run or self.processing.explain):
             await self.processing.prepare(item)
-        problem = self._refuse(item)
+        problem = refuse(item, self.host)
         if problem:
             raise UploadError(problem)
 
     def _after(self, result: UploadResult) -> None:
+        """Runs in a thread. A plugin that raises is reported once and never undoes the upload: the file
+        is on the host, so its result is printed and recorded all the same."""
         assert self.plugins is not None
-        self.plugins.hooks.after_upload(result)
+        self.plugins.hooks.after_upload(result, on_error=self._plugin_failed)
+
+    def _plugin_failed(self, plugin: str, message: str) -> None:
+        with self._warn_lock:
+            if plugin not in self._failed_plugins:
+                self._failed_plugins.add(plugin)
+                assert self.plugins is not None
+                self.warnings.append(escape_controls(f"{self.plugins.label(plugin)}: {self.redact(message)}"))
 
     async def _send(self, item: UploadItem) -> UploadResult:
-        """Upload with retries: transient failures back off (honouring Retry-After), a fresh body each try."""
-        gate = self._gate
-        attempts = 0
-
-        def backoff(exc: Exception) -> bool | float:
-            if not _is_transient(exc):
-                return False
-            wait = getattr(exc, "retry_after", None)
-            if isinstance(exc, UploadError) and exc.status == 429:
-                wait = wait if wait is not None else self.retry_wait * 4
-                gate.pause(wait)
-                return 0.0  # the gate itself makes every worker wait
-            return wait if wait is not None else True
+        """Upload through the host's gate by the one retry policy (transient failures back off, honouring
+        Retry-After; a 429 pauses every worker), with a fresh body for each attempt."""
+        tally = Tally()
 
         async def attempt() -> UploadResult:
-            nonlocal attempts
-            attempts += 1
-            async with gate:
+            async with self._gate:
                 return await self.host.upload(item, self.session)
 
         try:
-            try:
-                # Most uploads succeed at once; building stamina's retry state for each of them costs more
-                # than the request itself on a fast host, so stamina takes over from the first failure.
-                result = await attempt()
-            except Exception as failure:
-                wait = backoff(failure)
-                if wait is False or self.retries == 0:
-                    raise
-                await asyncio.sleep(wait if not isinstance(wait, bool) else self.retry_wait * (1 + random.random()))
-                async for retry in _stamina().retry_context(
-                    on=backoff,
-                    attempts=self.retries,
-                    timeout=None,
-                    wait_initial=self.retry_wait * 2,
-                    wait_max=30.0,
-                    wait_jitter=self.retry_wait,
-                ):
-                    with retry:
-                        result = await attempt()
+            result = await self._retry.run(attempt, tally)
         except UploadError as exc:
-            exc.message = self.redact(exc.message) + _tries(attempts)
+            exc.message = self.redact(exc.message) + tries(tally.attempts)
             raise
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise UploadError(self.redact(_network_message(exc)) + _tries(attempts)) from None
+            raise UploadError(self.redact(network_message(exc)) + tries(tally.attempts)) from None
         finally:
-            self.summary.retries += max(0, attempts - 1)
-        result.index, result.path = item.index, printable(item.source)
-        result.bytes, result.sha256 = item.size, item.sha256
+            self.summary.retries += max(0, tally.attempts - 1)
+        _stamp(result, item)
+        # What the Python API returns and the ledger keeps: the answer and endpoint without credentials.
+        result.answer = self.redact.data(result.answer)
+        if result.endpoint:
+            result.endpoint = self.redact(result.endpoint)
         return result
 
     # -- results ------------------------------------------------------------------------------------
@@ -504,7 +496,7 @@ class Batch:
         return UploadResult(
             path=printable(path),
             host=self.host.name,
-            error=self.redact(message),
+            error=escape_controls(self.redact(message)),  # a host's text may hold terminal escapes
             status=status,
             index=index,
             bytes=item.size if item else 0,
@@ -522,166 +514,11 @@ class Batch:
         self.on_progress("done", result.bytes)
 
 
-@functools.cache
-def _stamina() -> Any:
-    """stamina, imported on the first failure only (most runs never retry, and every run pays imports)."""
-    import stamina
-
-    # picbeam reports retries in its own words; stamina's default hook would log every one to stderr.
-    stamina.instrumentation.set_on_retry_hooks([])
-    return stamina
-
-
-def proxy_options(destination: str) -> dict[str, Any]:
-    """Session options that honour HTTP(S)_PROXY / NO_PROXY.
-
-    For an http(s) destination the proxy is looked up once per run: aiohttp's ``trust_env`` would look it
-    up again in a worker thread for every request. Other destinations keep the per-request lookup.
-    """
-    from yarl import URL
-
-    url = URL(destination) if destination.startswith(("http://", "https://")) else None
-    if url is None:
-        return {"trust_env": True}
-    found = env_proxy(url)
-    if found is None:
-        return {}
-    proxy, auth = found
-    return {"proxy": proxy, "proxy_auth": auth}
-
-
-def env_proxy(url: Any) -> tuple[Any, aiohttp.BasicAuth | None] | None:
-    """The proxy the environment gives for ``url`` (HTTP(S)_PROXY, NO_PROXY), with its credentials from
-    the proxy URL or ~/.netrc; None when there is none or the host is exempt. An https:// proxy is not
-    supported by aiohttp and is ignored, as aiohttp's own lookup does."""
-    import urllib.request
-
-    from yarl import URL
-
-    if url.host is not None and urllib.request.proxy_bypass(url.host):
-        return None
-    address = urllib.request.getproxies().get(url.scheme)
-    if not address:
-        return None
-    proxy = URL(address)
-    if proxy.scheme not in ("http", ""):
-        return None
-    auth = aiohttp.BasicAuth(proxy.user, proxy.password or "") if proxy.user else None
-    proxy = proxy.with_user(None)
-    if auth is None and proxy.host:
-        auth = _netrc_auth(proxy.host)
-    return proxy, auth
-
-
-def _netrc_auth(host: str) -> aiohttp.BasicAuth | None:
-    import netrc
-
-    try:
-        entry = netrc.netrc(os.environ.get("NETRC")).authenticators(host)
-    except (OSError, netrc.NetrcParseError):
-        return None
-    if entry is None:
-        return None
-    login, _, password = entry
-    return aiohttp.BasicAuth(login or "", password or "")
-
-
-def _check_unchanged(item: UploadItem) -> None:
-    """A streamed file that changed while it was sent may have arrived mixed: say so, do not record it."""
-    try:
-        info = item.path.stat()
-    except OSError:
-        raise UploadError("the file disappeared while it was being uploaded; run again") from None
-    if (info.st_size, info.st_mtime_ns) != (item.size, item.mtime_ns):
-        raise UploadError("the file changed while it was being uploaded; run again to send its new content")
-
-
-def _hash_rest(handle: Any, head: bytes) -> str:
-    digest = hashlib.sha256(head)
-    while chunk := handle.read(HASH_CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, UploadError):
-        return exc.transient
-    return isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | asyncio.TimeoutError)
-
-
-def _network_message(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out waiting for the host (check the endpoint or your network)"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = exc.os_error.strerror or exc.os_error
-        return f"cannot connect to {exc.host}:{exc.port} ({reason}); check the endpoint or your network"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the host closed the connection before answering"
-    if isinstance(exc, aiohttp.ClientError):
-        return f"network error: {type(exc).__name__}: {exc}"
-    return f"cannot read the file: {getattr(exc, 'strerror', None) or exc}"
-
-
-def _tries(attempts: int) -> str:
-    return f" (after {attempts} attempts)" if attempts > 1 else ""
-
-
-def _mime_matches(mime: str, pattern: str) -> bool:
-    return pattern in ("*", "*/*", mime) or (pattern.endswith("/*") and mime.startswith(pattern[:-1]))
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
-
-
-# -- the public API --------------------------------------------------------------------------------
-def open_batch(
-    host: Host,
-    config: Config,
-    *,
-    plugins: Plugins | None = None,
-    jobs: int | None = None,
-    retries: int | None = None,
-    ledger: bool | str | os.PathLike[str] = True,
-    process: Mapping[str, Any] | None = None,
-    explain: bool = False,
-    flags_from: str = "command line",
-    **options: Any,
-) -> Batch:
-    """A Batch for ``host`` with the user's settings as defaults and the ledger opened.
-
-    ``ledger`` is True for the configured ledger, False for none, or a path. ``process`` holds processing
-    options given for this run (``{"convert": "webp"}``), over the host's ``[process]`` table and
-    config.toml's; ``explain`` makes a dry run process files to say what it would do. Close the batch
-    when done.
-    """
-    from .hosts import keep_process
-    from .ledger import Ledger, ledger_path
-    from .processing import Processing
-
-    processing = Processing.for_run(
-        plugins,
-        flags=process,
-        host=host.process,
-        config=config.get("process"),
-        host_name=host.name,
-        explain=explain,
-        flags_from=flags_from,
-    )
-    record = None
-    if ledger is not False:
-        record = Ledger(ledger_path(None if ledger is True else ledger, config))
-    return Batch(
-        keep_process(host, host.prepared()),
-        processing=processing,
-        jobs=jobs or config.get("jobs", 4),
-        retries=config.get("retries", 3) if retries is None else retries,
-        retry_wait=config.get("retry_wait", 0.5),
-        plugins=plugins,
-        ledger=record,
-        **options,
-    )
+def _stamp(result: UploadResult, item: UploadItem, *, reused: bool | None = None) -> UploadResult:
+    """Set the bookkeeping fields of ``result`` for ``item``: the engine alone sets them (a host's result,
+    or one read from the ledger, carries the host's part only)."""
+    result.index, result.path = item.index, printable(item.source)
+    result.bytes, result.sha256 = item.size, item.sha256
+    if reused is not None:
+        result.reused = reused
+    return result

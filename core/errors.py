@@ -50,5 +50,9 @@ def transient_status(status: int) -> bool:
     return status in (408, 425, 429) or (status >= 500 and status not in (501, 505))
 
 
+class LedgerError(PicbeamError):
+    """The ledger could not be written (disk full, read-only file system, I/O error): the run stops."""
+
+
 class PluginError(PicbeamError):
     """A plugin could not be loaded or registered something invalid."""

@@ -11,6 +11,7 @@ from urllib.parse import quote, urljoin
 
 from .errors import ConfigError, PluginError, UploadError
 from .items import UploadItem, UploadResult, printable
+from .redaction import MASK
 from .spec import HostSpec, parse_assignments
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ class Host:
     # MIME patterns the host takes ("image/*"); empty means any file.
     accept: tuple[str, ...] = ()
     source: str = "python"
+    # The URL schemes this host's URLs may have; any other fails the file (a storage host adds its own,
+    # such as "file" for local).
+    url_schemes: ClassVar[tuple[str, ...]] = ("http", "https")
     # The hosts.d fields (or --set values) this host was configured with: see configured().
     options: Mapping[str, Any] = {}
     # Option names whose values are credentials: masked in `hosts show`, redacted from every message and
@@ -44,6 +48,8 @@ class Host:
     plugin: str = ""
     # The host's [process] table: processing options for uploads to it (see picbeam.processing).
     process: Mapping[str, Any] = {}
+    # Hosts that every upload to this one also goes to (a hosts.d file's `mirrors = [...]`).
+    mirrors: tuple[str, ...] = ()
 
     @property
     def destination(self) -> str:
@@ -123,6 +129,7 @@ class SpecHost(Host):
         self.accept = tuple(spec.accept)
         self.source = spec.source
         self.process = spec.process
+        self.mirrors = tuple(spec.mirrors)
 
     @property
     def destination(self) -> str:
@@ -143,7 +150,7 @@ class SpecHost(Host):
     async def upload(self, item: UploadItem, session: aiohttp.ClientSession) -> UploadResult:
         import aiohttp
 
-        from .answers import interpret
+        from .answers import interpret, read_answer
         from .templates import TemplateContext
 
         spec = self.spec
@@ -166,8 +173,9 @@ class SpecHost(Host):
             headers=headers,
             data=body,
             timeout=request_timeout(item.size, spec.timeout),
+            middlewares=self._redirect_guard(request.endpoint),
         ) as response:
-            answer = await response.read()
+            answer = await read_answer(response, spec.max_answer_size)
             extracted = interpret(spec, response.status, response.headers, answer, str(response.url))
         return self.result(
             item,
@@ -179,8 +187,14 @@ class SpecHost(Host):
             endpoint=spec.endpoint,
         )
 
+    def _redirect_guard(self, url: str) -> tuple[Any, ...]:
+        """For a host with credentials: redirects stay on the endpoint's origin. aiohttp drops only the
+        Authorization header on the way to another origin; keys in other headers, the form, the query or
+        the URL would all go along."""
+        return (same_origin_only(url),) if self.spec.secret_values() else ()
+
     async def delete(self, record: Mapping[str, Any], session: aiohttp.ClientSession) -> None:
-        from .answers import http_error, parse_body, search
+        from .answers import http_error, parse_body, read_answer, search
 
         spec = self.spec
         if not spec.delete_endpoint:
@@ -188,20 +202,43 @@ class SpecHost(Host):
             hint = f"; delete it by hand at {page}" if page else ""
             raise UploadError(f"host '{self.name}' has no delete API{hint}")
         answer = record.get("answer")
-        target = urljoin(record.get("endpoint") or spec.endpoint, fill_from_answer(spec.delete_endpoint, answer))
+        recorded = record.get("endpoint")
+        # The ledger keeps the endpoint with its credentials masked: then the host's own has them.
+        base = recorded if recorded and MASK not in recorded else spec.endpoint
+        target = urljoin(base, fill_from_answer(spec.delete_endpoint, answer))
         async with session.request(
             spec.delete_method or "DELETE",
             target,
             params=spec.query or None,
             headers=spec.headers,
             timeout=request_timeout(0, spec.timeout),
+            middlewares=self._redirect_guard(target),
         ) as response:
-            body = await response.read()
+            body = await read_answer(response, spec.max_answer_size)
         data = _try(lambda: parse_body("json", body, response.status))
         if not 200 <= response.status < 300:
             raise http_error(response.status, response.headers, body, search(spec, "error_path", data))
         if isinstance(data, dict) and spec.expression("success_path") and not search(spec, "success_path", data):
             raise UploadError(f"delete refused: {search(spec, 'error_path', data) or 'the host reported a failure'}")
+
+
+def same_origin_only(endpoint: str) -> Any:
+    """An aiohttp client middleware (it sees every hop of a redirect) that refuses to send the request to
+    an origin other than ``endpoint``'s."""
+    from yarl import URL
+
+    origin = URL(endpoint).origin()
+
+    async def middleware(request: Any, handler: Any) -> Any:
+        target = request.url.origin()
+        if target != origin:
+            raise UploadError(
+                f"the host redirected the request to another origin, {target}, and picbeam does not send the "
+                f"host's credentials there; if uploads belong there, point endpoint at it"
+            )
+        return await handler(request)
+
+    return middleware
 
 
 def keep_process(old: Host, new: Host) -> Host:
@@ -345,7 +382,12 @@ class HostRegistry:
             raise ConfigError(f"{draft.source}: extends '{draft.extends}': {reason}")
         changes = dict(draft.changes)
         table = None if isinstance(base.host, SpecHost) else changes.pop("process", None)
+        mirrors = None if isinstance(base.host, SpecHost) else changes.pop("mirrors", None)
         host = base.host.configured(draft.name, changes, source=draft.source)
+        if mirrors is not None:  # like [process], the same field for every host, not a code host's option
+            if not isinstance(mirrors, list) or not all(isinstance(m, str) for m in mirrors):
+                raise ConfigError(f"{draft.source}: field 'mirrors' must be a list of host names")
+            host.mirrors = tuple(mirrors)
         host = keep_process(base.host, host)
         from .redaction import literal_secret_warning
 

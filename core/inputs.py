@@ -47,6 +47,15 @@ def sniff_image(head: bytes) -> str | None:
     return None
 
 
+def leads_outside(path: str | os.PathLike[str], real_root: str) -> bool:
+    """Whether ``path`` is a symbolic link whose target lies outside the folder ``real_root`` (a real path):
+    following it would publish what the user did not name."""
+    if not os.path.islink(path):
+        return False
+    target = os.path.realpath(path)
+    return os.path.commonpath([target, real_root]) != real_root
+
+
 def _identity(folder: str) -> tuple[int, int]:
     info = os.stat(folder)
     return info.st_dev, info.st_ino
@@ -73,11 +82,15 @@ class Discovery:
     recursive: bool = False
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
+    # Follow symbolic links that lead outside the folder named (loops are still detected).
+    follow_symlinks: bool = False
     skipped_dirs: int = 0
     skipped_excluded: int = 0
     excluded: list[Path] = field(default_factory=list)
     unreadable_dirs: list[str] = field(default_factory=list)
     symlink_loops: list[str] = field(default_factory=list)
+    # Folder named -> how many links leading outside it were passed over.
+    outside_links: dict[str, int] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Found]:
         for path in self.paths:
@@ -93,6 +106,15 @@ class Discovery:
             self.unreadable_dirs.append(f"{error.filename}: {error.strerror}")
 
         seen: set[tuple[int, int]] = set()
+        real_root = os.path.realpath(root)
+
+        def outside(folder: str, name: str) -> bool:
+            if self.follow_symlinks or not leads_outside(os.path.join(folder, name), real_root):
+                return False
+            named = printable(root)
+            self.outside_links[named] = self.outside_links.get(named, 0) + 1
+            return True
+
         for folder, dirs, files in os.walk(root, onerror=on_error, followlinks=True):
             identity = _identity(folder)
             if identity in seen:  # a symlink back to a folder already walked: a loop, or a duplicate
@@ -100,11 +122,13 @@ class Discovery:
                 dirs.clear()
                 continue
             seen.add(identity)
-            dirs.sort()
             if not self.recursive:
                 self.skipped_dirs += len(dirs)
                 dirs.clear()
+            dirs[:] = sorted(name for name in dirs if not outside(folder, name))
             for name in sorted(files):
+                if outside(folder, name):
+                    continue
                 path = Path(folder, name)
                 relative = path.relative_to(root).as_posix()
                 if not self._wanted(relative, name):
@@ -135,6 +159,10 @@ class Discovery:
             lines.append(f"skipped {self.skipped_dirs} sub-folder(s) (use -r to include them)")
         if self.skipped_excluded:
             lines.append(f"skipped {self.skipped_excluded} file(s) by --include/--exclude")
+        for folder, count in self.outside_links.items():
+            links = "1 symlink that leads" if count == 1 else f"{count} symlinks that lead"
+            shown = folder if folder.endswith("/") else folder + "/"
+            lines.append(f"skipped {links} outside {shown} (--follow-symlinks to follow them)")
         lines.extend(f"cannot read folder {entry}" for entry in self.unreadable_dirs)
         lines.extend(
             f"skipped {printable(entry)}: a symbolic link to a folder already walked" for entry in self.symlink_loops

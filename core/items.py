@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +51,7 @@ class UploadItem:
         if self.path is None:
             self.path = self.source
         if not self.name:
-            self.name = printable(self.source.name)
+            self.name = clean_name(self.source.name)
 
     def replace(self, *, path: Path | None = None, name: str | None = None, mime: str | None = None) -> None:
         """Send another file (a processed copy) in place of this one."""
@@ -87,10 +89,11 @@ class UploadItem:
         return Path(name)
 
     def open(self) -> bytes | IO[bytes]:
-        """A fresh body for one attempt: the bytes in memory, or a newly opened file (closed by aiohttp)."""
+        """A fresh body for one attempt: the bytes in memory, or a newly opened file (closed by aiohttp)
+        that ends at the size the file had when it was read, however it grows while it is sent."""
         if self.data is not None:
             return self.data
-        return open(self.path, "rb")
+        return ExactFile(self.path, self.size)
 
     def read(self) -> bytes:
         """All the bytes to send (for hosts that need them whole, such as base64 JSON bodies)."""
@@ -99,9 +102,67 @@ class UploadItem:
         return self.path.read_bytes()
 
 
+# Characters that move the cursor, change the terminal, reorder the line or end it: C0 and C1 controls,
+# DEL, bidirectional controls, and the Unicode line and paragraph separators.
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` safe to print on one terminal line: each unprintable character as ``\\xNN`` or ``\\uNNNN``."""
+    return UNPRINTABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
+class ExactFile(io.BufferedReader):
+    """A file opened for sending that reads no further than ``length`` bytes: a file that grows while it
+    is streamed is sent exactly as long as declared (the engine then reports the change)."""
+
+    def __init__(self, path: os.PathLike[str] | str, length: int) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+        self.length = length
+
+    def _left(self, size: int | None) -> int:
+        left = max(0, self.length - self.tell())
+        return left if size is None or size < 0 else min(size, left)
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(self._left(size))
+
+    def read1(self, size: int = -1) -> bytes:
+        return super().read1(self._left(size))
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)
+        return super().readinto(view[: self._left(len(view))])
+
+
 def printable(path: os.PathLike[str] | str) -> str:
-    """A path as text that can always be printed and stored: undecodable bytes become ``\\xNN``."""
-    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+    """A path as text that can always be printed and stored on one line: undecodable bytes and control
+    characters become ``\\xNN``."""
+    return escape_controls(os.fsencode(path).decode("utf-8", errors="backslashreplace"))
+
+
+def url_problem(url: str | None, schemes: tuple[str, ...], *, strict: bool = True) -> str | None:
+    """Why a URL a host answered must not be printed (a control or bidi character, or a scheme other than
+    ``schemes``), or None. Not ``strict``, text without a scheme passes (a delete token, not a URL)."""
+    if url is None:
+        return None
+    if UNPRINTABLE.search(url):
+        return f"the host answered a URL with a control or bidirectional character: {escape_controls(url)!r}"
+    scheme = match[1].lower() if (match := _SCHEME.match(url)) else ""
+    if scheme not in schemes and (strict or scheme):
+        return (
+            f"the host answered a {scheme or 'scheme-less'}: URL, not {' or '.join(schemes)}: "
+            f"{escape_controls(url)[:120]!r}"
+        )
+    return None
+
+
+def clean_name(name: str) -> str:
+    """A file name as it may be sent to a host: control characters replaced (the local name is kept)."""
+    return UNPRINTABLE.sub("_", os.fsencode(name).decode("utf-8", errors="backslashreplace"))
 
 
 @dataclass
@@ -129,7 +190,7 @@ class UploadResult:
 
     def to_json(self) -> dict[str, Any]:
         """The public record: what ``--format json`` prints, one object per line."""
-        return {
+        record = {
             "path": self.path,
             "host": self.host,
             "url": self.url,
@@ -140,3 +201,6 @@ class UploadResult:
             "reused": self.reused,
             "error": self.error,
         }
+        if "mirrors" in self.extra:  # every host of a mirrored upload: [{"host": ..., "url": ...}]
+            record["mirrors"] = self.extra["mirrors"]
+        return record

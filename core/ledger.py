@@ -7,10 +7,12 @@ several picbeam processes at once (SQLite's locking, with a busy timeout).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -20,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, data_dir
-from .errors import ConfigError
+from .errors import ConfigError, LedgerError
 from .items import UploadResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS uploads (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -43,7 +45,28 @@ CREATE TABLE IF NOT EXISTS uploads (
 );
 CREATE INDEX IF NOT EXISTS uploads_by_content ON uploads (sha256, host, destination, variant);
 CREATE INDEX IF NOT EXISTS uploads_by_url ON uploads (url);
+CREATE TABLE IF NOT EXISTS claims (
+    sha256 TEXT NOT NULL,
+    host TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    variant TEXT NOT NULL DEFAULT '',
+    machine TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (sha256, host, destination, variant)
+);
 """
+# How long a claim holds when its owner cannot be checked (another machine, or a live process that hangs),
+# beyond the time the file needs on a slow link.
+CLAIM_LEASE = 600.0
+_NEWEST_LIVE = (
+    "SELECT * FROM uploads WHERE sha256 = ? AND host = ? AND destination = ? AND variant = ? "
+    "AND deleted IS NULL ORDER BY id DESC LIMIT 1"
+)
+_DROP_OWN_CLAIM = (
+    "DELETE FROM claims WHERE sha256 = ? AND host = ? AND destination = ? AND variant = ? AND machine = ? AND pid = ?"
+)
+BUSY = "busy"  # what claim() answers for content another live process is uploading now
 COLUMNS = (
     "id",
     "sha256",
@@ -120,27 +143,58 @@ class Ledger:
     def find(self, sha256: str, host: str, destination: str, variant: str = "") -> UploadResult | None:
         """The newest live upload of this content to this destination, as a reused result."""
         rows = self._all(
-            "SELECT * FROM uploads WHERE sha256 = ? AND host = ? AND destination = ? AND variant = ? "
-            "AND deleted IS NULL ORDER BY id DESC LIMIT 1",
+            _NEWEST_LIVE,
             (sha256, host, destination, variant),
             reader=True,
         )
-        row = rows[0] if rows else None
-        if row is None:
-            return None
-        return UploadResult(
-            path=row["path"],
-            host=row["host"],
-            url=row["url"],
-            delete_url=row["delete_url"],
-            thumbnail_url=row["thumbnail_url"],
-            bytes=row["size"],
-            sha256=row["sha256"],
-            reused=True,
-            endpoint=row["endpoint"],
-            answer=_loads(row["answer"]),
-            extra={"id": row["id"]},
-        )
+        return _reused(rows[0]) if rows else None
+
+    def claim(
+        self, sha256s: list[str], host: str, destination: str, variant: str = "", largest: int = 0
+    ) -> dict[str, UploadResult | str | None]:
+        """Claim content for this process to upload, so that a second picbeam over the same ledger does not
+        send it too. For each digest: the recorded upload when there is one (reuse it), :data:`BUSY` while
+        another live process holds it (wait, then ask again), or None: this process holds it now, until
+        :meth:`record_many` records it or :meth:`release` lets it go. A dead owner's claim is void, and
+        any claim lapses after a lease long enough to send ``largest`` bytes on a slow link."""
+        answers: dict[str, UploadResult | str | None] = {}
+        now = time.time()
+        lease = CLAIM_LEASE + largest / (256 * 1024)
+        with self._transaction():
+            for sha256 in dict.fromkeys(sha256s):
+                key = (sha256, host, destination, variant)
+                row = self._fetch(_NEWEST_LIVE, key)
+                if row is not None:
+                    answers[sha256] = _reused(row)
+                    continue
+                holder = self._fetch(
+                    "SELECT machine, pid, expires FROM claims "
+                    "WHERE sha256 = ? AND host = ? AND destination = ? AND variant = ?",
+                    key,
+                )
+                if holder is not None and _holds(holder, now):
+                    answers[sha256] = BUSY
+                    continue
+                self._db.execute(
+                    "INSERT OR REPLACE INTO claims (sha256, host, destination, variant, machine, pid, expires)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (*key, _MACHINE, os.getpid(), now + lease),
+                )
+                answers[sha256] = None
+        return answers
+
+    def release(self, sha256s: list[str], host: str, destination: str, variant: str = "") -> None:
+        """Let go of this process's claims on content it did not upload (it failed, or was not started)."""
+        # A claim left behind (the ledger cannot be written) is void once this process has ended.
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._db.executemany(
+                _DROP_OWN_CLAIM, [(sha256, host, destination, variant, _MACHINE, os.getpid()) for sha256 in sha256s]
+            )
+
+    def _fetch(self, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
+        cursor = self._db.execute(sql, args)
+        row = cursor.fetchone()
+        return None if row is None else dict(zip([d[0] for d in cursor.description], row, strict=True))
 
     def record(
         self, result: UploadResult, destination: str, redact: Callable[[str], str] = str, variant: str = ""
@@ -153,38 +207,58 @@ class Ledger:
     ) -> list[int]:
         """Commit several successful uploads in one transaction (each gets ``extra["id"]``)."""
         ids = []
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for result in results:
-                    answer = None
-                    if result.answer is not None:
-                        answer = redact(json.dumps(result.answer, ensure_ascii=False, default=str))
-                    cursor = self._db.execute(
-                        "INSERT INTO uploads (sha256, size, path, host, destination, variant, endpoint, url,"
-                        " delete_url, thumbnail_url, answer, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            result.sha256,
-                            result.bytes,
-                            result.path,
-                            result.host,
-                            destination,
-                            variant,
-                            result.endpoint,
-                            result.url,
-                            result.delete_url,
-                            result.thumbnail_url,
-                            answer,
-                            time.time(),
-                        ),
-                    )
-                    result.extra["id"] = int(cursor.lastrowid or 0)
-                    ids.append(result.extra["id"])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            for result in results:
+                answer = None
+                if result.answer is not None:
+                    answer = redact(json.dumps(result.answer, ensure_ascii=False, default=str))
+                cursor = self._db.execute(
+                    "INSERT INTO uploads (sha256, size, path, host, destination, variant, endpoint, url,"
+                    " delete_url, thumbnail_url, answer, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        result.sha256,
+                        result.bytes,
+                        result.path,
+                        result.host,
+                        destination,
+                        variant,
+                        result.endpoint,
+                        result.url,
+                        result.delete_url,
+                        result.thumbnail_url,
+                        answer,
+                        time.time(),
+                    ),
+                )
+                result.extra["id"] = int(cursor.lastrowid or 0)
+                ids.append(result.extra["id"])
+                self._db.execute(
+                    _DROP_OWN_CLAIM,
+                    (result.sha256, result.host, destination, variant, _MACHINE, os.getpid()),
+                )
         return ids
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction; a failure to write is a LedgerError naming the ledger and SQLite's own
+        reason (not the error of the rollback that follows it)."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                yield
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                self._abandon()
+                if isinstance(exc, sqlite3.Error):
+                    raise LedgerError(f"ledger {self.path}: {exc}") from None
+                raise
+
+    def _abandon(self) -> None:
+        """Roll back what is left of a failed transaction. SQLite has already rolled back after a full disk
+        or an I/O error, and a second rollback's error would hide the one that matters."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     # -- history and delete ---------------------------------------------------------------------------
     def get(self, record_id: int) -> dict[str, Any] | None:
@@ -192,6 +266,10 @@ class Ledger:
 
     def by_url(self, url: str) -> dict[str, Any] | None:
         return self._one("SELECT * FROM uploads WHERE url = ? OR delete_url = ? ORDER BY id DESC LIMIT 1", (url, url))
+
+    def copies(self, sha256: str) -> list[dict[str, Any]]:
+        """Every live upload of this content, on any host, newest first (mirrors of one file)."""
+        return self._all("SELECT * FROM uploads WHERE sha256 = ? AND deleted IS NULL ORDER BY id DESC", (sha256,))
 
     def last(self, count: int, host: str | None = None) -> list[dict[str, Any]]:
         """The newest ``count`` live uploads (optionally to one host), newest first."""
@@ -260,6 +338,41 @@ def export(rows: list[dict[str, Any]], kind: str) -> Iterator[str]:
         record["answer"] = row.get("answer") or ""
         writer.writerow(["" if record.get(c) is None else record.get(c) for c in COLUMNS])
     yield buffer.getvalue().rstrip("\n")
+
+
+_MACHINE = socket.gethostname()
+
+
+def _reused(row: Mapping[str, Any]) -> UploadResult:
+    """A recorded upload as the result of a file that is not sent again."""
+    return UploadResult(
+        path=row["path"],
+        host=row["host"],
+        url=row["url"],
+        delete_url=row["delete_url"],
+        thumbnail_url=row["thumbnail_url"],
+        bytes=row["size"],
+        sha256=row["sha256"],
+        reused=True,
+        endpoint=row["endpoint"],
+        answer=_loads(row["answer"]),
+        extra={"id": row["id"]},
+    )
+
+
+def _holds(claim: Mapping[str, Any], now: float) -> bool:
+    """Whether a claim still stands: its lease runs, and its owner, when it is on this machine, lives."""
+    if claim["expires"] <= now:
+        return False
+    if claim["machine"] != _MACHINE:
+        return True
+    try:
+        os.kill(claim["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        pass
+    return True
 
 
 def _loads(text: str | None) -> Any:

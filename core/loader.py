@@ -135,11 +135,16 @@ class Plugins:
         if message not in errors:
             errors.append(message)
 
+    def label(self, name: str) -> str:
+        """How messages name a plugin: ``plugin 'NAME' (DISTRIBUTION)``."""
+        info = self.infos.get(name)
+        return f"plugin '{name}'" + (f" ({info.distribution})" if info is not None and info.distribution else "")
+
     def errors(self) -> Iterator[str]:
         """One line per problem: which plugin, what failed."""
         for info in self.infos.values():
             for error in info.errors:
-                yield f"plugin '{info.name}'{f' ({info.distribution})' if info.distribution else ''}: {error}"
+                yield f"{self.label(info.name)}: {error}"
 
     def hosts(self, config: Config) -> HostRegistry:
         """Every host the plugins provide (see :meth:`Hooks.register_hosts`)."""
@@ -188,20 +193,24 @@ class Hooks:
         # pluggy calls the last registered first; registration order reads better (built-ins first).
         return list(reversed(getattr(self.plugins.manager.hook, hook).get_hookimpls()))
 
-    def _call(self, impl: Any, hook: str, arguments: dict[str, Any]) -> bool:
+    def _call(
+        self, impl: Any, hook: str, arguments: dict[str, Any], on_error: Callable[[str, str], None] | None = None
+    ) -> bool:
         try:
             impl.function(*[arguments[name] for name in impl.argnames])
         except PicbeamError as exc:
-            self._failure(impl.plugin_name, hook, str(exc))
+            self._failure(impl.plugin_name, hook, str(exc), on_error)
             return False
         except Exception as exc:  # a third-party plugin's bug must not stop the others
             print_traceback(exc)
-            self._failure(impl.plugin_name, hook, f"{type(exc).__name__}: {exc}")
+            self._failure(impl.plugin_name, hook, f"{type(exc).__name__}: {exc}", on_error)
             return False
         return True
 
-    def _failure(self, plugin: str, hook: str, message: str) -> None:
-        if (plugin, hook) not in self._failed:  # reported once, however many files it failed on
+    def _failure(self, plugin: str, hook: str, message: str, on_error: Callable[[str, str], None] | None) -> None:
+        if on_error is not None:
+            on_error(plugin, f"{hook} failed: {message}")
+        elif (plugin, hook) not in self._failed:  # reported once, however many files it failed on
             self._failed.add((plugin, hook))
             self.plugins.report(plugin, f"{hook} failed: {message}")
 
@@ -314,10 +323,11 @@ class Hooks:
             self._importers = importers
         return self._importers
 
-    def after_upload(self, result: UploadResult) -> None:
-        """Show each plugin the outcome of one upload; a plugin that raises changes nothing else."""
+    def after_upload(self, result: UploadResult, on_error: Callable[[str, str], None] | None = None) -> None:
+        """Show each plugin the outcome of one upload; a plugin that raises changes nothing else (it is
+        reported to ``on_error(plugin, message)``, by default kept for :meth:`Plugins.errors`)."""
         for impl in self._impls("after_upload"):
-            self._call(impl, "after_upload", {"result": result})
+            self._call(impl, "after_upload", {"result": result}, on_error)
 
     def has(self, hook: str) -> bool:
         return bool(getattr(self.plugins.manager.hook, hook).get_hookimpls())

@@ -150,10 +150,19 @@ def _check_format(value: str, what: str) -> str:
 RUN_OPTIONS: dict[str, Option] = {
     option.name: option
     for option in (
-        Option("host", str, None, "Host name (default: PICBEAM_HOST, config default_host, or 'local').", short="-H"),
+        Option(
+            "host",
+            list[str],
+            (),
+            "Host name (default: PICBEAM_HOST, config default_host, or 'local'); repeat it to send every file to "
+            "every host (mirrors: stdout has the first host's URL).",
+            short="-H",
+        ),
+        Option("fallback", list[str], (), "A host for the files the first host fails on (repeatable)."),
         Option("jobs", int, 4, "Uploads in flight at once.", short="-j", min=1, max=256, scope=("config",)),
         Option("retries", int, 3, "Retries of transient failures.", min=0, max=20, scope=("config",)),
         Option("recursive", bool, False, "Include sub-folders.", short="-r"),
+        Option("follow_symlinks", bool, False, "In folders, follow symbolic links that lead outside the folder named."),
         Option("include", list[str], (), "Only files in folders matching this glob (repeatable)."),
         Option("exclude", list[str], (), "Skip files in folders matching this glob (repeatable)."),
         Option(
@@ -192,7 +201,18 @@ CONFIG_ONLY: dict[str, Option] = {
 COMMANDS: dict[str, tuple[str, ...]] = {
     "upload": tuple(RUN_OPTIONS),
     "watch": tuple(RUN_OPTIONS),
-    "serve": ("host", "jobs", "retries", "overrides", "ledger", "no_ledger", "format", "hosts_dir", "force"),
+    "serve": (
+        "host",
+        "fallback",
+        "jobs",
+        "retries",
+        "overrides",
+        "ledger",
+        "no_ledger",
+        "format",
+        "hosts_dir",
+        "force",
+    ),
 }
 
 
@@ -211,6 +231,7 @@ class UploadOptions(TypedDict, total=False):
     jobs: int | None
     retries: int | None
     recursive: bool
+    follow_symlinks: bool
     include: Sequence[str]
     exclude: Sequence[str]
     overrides: Sequence[str] | Mapping[str, Any]
@@ -237,7 +258,18 @@ class UploadOptions(TypedDict, total=False):
 
 # Keywords of the API that are not run options of the command line.
 API_ONLY = ("hosts_dirs", "process")
-API_RUN = ("jobs", "retries", "recursive", "include", "exclude", "overrides", "dry_run", "force", "ledger")
+API_RUN = (
+    "jobs",
+    "retries",
+    "recursive",
+    "follow_symlinks",
+    "include",
+    "exclude",
+    "overrides",
+    "dry_run",
+    "force",
+    "ledger",
+)
 
 
 def split_keywords(options: Mapping[str, Any], process_names: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html as html_module
 import json
+import re
 from collections.abc import Callable
 from pathlib import PurePath
 
@@ -26,10 +27,14 @@ def url(result: UploadResult) -> str:
     return result.url or ""
 
 
+# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that end or shape an
+# image's alt text or start inline HTML.
+_MARKDOWN_SPECIAL = re.compile(r"([\\\[\]()*_`<>!&])")
+
+
 def markdown(result: UploadResult) -> str:
-    alt = _alt(result).replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
-    link = (result.url or "").replace("(", "%28").replace(")", "%29")
-    return f"![{alt}]({link})"
+    alt = _MARKDOWN_SPECIAL.sub(r"\\\1", _alt(result))
+    return f"![{alt}]({_quote_url(result.url, '()<> ')})"
 
 
 def html(result: UploadResult) -> str:
@@ -37,7 +42,12 @@ def html(result: UploadResult) -> str:
 
 
 def bbcode(result: UploadResult) -> str:
-    return f"[img]{result.url}[/img]"
+    return f"[img]{_quote_url(result.url, '[]')}[/img]"
+
+
+def _quote_url(url: str | None, characters: str) -> str:
+    """``url`` with ``characters`` (which would end the markup around it) percent-encoded."""
+    return "".join(f"%{ord(c):02X}" if c in characters else c for c in url or "")
 
 
 def json_line(result: UploadResult) -> str:

@@ -19,12 +19,37 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
+from . import __version__
 from .errors import UploadError
+from .items import ExactFile
 
 if TYPE_CHECKING:
     from .hosts import Host
 
 T = TypeVar("T")
+USER_AGENT = f"picbeam/{__version__} (+https://pypi.org/project/picbeam/)"
+
+
+def new_session(destination: str, jobs: int) -> aiohttp.ClientSession:
+    """A run's session: ``jobs`` uploads in flight (and as many connections waiting), the proxy looked up once."""
+    connector = aiohttp.TCPConnector(limit=jobs * 2, limit_per_host=0)
+    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}, **proxy_options(destination))
+
+
+class _ExactFilePayload(aiohttp.payload.BufferedReaderPayload):
+    """aiohttp's file payload, sized by the length declared (aiohttp asks the file system, which counts
+    what the file has grown by since)."""
+
+    _value: ExactFile
+
+    @property
+    def size(self) -> int | None:
+        if self._start_position is None:
+            self._start_position = self._value.tell()
+        return max(0, self._value.length - self._start_position)
+
+
+aiohttp.payload.register_payload(_ExactFilePayload, ExactFile, order=aiohttp.payload.Order.try_first)
 
 
 def is_transient(exc: BaseException) -> bool:

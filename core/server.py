@@ -71,6 +71,9 @@ class ServerOptions:
     format: str = "url"
     overrides: tuple[str, ...] = ()
     process: Mapping[str, Any] | None = None
+    # The default host's mirrors and fallbacks (serve --host a --host b --fallback c).
+    mirrors: tuple[str, ...] = ()
+    fallbacks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.roots = tuple(Path(os.path.realpath(root)) for root in self.roots)
@@ -200,7 +203,7 @@ class UrlFetcher:
         self.received = 0
 
     async def __aenter__(self) -> UrlFetcher:
-        from .engine import USER_AGENT
+        from .sending import USER_AGENT
 
         self.resolver = CheckingResolver(self.allow_private)
         self.session = aiohttp.ClientSession(
@@ -386,6 +389,8 @@ class PicGoServer:
             return [Entry("clipboard", clipboard=True)]
         try:
             data = json.loads(body.decode("utf-8-sig"))
+        except RecursionError:
+            raise Refused(400, 'the body is nested too deeply; expected {"list": ["/path/a.png", ...]}') from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Refused(400, f'the body is not JSON ({exc}); expected {{"list": ["/path/a.png", ...]}}') from None
         if not isinstance(data, dict) or not isinstance(data.get("list", []), list):
@@ -511,7 +516,7 @@ class PicGoServer:
 
     # -- uploading --------------------------------------------------------------------------------
     async def _upload(self, host: Any, entries: list[Entry]) -> None:
-        from .engine import open_batch
+        from .mirrors import open_uploads
 
         ready = [entry for entry in entries if entry.path is not None]
         if not ready:
@@ -525,9 +530,23 @@ class PicGoServer:
         # it actually reads, whatever was checked before.
         found = [Found(entry.path, explicit=self.options.allow_any_file) for entry in ready if entry.path]
         options = self.options
-        batch = open_batch(host, self.config, plugins=self.plugins, jobs=options.jobs, retries=options.retries,
-                           ledger=options.ledger, force=options.force, dry_run=options.dry_run,
-                           process=options.process, emit=emit)  # fmt: skip
+        default = host.name == options.host
+        batch = open_uploads(
+            self.registry,
+            [host.name, *(options.mirrors if default else ())],
+            self.config,
+            fallbacks=options.fallbacks if default else (),
+            overrides=options.overrides if default else (),
+            plugins=self.plugins,
+            jobs=options.jobs,
+            retries=options.retries,
+            ledger=options.ledger,
+            force=options.force,
+            dry_run=options.dry_run,
+            process=options.process,
+            emit=emit,
+            report=lambda failed: self.log(f"{failed.path}: {failed.host}: {failed.error}"),
+        )
         with batch:
             await batch.run(found)
         for index, entry in enumerate(ready):

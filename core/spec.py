@@ -21,7 +21,7 @@ import jmespath.exceptions
 
 from .errors import ConfigError
 from .jmespath_functions import check_calls, compile_patterns
-from .redaction import ENV_REFERENCE, is_secret_name, mask_table
+from .redaction import ENV_REFERENCE, is_secret_name, mask_table, mask_url, url_secrets
 from .templates import TemplateContext, fill_placeholders, has_placeholders
 
 METHODS = ("POST", "PUT", "PATCH", "GET")
@@ -29,9 +29,9 @@ BODIES = ("multipart", "binary")
 RESPONSES = ("json", "text", "xml")
 TABLE_FIELDS = ("query", "headers", "form")
 JMESPATH_FIELDS = ("url_path", "thumbnail_path", "delete_path", "error_path", "success_path")
-INT_FIELDS = ("max_bytes", "concurrency")
+INT_FIELDS = ("max_bytes", "concurrency", "max_answer_size")
 FLOAT_FIELDS = ("rate_limit", "timeout")
-LIST_FIELDS = ("accept", "secrets")
+LIST_FIELDS = ("accept", "secrets", "mirrors")
 # Fields of a TOML file that are not HostSpec fields.
 FILE_ONLY_FIELDS = ("extends",)
 
@@ -62,6 +62,8 @@ class HostSpec:
     delete_method: str | None = None
     delete_endpoint: str | None = None
     max_bytes: int | None = None
+    # The largest answer read from the host, in bytes (default: picbeam.answers.MAX_ANSWER_SIZE, 10 MB).
+    max_answer_size: int | None = None
     concurrency: int | None = None
     rate_limit: float | None = None
     timeout: float | None = None
@@ -70,6 +72,8 @@ class HostSpec:
     regex: list[str] = field(default_factory=list)
     # Processing options for uploads to this host (a [process] table; see picbeam.processing).
     process: dict[str, Any] = field(default_factory=dict)
+    # Hosts that every upload to this one also goes to (see picbeam.mirrors).
+    mirrors: list[str] = field(default_factory=list)
     source: str = field(default="python", compare=False)
 
     def __post_init__(self) -> None:
@@ -176,19 +180,24 @@ class HostSpec:
     def masked(self) -> dict[str, Any]:
         """The spec as a user may see it: literal secrets masked, ``${VAR}`` references as written."""
         out = self.to_mapping()
+        for name in ("endpoint", "delete_endpoint"):
+            if out.get(name):
+                out[name] = mask_url(out[name], self.secrets)
         for table in TABLE_FIELDS:
             if table in out:
                 out[table] = mask_table(out[table], self.secrets)
         return out
 
     def secret_values(self) -> list[str]:
-        """The (expanded) values of secret fields, for redacting them from any output."""
-        return [
+        """The (expanded) values of secret fields, for redacting them from any output: secret headers,
+        form fields and query values, and in the endpoint its password and its secret query values."""
+        values = [
             value
             for table in TABLE_FIELDS
             for key, value in getattr(self, table).items()
             if is_secret_name(key, self.secrets) and value
         ]
+        return values + url_secrets(self.endpoint, self.secrets)
 
 
 def _check_choice(where: str, name: str, value: str, choices: Iterable[str]) -> None:

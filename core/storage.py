@@ -31,7 +31,7 @@ from urllib.parse import quote
 from .errors import ConfigError, UploadError, transient_status
 from .hosts import Host
 from .items import UploadItem, UploadResult
-from .redaction import ENV_REFERENCE, MASK
+from .redaction import ENV_REFERENCE, MASK, mask_url, url_secrets
 from .spec import check_fields, expand
 from .templates import TemplateContext, check_template, render_path, render_url
 
@@ -131,16 +131,20 @@ class StorageHost(Host):
                 continue
             if f.metadata.get("secret") and not ENV_REFERENCE.search(str(value)):
                 value = MASK
+            elif isinstance(value, str) and "://" in value:  # a password or key written into a URL
+                value = mask_url(value)
             out[f.name] = value
         out["description"] = self.description
         return out
 
     def secret_values(self) -> list[str]:
+        values = [getattr(self.settings, f.name) for f in dataclasses.fields(self.settings)]
+        in_urls = [s for v in values if isinstance(v, str) and "://" in v for s in url_secrets(v)]
         return [
             str(getattr(self.settings, f.name))
             for f in dataclasses.fields(self.settings)
             if f.metadata.get("secret") and getattr(self.settings, f.name)
-        ]
+        ] + in_urls
 
     # -- paths and URLs -------------------------------------------------------------------------------
     def place(self, item: UploadItem) -> tuple[str, TemplateContext]:

@@ -17,6 +17,7 @@ subprocess, the synchronous API and async tests alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import random
@@ -320,6 +321,35 @@ def write_sample_image(path: str | os.PathLike[str], width: int = 8, height: int
     return target
 
 
+@contextlib.contextmanager
+def serving(app: web.Application) -> Iterator[str]:
+    """Run an aiohttp application on 127.0.0.1 (an ephemeral port) in its own thread and event loop, for
+    a host that FakeHost's scripted replies cannot play (one that streams, or acts mid-request); yields
+    its base URL."""
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+        state.update(loop=loop, port=runner.addresses[0][1])
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=serve, name="picbeam-test-server", daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield f"http://127.0.0.1:{state['port']}"
+    finally:
+        state["loop"].call_soon_threadsafe(state["loop"].stop)
+        thread.join(10)
+
+
 def write_host(folder: Path, name: str, **fields: Any) -> Path:
     """Write a hosts.d TOML file (tables as dicts), for tests that configure a host."""
     from .spec import dump_toml
@@ -410,6 +440,7 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "run_picbeam",
+    "serving",
     "write_host",
     "write_sample_image",
 ]

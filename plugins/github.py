@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from picbeam import ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
-from picbeam.answers import retry_after
+from picbeam.answers import read_answer, retry_after
 from picbeam.errors import transient_status
 from picbeam.hosts import request_timeout
 from picbeam.storage import RunOnce, StorageHost, StorageSettings, required, secret
@@ -253,8 +253,8 @@ class GitHubHost(StorageHost):
             sent = {"json": body}
         async with session.request(method, url, headers=headers, timeout=timeout, **sent) as response:
             try:
-                data = await response.json(content_type=None)
-            except ValueError:
+                data = json.loads(await read_answer(response))
+            except (ValueError, RecursionError):
                 data = None
             if 200 <= response.status < 300 and isinstance(data, dict):
                 return data

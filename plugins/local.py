@@ -32,6 +32,8 @@ class LocalHost(StorageHost):
     """Stores files under ``root`` (by default ``<first 16 hex digits of sha256><ext>``); the URL is
     ``url_template`` / ``url_prefix`` + the path, or a ``file://`` URI."""
 
+    url_schemes = ("file", "http", "https")
+
     kind = "local"
     settings_class = LocalSettings
     default_description = "a folder on this machine (no account, no network)"

@@ -17,7 +17,7 @@ from typing import IO, Any
 from urllib.parse import quote, urlsplit
 
 from picbeam import ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
-from picbeam.answers import retry_after, snippet, xml_to_data
+from picbeam.answers import read_answer, retry_after, snippet, xml_to_data
 from picbeam.hosts import request_timeout
 from picbeam.storage import StorageHost, StorageSettings, missing_extra, required, secret, status_error
 
@@ -157,7 +157,7 @@ class S3Host(StorageHost):
         async with session.request(
             method, URL(url, encoded=True), headers=signed, data=body, timeout=request_timeout(length)
         ) as response:
-            answer = await response.read()
+            answer = await read_answer(response)
             if not 200 <= response.status < 300:
                 raise _s3_error(response.status, answer, self.settings.bucket, response.headers)
             return response.headers, answer

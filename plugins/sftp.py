@@ -41,6 +41,8 @@ class SFTPHost(StorageHost):
     """Writes each file to ``root``/``path`` on the server; the URL comes from ``url_template`` /
     ``url_prefix`` (the web address the server publishes the folder at), else an sftp:// address."""
 
+    url_schemes = ("sftp", "http", "https")
+
     kind = "sftp"
     settings_class = SFTPSettings
     settings: SFTPSettings

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from picbeam import Host, UploadError, UploadItem, UploadResult, hookimpl
-from picbeam.answers import snippet
+from picbeam.answers import read_answer, snippet
 from picbeam.hosts import request_timeout
 from picbeam.storage import RunOnce, StorageHost, StorageSettings, required, secret, status_error
 
@@ -84,7 +84,7 @@ class WebDAVHost(StorageHost):
             session, "PUT", url, {"Content-Type": item.mime}, data=item.open(), timeout=request_timeout(item.size)
         ) as response:
             if response.status not in (200, 201, 204):
-                raise status_error(response.status, snippet(await response.read()), HINTS)
+                raise status_error(response.status, snippet(await read_answer(response)), HINTS)
         return self.stored(item, path, self.public_url(path, context, url))
 
     async def delete(self, record: Mapping[str, Any], session: Any) -> None:
@@ -94,7 +94,7 @@ class WebDAVHost(StorageHost):
             if response.status == 404:
                 raise UploadError(f"{path} is not there any more")
             if response.status not in (200, 204):
-                raise status_error(response.status, snippet(await response.read()), HINTS)
+                raise status_error(response.status, snippet(await read_answer(response)), HINTS)
 
     async def _learn_auth(self, session: Any) -> Auth:
         """How this run authenticates: not at all without a username, Digest when the server asks for it,
@@ -122,7 +122,7 @@ class WebDAVHost(StorageHost):
         async with auth.request(session, "MKCOL", self.address(folder) + "/") as response:
             # 201: made; 405: already there (RFC 4918 9.3.1); 301: a server redirecting to the folder
             if response.status not in (200, 201, 204, 301, 405):
-                error = status_error(response.status, snippet(await response.read()), HINTS)
+                error = status_error(response.status, snippet(await read_answer(response)), HINTS)
                 error.message = f"cannot make folder {folder}: {error.message}"
                 raise error
 

@@ -382,7 +382,7 @@ def test_a_one_file_upload_imports_nothing_it_does_not_use(home, images):
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
     loaded = set(done.stdout.splitlines()[-1].split())
     assert "picbeam.engine" in loaded, done.stderr
-    for unused in ("picbeam.importers", "picbeam.server", "picbeam.scaffold", "picbeam.api", "picbeam.cli.watch",
+    for unused in ("picbeam.importers", "picbeam.server", "picbeam.scaffold", "picbeam.cli.watch",
                    "picbeam.exporters"):  # fmt: skip
         assert unused not in loaded
 

@@ -481,8 +481,8 @@ def test_a_big_file_that_changes_while_it_is_processed_is_not_sent(fake_host, tm
     import types
 
     from picbeam import HostSpec, hookimpl
+    from picbeam.api import open_batch
     from picbeam.config import Config
-    from picbeam.engine import open_batch
     from picbeam.hosts import SpecHost
     from picbeam.inputs import Discovery
     from picbeam.loader import Plugins

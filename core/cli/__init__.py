@@ -22,6 +22,8 @@ BUILTIN_COMMANDS = {
     "delete": "delete",
     "serve": "serve",
     "watch": "watch",
+    "migrate": "migrate",
+    "links": "links",
 }
 
 

@@ -128,7 +128,7 @@ class Run:
         return [Path(p) for p in self.given.get("hosts_dir") or ()]
 
     def batch_options(self) -> dict[str, Any]:
-        """The keywords of :func:`picbeam.engine.open_batch` these options set."""
+        """The keywords of :func:`picbeam.api.open_batch` these options set."""
         ledger: Any = False if self.no_ledger else (self.ledger or True)
         return {"jobs": self.jobs, "retries": self.retries, "ledger": ledger, "force": self.force,
                 "dry_run": self.dry_run}  # fmt: skip

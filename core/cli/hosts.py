@@ -97,7 +97,7 @@ def check_host(
     import asyncio
     import tempfile
 
-    from ..engine import open_batch
+    from ..api import open_batch
     from ..inputs import Found
     from ..samples import png
 

@@ -65,16 +65,18 @@ def serve(
     --host picks the host (a request may pick another with ?host=NAME); --format NAME makes each entry of
     the answer's `result` that format's text instead of the bare URL.
     """
+    from ..mirrors import hosts_for
     from ..processing import resolve
     from ..server import ServerOptions, check_origin
 
     run = Run(options)
     plugins, config, registry = open_hosts(run.hosts_dirs)
     fmt = output_format(run.format, config)
-    host_name = run.host or config.default_host()
-    chosen = registry.select(host_name, run.overrides)
-    chosen.prepared()  # a missing ${VAR} or unknown host stops here, not at the first request
-    resolve(process, chosen.process, config.get("process"), host_name=host_name)  # bad flags stop here too
+    names = run.host or [config.default_host()]
+    host_name = names[0]
+    for chosen in [h for group in hosts_for(registry, names, run.fallback, run.overrides) for h in group]:
+        chosen.prepared()  # a missing ${VAR} or unknown host stops here, not at the first request
+        resolve(process, chosen.process, config.get("process"), host_name=chosen.name)  # bad flags stop here too
     addresses, port, public = _listen_addresses(listen, port)
     if public and not secret:
         fail(f"--listen {listen} lets other machines connect: set a secret with --secret or PICBEAM_SERVER_SECRET")
@@ -87,7 +89,7 @@ def serve(
         host=host_name, secret=secret or None, allow_origins=frozenset(check_origin(o) for o in allow_origin or ()),
         allow_any_file=allow_any_file, roots=tuple(root or ()), allow_private_urls=allow_private_urls,
         max_body=max_body * 1024 * 1024, public=public, format=fmt, overrides=tuple(run.overrides), process=process,
-        **run.batch_options(),
+        mirrors=tuple(names[1:]), fallbacks=tuple(run.fallback), **run.batch_options(),
     )  # fmt: skip
     asyncio.run(_serve(options, plugins, config, registry, addresses, port))
 

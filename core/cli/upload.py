@@ -53,8 +53,8 @@ def upload(
     process: dict[str, Any],
 ) -> None:
     """Upload files (and the images in folders) to a host; print one result per file, in order."""
-    from ..engine import open_batch
     from ..inputs import Discovery
+    from ..mirrors import open_uploads
 
     run = Run(options)
     if explain and not run.dry_run:
@@ -63,10 +63,11 @@ def upload(
     fmt = output_format(run.format, config)
     if not paths and not clipboard:
         fail("name the files or folders to upload, or use --clipboard")
-    chosen = registry.select(run.host or config.default_host(), run.overrides)
     cleanup = ExitStack()  # the clipboard's image lives in a temporary folder until the run ends
     inputs = [_clipboard_image(cleanup), *(paths or ())] if clipboard else list(paths or ())
-    discovery = Discovery(inputs, recursive=run.recursive, include=run.include, exclude=run.exclude)
+    discovery = Discovery(
+        inputs, recursive=run.recursive, include=run.include, exclude=run.exclude, follow_symlinks=run.follow_symlinks
+    )
     dry_run = run.dry_run
     progress = ProgressReport(enabled=sys.stderr.isatty() and not dry_run)
     copied: list[str] = []
@@ -80,9 +81,13 @@ def upload(
             progress.error(f"{result.path}: {result.host}: {result.error}")
 
     with cleanup:
-        batch = open_batch(
-            chosen,
+        batch = open_uploads(
+            registry,
+            run.host or [config.default_host()],
             config,
+            fallbacks=run.fallback,
+            overrides=run.overrides,
+            report=lambda result: progress.error(f"{result.path}: {result.host}: {result.error}"),
             plugins=plugins,
             **run.batch_options(),
             emit=emit,
@@ -92,7 +97,7 @@ def upload(
         )
         with batch, progress:
             summary = asyncio.run(_run_interruptible(batch, discovery))
-    for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings]:
+    for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings, *batch.warnings]:
         warn(line)
     report_plugin_errors(plugins)
     if copied:
@@ -103,6 +108,8 @@ def upload(
             f"{summary.not_started} not started"
         )
         raise typer.Exit(EXIT_INTERRUPTED)
+    if summary.ledger_error:
+        warn(ledger_stopped(summary))
     files = summary.uploaded + summary.reused + summary.failed
     if files > 1 or summary.retries:
         retried = f", {summary.retries} retries" if summary.retries else ""
@@ -110,8 +117,13 @@ def upload(
             f"done: {summary.uploaded} uploaded, {summary.reused} already there, {summary.failed} failed "
             f"in {summary.seconds:.1f} s{retried}"
         )
-    if summary.failed:
+    if summary.failed or summary.ledger_error:
         raise typer.Exit(EXIT_FAILED)
+
+
+def ledger_stopped(summary: Any) -> str:
+    """The one line for a run the ledger stopped: what failed, where, and what to do."""
+    return f"{summary.ledger_error}; stopped: free space or choose another --ledger, then run again"
 
 
 def dry_run_line(result: Any, fmt: str, explain: bool) -> str:

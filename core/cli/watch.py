@@ -64,28 +64,36 @@ def watch(
 
     It takes what `upload` takes: --set, the processing flags, --include/--exclude, --dry-run, --format.
     """
-    from ..engine import open_batch
     from ..inputs import Discovery
+    from ..mirrors import open_uploads
 
     run = Run(options)
     plugins, config, registry = open_hosts(run.hosts_dirs)
     fmt = output_format(run.format, config)
     if not folder.is_dir():
         fail(f"{folder}: not a folder")
-    chosen = registry.select(run.host or config.default_host(), run.overrides)
     report = Report(fmt, copy, dry_run=run.dry_run)
-    batch = open_batch(chosen, config, plugins=plugins, **run.batch_options(), emit=report.emit, process=process)
+    batch = open_uploads(registry, run.host or [config.default_host()], config, fallbacks=run.fallback,
+                         overrides=run.overrides, plugins=plugins, **run.batch_options(), emit=report.emit,
+                         report=report.failed, process=process)  # fmt: skip
     selection = Discovery([folder], include=run.include, exclude=run.exclude)
-    watcher = Watcher(folder, batch, report, settle=settle, recursive=run.recursive, selection=selection)
+    watcher = Watcher(folder, batch, report, settle=settle, recursive=run.recursive,
+                      follow_symlinks=run.follow_symlinks, selection=selection)  # fmt: skip
     with batch:
         interrupted = asyncio.run(watcher.run(existing))
     summary = batch.summary
+    for line in batch.warnings:
+        warn(line)
     report_plugin_errors(plugins)
     warn(f"stopped: {summary.uploaded} uploaded, {summary.reused} already uploaded, {summary.failed} failed"
          + (f", {summary.not_started} not started" if summary.not_started else ""))  # fmt: skip
+    if summary.ledger_error:
+        from .upload import ledger_stopped
+
+        warn(ledger_stopped(summary))
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
-    if summary.failed:
+    if summary.failed or summary.ledger_error:
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -109,7 +117,7 @@ class Report:
         if self.dry_run and not result.error:
             line = dry_run_line(result, self.fmt, explain=False)
         if result.error:
-            print(f"picbeam: {result.path}: {result.host}: {result.error}", file=sys.stderr, flush=True)
+            self.failed(result)
             return
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
@@ -117,6 +125,9 @@ class Report:
             from ..clipboard import copy_results
 
             copy_results([line])
+
+    def failed(self, result: Any) -> None:
+        print(f"picbeam: {result.path}: {result.host}: {result.error}", file=sys.stderr, flush=True)
 
 
 def looks_complete(path: Path) -> bool:
@@ -202,18 +213,34 @@ class Watcher:
     """One watch session: the file watcher, the settler and one batch fed through a queue."""
 
     def __init__(
-        self, folder: Path, batch: Any, report: Report, *, settle: float, recursive: bool, selection: Any = None
+        self,
+        folder: Path,
+        batch: Any,
+        report: Report,
+        *,
+        settle: float,
+        recursive: bool,
+        follow_symlinks: bool = False,
+        selection: Any = None,
     ) -> None:
         self.folder, self.batch, self.report = folder, batch, report
-        self.settle, self.recursive = settle, recursive
+        self.settle, self.recursive, self.follow_symlinks = settle, recursive, follow_symlinks
+        self.real_folder = os.path.realpath(folder)
         self.selection = selection  # a Discovery whose --include/--exclude choose the files
         self.queue: queue.Queue[Any] = queue.Queue()
         self.submitted = 0
 
     def _submit(self, path: Path, *, quiet: bool = False) -> None:
-        from ..inputs import Found
+        from ..inputs import Found, leads_outside
+        from ..items import printable
 
         if self.selection is not None and not self.selection.wants(path, self.folder):
+            return
+        if not self.follow_symlinks and leads_outside(path, self.real_folder):
+            warn(
+                f"skipped {printable(path)}: a symlink that leads outside {self.folder}/ "
+                "(--follow-symlinks to follow it)"
+            )
             return
         if quiet:
             self.report.quiet.add(self.submitted)
@@ -249,7 +276,7 @@ class Watcher:
                 else:
                     settler.changed(path)
             settler.tick()
-            if uploads.done():
+            if uploads.done() or self.batch.summary.ledger_error:
                 break
         self.batch.stop()  # start nothing new; uploads in flight finish
         self.queue.put(None)
@@ -262,7 +289,10 @@ class Watcher:
     def _scan(self) -> None:
         from ..inputs import Discovery
 
-        for found in Discovery([self.folder], recursive=self.recursive):
+        discovery = Discovery([self.folder], recursive=self.recursive, follow_symlinks=self.follow_symlinks)
+        for found in discovery:
             if not _wanted(None, str(found.path)):
                 continue
             self._submit(found.path, quiet=True)
+        for line in discovery.summary():
+            warn(line)

@@ -266,6 +266,7 @@ class Mirrored:
         self.summary.retries = sum(s.retries for s in summaries)
         self.summary.seconds = max(s.seconds for s in summaries)
         self.summary.interrupted = self.summary.interrupted or any(s.interrupted for s in summaries)
+        self.summary.ledger_error = next((s.ledger_error for s in summaries if s.ledger_error), None)
 
     # -- like a Batch, for the commands ----------------------------------------------------------------
     @property
@@ -274,7 +275,7 @@ class Mirrored:
 
     @property
     def warnings(self) -> list[str]:
-        """Every batch's run-level warnings (a plugin that failed), each once."""
+        """Every batch's warnings (a plugin that failed), each said once."""
         return list(dict.fromkeys(line for batch in self.every for line in batch.warnings))
 
     def close(self) -> None:

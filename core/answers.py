@@ -53,11 +53,18 @@ class Extracted:
 
 
 def interpret(
-    spec: HostSpec, status: int, headers: Mapping[str, str], body: bytes, response_url: str | None = None
+    spec: HostSpec,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    response_url: str | None = None,
+    url_prefix: str | None = None,
 ) -> Extracted:
     """Turn one HTTP answer into a URL (and thumbnail/delete URLs), or raise :class:`UploadError`.
 
-    ``response_url`` is where the answer came from after redirects, for ``response_url()``."""
+    ``response_url`` is where the answer came from after redirects, for ``response_url()``; ``url_prefix``
+    is the spec's with this file's placeholders filled in."""
+    prefix = spec.url_prefix if url_prefix is None else url_prefix
     ok_status = 200 <= status < 300
     data = parse_body(spec.response, body, status)
     functions = AnswerFunctions(
@@ -73,12 +80,14 @@ def interpret(
         message = find("error_path") or "the host reported a failure"
         raise UploadError(f"rejected: {_one_line(message)}", status=status, answer=data)
     url = data if spec.response == "text" and not spec.url_path else find("url_path")
-    if not isinstance(url, str | int) or not str(url).strip():
+    # url_path = "''": the URL is url_prefix alone (an uploader that PUTs to the address it prints).
+    prefix_only = url == "" and prefix and spec.url_path == "''"
+    if not prefix_only and (not isinstance(url, str | int) or not str(url).strip()):
         message = find("error_path")
         reason = f": {_one_line(message)}" if message else f" (answer: {snippet(body)})"
         raise UploadError(f"the answer has no URL at '{spec.url_path or 'body'}'{reason}", status=status, answer=data)
     # Some hosts answer file names with spaces unencoded; a URL with a space breaks Markdown and HTML.
-    written = spec.url_prefix + str(url).strip()
+    written = prefix + str(url).strip()
     url = written.replace(" ", "%20")
     if not looks_like_url(url):
         raise UploadError(  # quoted as the host wrote it: often an error message in a text answer

@@ -151,10 +151,17 @@ class SpecHost(Host):
         import aiohttp
 
         from .answers import interpret, read_answer
-        from .templates import TemplateContext
+        from .templates import TemplateContext, fill_placeholders, has_placeholders
 
         spec = self.spec
-        request = spec.request_for(TemplateContext.of(item))
+        context = TemplateContext.of(item)
+        request = spec.request_for(context)
+        # A URL that names the file (https://host/{filename}) is this file's.
+        prefix = (
+            fill_placeholders(spec.url_prefix, context, quote_values=True)
+            if has_placeholders(spec.url_prefix)
+            else None
+        )
         headers = request.headers
         body: Any
         if spec.body == "binary":
@@ -176,7 +183,7 @@ class SpecHost(Host):
             middlewares=self._redirect_guard(request.endpoint),
         ) as response:
             answer = await read_answer(response, spec.max_answer_size)
-            extracted = interpret(spec, response.status, response.headers, answer, str(response.url))
+            extracted = interpret(spec, response.status, response.headers, answer, str(response.url), prefix)
         return self.result(
             item,
             extracted.url,
@@ -205,12 +212,14 @@ class SpecHost(Host):
         recorded = record.get("endpoint")
         # The ledger keeps the endpoint with its credentials masked: then the host's own has them.
         base = recorded if recorded and MASK not in recorded else spec.endpoint
-        target = urljoin(base, fill_from_answer(spec.delete_endpoint, answer))
+        target = urljoin(base, fill_from_answer(spec.delete_endpoint, answer, record=record))
+        form = {k: fill_from_answer(v, answer, record=record, quoted=False) for k, v in spec.delete_form.items()}
         async with session.request(
             spec.delete_method or "DELETE",
             target,
             params=spec.query or None,
             headers=spec.headers,
+            data=form or None,
             timeout=request_timeout(0, spec.timeout),
             middlewares=self._redirect_guard(target),
         ) as response:
@@ -257,15 +266,31 @@ def _literal(value: Any) -> bool:
     return isinstance(value, str) and len(value) >= 6 and not ENV_REFERENCE.search(value)
 
 
-def fill_from_answer(template: str, answer: Any) -> str:
-    """Fill ``{jmespath}`` placeholders (``delete/{data.hash}``) from a recorded answer, URL-quoted."""
+# What a delete template may name from the upload's record besides its answer.
+RECORD_NAMES = ("url", "delete_url", "url_name")
+
+
+def fill_from_answer(
+    template: str, answer: Any, *, record: Mapping[str, Any] | None = None, quoted: bool = True
+) -> str:
+    """Fill ``{jmespath}`` placeholders (``delete/{data.hash}``) from a recorded answer, URL-quoted unless
+    ``quoted`` is false (a form value). With ``record``, ``{url}`` and ``{delete_url}`` are the upload's URLs
+    (inserted as they are) and ``{url_name}`` the last segment of its URL's path."""
     import jmespath
 
     def value(match: re.Match[str]) -> str:
-        found = jmespath.search(match.group(1), answer) if answer is not None else None
+        name = match.group(1)
+        if record is not None and name in RECORD_NAMES:
+            url = str(record.get("delete_url" if name == "delete_url" else "url") or "")
+            if not url:
+                raise UploadError(f"the record has no {name}, so the delete request cannot be built")
+            if name == "url_name":
+                return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+            return url
+        found = jmespath.search(name, answer) if answer is not None else None
         if found is None or found == "":
-            raise UploadError(f"the recorded answer has no '{match.group(1)}', so the delete URL cannot be built")
-        return quote(str(found), safe="")
+            raise UploadError(f"the recorded answer has no '{name}', so the delete request cannot be built")
+        return quote(str(found), safe="") if quoted else str(found)
 
     return re.sub(r"\{([^{}]+)\}", value, template)
 

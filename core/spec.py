@@ -27,7 +27,7 @@ from .templates import TemplateContext, fill_placeholders, has_placeholders
 METHODS = ("POST", "PUT", "PATCH", "GET")
 BODIES = ("multipart", "binary")
 RESPONSES = ("json", "text", "xml")
-TABLE_FIELDS = ("query", "headers", "form")
+TABLE_FIELDS = ("query", "headers", "form", "delete_form")
 JMESPATH_FIELDS = ("url_path", "thumbnail_path", "delete_path", "error_path", "success_path")
 INT_FIELDS = ("max_bytes", "concurrency", "max_answer_size")
 FLOAT_FIELDS = ("rate_limit", "timeout")
@@ -61,6 +61,8 @@ class HostSpec:
     success_path: str | None = None
     delete_method: str | None = None
     delete_endpoint: str | None = None
+    # Form fields the delete request sends as its body (0x0.st's token, catbox's reqtype...).
+    delete_form: dict[str, str] = field(default_factory=dict)
     max_bytes: int | None = None
     # The largest answer read from the host, in bytes (default: picbeam.answers.MAX_ANSWER_SIZE, 10 MB).
     max_answer_size: int | None = None

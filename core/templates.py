@@ -8,6 +8,9 @@ rename processor. Placeholders:
 its dot, lower case), ``{sha256}`` / ``{md5}`` (of the bytes stored, after any processing; ``:N`` keeps the
 first N hex digits), ``{uuid}``, ``{random:N}`` (N letters and digits). A URL template also has ``{path}``,
 the stored path (percent-encoded), and whatever a host adds (``{bucket}``, ``{repo}``...).
+
+``{{`` and ``}}`` stand for a literal ``{`` and ``}`` (so ``{{year}}`` is the text ``{year}``); importers
+write other tools' literal text this way (:func:`escape_braces`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from urllib.parse import quote
 from .errors import ConfigError, UploadError
 from .items import UploadItem
 
-PLACEHOLDER = re.compile(r"\{([a-z0-9]+)(?::(\d+))?\}")
+# A placeholder, or an escaped brace ({{ or }}, group 1 empty).
+PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([a-z0-9]+)(?::(\d+))?\}")
 DATE_FIELDS = {"year": "%Y", "month": "%m", "day": "%d", "hour": "%H", "minute": "%M", "second": "%S"}
 NAMES = {*DATE_FIELDS, "timestamp", "filename", "name", "ext", "sha256", "md5", "uuid", "random"}
 _UNSAFE = re.compile(r"[^\w.\-~]+", re.UNICODE)
@@ -81,14 +85,16 @@ class TemplateContext:
 def check_template(template: str, *, where: str, extra: tuple[str, ...] = ()) -> None:
     """Refuse unknown placeholders when the configuration loads, naming where."""
     for match in PLACEHOLDER.finditer(template):
-        if match.group(1) not in NAMES and match.group(1) not in extra:
+        if match.group(1) is not None and match.group(1) not in NAMES and match.group(1) not in extra:
             known = ", ".join(sorted(NAMES | set(extra)))
             raise ConfigError(f"{where}: unknown placeholder '{{{match.group(1)}}}' (known: {known})")
 
 
 def render_path(template: str, context: TemplateContext) -> str:
     """Expand a path template into a safe relative POSIX path; refuse anything that escapes the root."""
-    expanded = PLACEHOLDER.sub(lambda m: _safe(_value(m.group(1), m.group(2), context)), template)
+    expanded = PLACEHOLDER.sub(
+        lambda m: _brace(m) if m.group(1) is None else _safe(_value(m.group(1), m.group(2), context)), template
+    )
     return safe_relative_path(expanded)
 
 
@@ -97,6 +103,8 @@ def render_url(template: str, path: str, context: TemplateContext, extra: Mappin
     placeholders (``{bucket}``...), inserted as they are."""
 
     def value(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return _brace(match)
         if match.group(1) == "path":
             return quote(path)
         if extra and match.group(1) in extra:
@@ -107,8 +115,9 @@ def render_url(template: str, path: str, context: TemplateContext, extra: Mappin
 
 
 def has_placeholders(text: str) -> bool:
-    """True when ``text`` holds a placeholder picbeam fills (other brace text is left alone)."""
-    return any(match.group(1) in NAMES for match in PLACEHOLDER.finditer(text))
+    """True when ``text`` holds a placeholder picbeam fills or an escaped brace (other brace text is left
+    alone)."""
+    return any(match.group(1) is None or match.group(1) in NAMES for match in PLACEHOLDER.finditer(text))
 
 
 def fill_placeholders(text: str, context: TemplateContext, *, quote_values: bool = False) -> str:
@@ -117,12 +126,24 @@ def fill_placeholders(text: str, context: TemplateContext, *, quote_values: bool
     what is filled in, for a URL."""
 
     def value(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return _brace(match)
         if match.group(1) not in NAMES:
             return match.group(0)
         filled = _value(match.group(1), match.group(2), context)
         return quote(filled) if quote_values else filled
 
     return PLACEHOLDER.sub(value, text)
+
+
+def escape_braces(text: str) -> str:
+    """Literal text for a template or request value: every brace doubled, so nothing in it is filled in."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _brace(match: re.Match[str]) -> str:
+    """The literal brace an escape ({{ or }}) stands for."""
+    return match.group(0)[0]
 
 
 def safe_relative_path(path: str) -> str:

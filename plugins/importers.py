@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 READERS = (
     ("sharex", "a ShareX custom uploader (.sxcu)"),
     ("upic", "uPic's host export"),
-    ("picgo", "a PicGo/PicList config with a web uploader"),
+    ("picgo", "a PicGo/PicList config (config.json, data.json)"),
     ("qexo", "Qexo's remote-API image host settings"),
 )
 

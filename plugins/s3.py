@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from picbeam import ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
@@ -28,9 +28,11 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 @dataclass(frozen=True)
 class S3Settings(StorageSettings):
-    # The service URL; empty means AWS (https://s3.<region>.amazonaws.com).
+    # The service URL; empty means AWS (https://s3.<region>.amazonaws.com). {region} and {account_id} in it are
+    # those fields (the presets build R2's, B2's, Wasabi's and Spaces' endpoints this way).
     endpoint: str = ""
     region: str = "us-east-1"
+    account_id: str = ""
     bucket: str = required()
     access_key_id: str = secret("${AWS_ACCESS_KEY_ID}")
     secret_access_key: str = secret("${AWS_SECRET_ACCESS_KEY}")
@@ -55,6 +57,8 @@ class S3Host(StorageHost):
     default_description = "S3-compatible object storage (AWS, R2, B2, MinIO...): needs picbeam[s3]"
     max_bytes = 5 * 1024**4  # S3's object size limit
     requires = ("botocore", "s3")
+    # What an S3 error code means, in the words of the service behind this host.
+    hints: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, name: str | None = None, settings: Any = None, source: str | None = None) -> None:
         super().__init__(name, settings, source)
@@ -67,7 +71,9 @@ class S3Host(StorageHost):
     # -- addresses ------------------------------------------------------------------------------------
     @property
     def endpoint(self) -> str:
-        return (self.settings.endpoint or f"https://s3.{self.settings.region}.amazonaws.com").rstrip("/")
+        s = self.settings
+        endpoint = s.endpoint.replace("{region}", s.region).replace("{account_id}", s.account_id)
+        return (endpoint or f"https://s3.{s.region}.amazonaws.com").rstrip("/")
 
     @property
     def destination(self) -> str:
@@ -129,7 +135,7 @@ class S3Host(StorageHost):
                 session, "POST", key, query=in_upload, body=body, sha256=hashlib.sha256(body).hexdigest()
             )
             if b"<Error>" in done:  # S3 may answer 200 and report the failure in the body
-                raise _s3_error(200, done, self.settings.bucket, {})
+                raise _s3_error(200, done, self.settings.bucket, {}, self.hints)
         except Exception:
             # The original failure is what matters; an unfinished upload also expires by the bucket's rules.
             with contextlib.suppress(Exception):
@@ -159,7 +165,7 @@ class S3Host(StorageHost):
         ) as response:
             answer = await read_answer(response)
             if not 200 <= response.status < 300:
-                raise _s3_error(response.status, answer, self.settings.bucket, response.headers)
+                raise _s3_error(response.status, answer, self.settings.bucket, response.headers, self.hints)
             return response.headers, answer
 
     def _sign(self, method: str, url: str, headers: dict[str, str], sha256: str) -> dict[str, str]:
@@ -227,14 +233,16 @@ HINTS: dict[str, str] = {
 }
 
 
-def _s3_error(status: int, body: bytes, bucket: str, headers: Mapping[str, str]) -> UploadError:
+def _s3_error(
+    status: int, body: bytes, bucket: str, headers: Mapping[str, str], hints: Mapping[str, str] = HINTS
+) -> UploadError:
     code, message = _xml_field(body, "Code"), _xml_field(body, "Message")
     if code == "NoSuchBucket" or (status == 404 and not code and not body):
         hint = f"bucket '{bucket}' does not exist here; create it, or fix 'bucket' and 'endpoint'"
     elif status == 507 or "quota" in code.lower() or "storage" in code.lower():
-        hint = HINTS["QuotaExceeded"]
+        hint = hints.get("QuotaExceeded", HINTS["QuotaExceeded"])
     else:
-        hint = HINTS.get(code, "")
+        hint = hints.get(code, "")
     detail = f"{code}: {message}" if code else snippet(body)
     error = status_error(
         status, detail, {status: hint} if hint else {}, retry_after=retry_after(headers.get("Retry-After"))
@@ -242,6 +250,9 @@ def _s3_error(status: int, body: bytes, bucket: str, headers: Mapping[str, str])
     if code in ("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"):
         error.transient = True
     return error
+
+
+S3Host.hints = HINTS
 
 
 @hookimpl

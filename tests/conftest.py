@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from picbeam.samples import png
 
-pytest_plugins = ["picbeam.testing", "storage_servers"]
+pytest_plugins = ["picbeam.testing", "storage_servers", "vendor_servers"]
 
 DATA = Path(__file__).parent / "data"
 

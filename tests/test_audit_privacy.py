@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from picbeam.testing import FakeHost, Reply, run_picbeam, write_host
 
@@ -198,20 +200,32 @@ def flood():
         yield url
 
 
+# The child reads its own high-water mark (VmHWM) as it exits: ru_maxrss from wait4 also counts the
+# parent's pages at fork/vfork time, so it reported pytest's own memory instead of picbeam's.
+PEAK_REPORTER = """
+import sys
+from picbeam.cli import main
+try:
+    main(sys.argv[2:])
+finally:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(sys.argv[1], "w").write(line.split()[1])
+"""
+
+
 def run_measured(*args: str) -> tuple[int, str, str, int]:
     """Run picbeam; its exit status, output and peak memory (RSS, KB) as the kernel accounted it."""
-    import os
     import subprocess
     import sys
     import tempfile
 
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen([sys.executable, "-m", "picbeam", *args], stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return process.returncode, out.read(), err.read(), usage.ru_maxrss
+    with tempfile.TemporaryDirectory() as folder:
+        peak = Path(folder) / "peak"
+        done = subprocess.run(
+            [sys.executable, "-c", PEAK_REPORTER, str(peak), *args], capture_output=True, text=True, check=False
+        )
+        return done.returncode, done.stdout, done.stderr, int(peak.read_text())
 
 
 @pytest.mark.parametrize("path", ["/mb/100", "/endless/0"])

@@ -112,7 +112,7 @@ def test_picgo_web_uploader(fake_host, hosts_dir, images):
     assert "headers.Content-Type ('multipart/form-data') left out" in notes
     fake_host.reply(json={"data": {"links": [{"url": "https://img.example/i/1.png"}]}})
     [path] = images(1)
-    record = upload("picgo", path, fake_host.endpoint("/api/upload"))
+    record = upload("picgo-web-uploader", path, fake_host.endpoint("/api/upload"))
     assert record["url"] == "https://img.example/i/1.png"  # jsonPath data.links.0.url
     [request] = fake_host.requests
     assert request.query == {"album": "notes"}
@@ -124,11 +124,16 @@ def test_picgo_web_uploader(fake_host, hosts_dir, images):
 
 def test_piclist_config_list_imports_every_named_config(fake_host, hosts_dir, images):
     import_into(hosts_dir, "piclist-config.json")
-    assert sorted(p.name for p in hosts_dir.iterdir()) == ["archive.toml", "blog-cdn.toml"]
+    assert sorted(p.name for p in hosts_dir.iterdir()) == [
+        "picgo-web-uploader-archive.toml",
+        "picgo-web-uploader-blog-cdn.toml",
+    ]
     fake_host.script([Reply(text="2024/a.png"), Reply(json={"result": {"path": "/b/c.png"}})])
     [path] = images(1)
-    assert upload("blog-cdn", path, fake_host.endpoint())["url"] == "https://cdn.example/i/2024/a.png"
-    assert upload("archive", path, fake_host.endpoint())["url"] == "https://archive.example/b/c.png"
+    assert (
+        upload("picgo-web-uploader-blog-cdn", path, fake_host.endpoint())["url"] == "https://cdn.example/i/2024/a.png"
+    )
+    assert upload("picgo-web-uploader-archive", path, fake_host.endpoint())["url"] == "https://archive.example/b/c.png"
     # PicList sends "${ARCHIVE_KEY}" as written; it is not an environment variable there.
     assert fake_host.requests[1].headers["X-Key"] == "${ARCHIVE_KEY}" and fake_host.requests[1].file.field == "f"
 
@@ -193,7 +198,7 @@ SXCU = {"Version": "13.0.0", "RequestMethod": "POST", "RequestURL": "https://h.e
         ({"URL": "$regex:2$", "RegexList": ["a"]}, "unmappable", "names pattern 2, but RegexList has 1"),
         ({"URL": "$json:a..b$"}, "unmappable", "uses recursive descent '..' in its JSON path"),
         ({"URL": "$json:a$", "ThumbnailURL": "$xml:/r/t$"}, "unmappable", "reads the answer both as JSON and as XML"),
-        ({"URL": "$json:a$/$filename$"}, "unmappable", "puts the file's name in the URL"),
+        ({"URL": "$json:a$/$filename$"}, "unmappable", "puts the file's name after a value read from the answer"),
     ],
 )  # fmt: skip
 def test_unmappable_uploaders_are_refused_with_one_specific_line(changes, reason, message):
@@ -240,13 +245,17 @@ def test_unreadable_files_are_one_line(content, message, tmp_path, hosts_dir):
 
 def test_name_needs_a_single_host():
     [refused] = read(FILES / "piclist-config.json", name="one")
-    assert isinstance(refused, ImportRefused) and "holds 2 web uploaders; --name needs exactly one" in str(refused)
+    assert isinstance(
+        refused, ImportRefused
+    ) and "holds 2 uploaders (picgo-web-uploader-blog-cdn, picgo-web-uploader-archive); pick one with --only" in str(
+        refused
+    )
 
 
 def test_format_can_be_forced_and_must_fit():
     [result] = read(FILES / "text.sxcu", format="sharex")
     assert isinstance(result, Imported)
-    with pytest.raises(ConfigError, match=r"text\.sxcu: not a PicGo/PicList config with a web uploader"):
+    with pytest.raises(ConfigError, match=r"text\.sxcu: not a PicGo/PicList config \(config\.json, data\.json\)"):
         read(FILES / "text.sxcu", format="picgo")
 
 
@@ -280,7 +289,7 @@ def test_newtonsoft_json_paths(path, jmespath):
 
 
 def test_dotted_paths_and_placeholders():
-    assert dotted_path("data.0.url") == "data[0].url" and dotted_path("a-b.c") == '"a-b".c'
+    assert dotted_path("data.0.url") == 'data."0".url || data[0].url' and dotted_path("a-b.c") == '"a-b".c'
     for text in ["Your API Token goes here", "<API KEY HERE>", "[insert user key here]", "YOUR_API_KEY",
                  "put_password_here", "YOURAPIKEY", "your-shlink-api-key"]:  # fmt: skip
         assert is_placeholder(text), text

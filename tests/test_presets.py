@@ -154,6 +154,7 @@ PRESETS = [
         "0x0", "/", {},
         Reply(text="https://0x0.st/XyZ1.png\n", headers={"X-Token": "mgmt-token"}), "https://0x0.st/XyZ1.png",
         Reply(status=451, text="Unavailable For Legal Reasons"), "HTTP 451: Unavailable For Legal Reasons",
+        delete_url="mgmt-token",  # the X-Token a delete sends back (tests/test_delete_form.py)
     ),
     Preset(
         "uguu", "/upload", {},
@@ -244,6 +245,10 @@ EXPECTED_DELETE = {
     "imgur": ("DELETE", "image/{data.deletehash}"),
     "imgur-bearer": ("DELETE", "image/{data.deletehash}"),
     "lsky": ("DELETE", "images/{data.key}"),
+    # A form body (delete_form): tests/test_delete_form.py.
+    "lsky1": ("POST", "delete"),
+    "0x0": ("POST", "{url}"),
+    "catbox": ("POST", "api.php"),
     "cloudinary": ("POST", "https://api.cloudinary.com/v1_1/${CLOUDINARY_CLOUD}/delete_by_token?token={delete_token}"),
 }
 

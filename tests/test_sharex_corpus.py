@@ -59,13 +59,23 @@ def sharex_text(value: Any, file_name: str) -> str:
 
 def imported_matches(imported: str, sharex: str, file_name: str = "img0000.png") -> bool:
     """The host's value says what ShareX's does, or replaced a placeholder of it by ``${VAR}``."""
-    imported = imported.replace("{filename}", file_name)
+    from picbeam.templates import TemplateContext, fill_placeholders
+
+    # What picbeam sends: {filename} filled in, escaped braces ({{ }}) as the literal ones.
+    imported = fill_placeholders(imported, TemplateContext(name=file_name))
     if not ENV_REFERENCE.search(imported):
         return imported == sharex
     pattern = "".join(
         ".*" if ENV_REFERENCE.fullmatch(p) else re.escape(p) for p in re.split(r"(\$\{[^}]*\})", imported)
     )
     return re.fullmatch(pattern, sharex, re.DOTALL) is not None
+
+
+def sent(value: str, file_name: str) -> str:
+    """What picbeam sends for a host value: variables expanded, placeholders filled, escaped braces literal."""
+    from picbeam.templates import TemplateContext, fill_placeholders
+
+    return fill_placeholders(expand(value), TemplateContext(name=file_name))
 
 
 def expand(value: str) -> str:
@@ -160,10 +170,10 @@ def test_every_imported_host_sends_the_request_sharex_sends(results, fake_host, 
         assert request.query.keys() == sharex_query.keys(), where
         for key, value in sharex_query.items():
             assert imported_matches(spec.query[key], value), f"{where}: query {key}"
-            assert request.query[key] == expand(spec.query[key]).replace("{filename}", image.name), where
+            assert request.query[key] == sent(spec.query[key], image.name), where
         for key, value in (data.get("Headers") or {}).items():
             assert imported_matches(spec.headers[key], sharex_text(value, image.name)), f"{where}: header {key}"
-            assert request.headers[key] == expand(spec.headers[key]), where
+            assert request.headers[key] == sent(spec.headers[key], image.name), where
         if data.get("Body") == "Binary":
             assert request.body == image.read_bytes() and request.headers["Content-Type"] == "image/png", where
         else:
@@ -171,7 +181,7 @@ def test_every_imported_host_sends_the_request_sharex_sends(results, fake_host, 
             assert request.form.keys() == arguments.keys(), where
             for key, value in arguments.items():
                 assert imported_matches(spec.form[key], value), f"{where}: argument {key}"
-                assert request.form[key] == expand(spec.form[key]).replace("{filename}", image.name), where
+                assert request.form[key] == sent(spec.form[key], image.name), where
             assert (request.file.field, request.file.filename) == (data["FileFormName"], image.name), where
             assert request.file.data == image.read_bytes(), where
         if plain_json:

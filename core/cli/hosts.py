@@ -171,15 +171,20 @@ def add_host(
 def write_host_file(spec: HostSpec, directory: Path | None, *, force: bool) -> Path:
     """Write NAME.toml (mode 0600: it may hold tokens) to the user's hosts folder or ``directory``;
     refuse to replace a file without ``force``, and warn about literal secrets."""
+    return write_fields(spec.name, spec.to_mapping(), directory, force=force)
+
+
+def write_fields(name: str, fields: dict[str, Any], directory: Path | None, *, force: bool) -> Path:
+    """Write a host file's fields as NAME.toml (mode 0600), as :func:`write_host_file` does."""
     folder = directory or user_hosts_dir()
-    target = folder / f"{spec.name}.toml"
+    target = folder / f"{name}.toml"
     if target.exists() and not force:
         fail(f"{target} exists; use --force to replace it")
     folder.mkdir(parents=True, exist_ok=True)
-    literal = literal_secrets(spec.to_mapping())
+    literal = literal_secrets(fields)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(dump_toml({k: v for k, v in spec.to_mapping().items() if k != "name"}))
+        handle.write(dump_toml({k: v for k, v in fields.items() if k != "name"}))
     print(f"wrote {target}")
     if literal:
         warn(f"{', '.join(literal)} holds a literal secret in {target}; prefer a reference such as '${{MY_TOKEN}}'")
@@ -209,18 +214,35 @@ def import_hosts(
     file_format: Annotated[
         str | None, typer.Option("--format", help="sharex, picgo, qexo or upic (default: detected).")
     ] = None,
+    only: Annotated[
+        str | None, typer.Option("--only", help="Import only this host (a name the import would write).")
+    ] = None,
 ) -> None:
     """Write hosts.d files from another tool's configuration, so nobody retypes a host."""
     from ..importers import ImportRefused, read
 
-    results = read(file, name=name, format=file_format)
+    results = read(file, name=None if only else name, format=file_format)
+    if only:
+        results = _only(results, only, file)
+        if name:
+            for result in results:
+                if not isinstance(result, ImportRefused):
+                    result.name = name
+    registry = None
     written = 0
     for result in results:
         if isinstance(result, ImportRefused):
             print(f"picbeam: error: {result}", file=sys.stderr)
             continue
-        spec = HostSpec.from_mapping(result.fields, source=str(file), name=result.name)
-        write_host_file(spec, directory, force=force)
+        if "extends" in result.fields:  # a picbeam host with the tool's settings: checked by that host
+            if registry is None:
+                registry = open_hosts()[2]
+            fields = {k: v for k, v in result.fields.items() if k != "extends"}
+            registry.get(result.fields["extends"]).configured(result.name, fields, source=str(file))
+            write_fields(result.name, result.fields, directory, force=force)
+        else:
+            spec = HostSpec.from_mapping(result.fields, source=str(file), name=result.name)
+            write_host_file(spec, directory, force=force)
         written += 1
         for note in result.notes:
             warn(f"{result.name}: {note}")
@@ -228,6 +250,15 @@ def import_hosts(
         raise typer.Exit(EXIT_USAGE)
     if written < len(results):
         raise typer.Exit(EXIT_FAILED)
+
+
+def _only(results: list[Any], only: str, file: Path) -> list[Any]:
+    """The one result named ``only`` (a refusal names its section in its message)."""
+    chosen = [r for r in results if getattr(r, "name", None) == only or (not hasattr(r, "name") and only in str(r))]
+    if not chosen:
+        names = ", ".join(r.name for r in results if hasattr(r, "name")) or "none"
+        fail(f"{file}: --only {only}: no such host in the file (it imports: {names})")
+    return chosen[:1]
 
 
 @hosts_app.command("export")

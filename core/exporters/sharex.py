@@ -84,11 +84,13 @@ class _Exporter:
 
     def value(self, value: str, where: str) -> str:
         out = ""
-        for part in re.split(r"(\$\$\{|\$\{[^}]*\}|\{[a-z0-9]+(?::\d+)?\})", value):
+        for part in re.split(r"(\$\$\{|\$\{[^}]*\}|\{\{|\}\}|\{[a-z0-9]+(?::\d+)?\})", value):
             if not part:
                 continue
             reference = ENV_REFERENCE.fullmatch(part)
-            if part == "$${":
+            if part in ("{{", "}}"):  # picbeam's escaped brace: a literal one for ShareX
+                out += _escape_sharex(part[0])
+            elif part == "$${":
                 out += _escape_sharex("${")
             elif reference:
                 out += _escape_sharex(self._variable(reference, where))

@@ -1,7 +1,7 @@
 """Importers: other tools' configurations as picbeam hosts (``picbeam hosts import``).
 
-Each module reads one format: ``sharex`` (ShareX custom uploaders, ``.sxcu``), ``picgo`` (PicGo's web
-uploader, PicList's custom uploader), ``qexo`` (Qexo's remote API) and ``upic`` (uPic's custom hosts).
+Each module reads one format: ``sharex`` (ShareX custom uploaders, ``.sxcu``), ``picgo`` (every uploader
+of a PicGo/PicList config), ``qexo`` (Qexo's remote API) and ``upic`` (uPic's custom hosts).
 :func:`read` detects the format and returns, for every host in the file, either an :class:`Imported`
 (hosts.d fields plus notes for the user) or an :class:`ImportRefused` saying why it was not imported.
 """
@@ -9,6 +9,7 @@ uploader, PicList's custom uploader), ``qexo`` (Qexo's remote API) and ``upic`` 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,26 @@ def read_data(
         raise ConfigError(f"{where}: not {chosen.description}")
     try:
         converted = chosen.convert(data, where=where, name=name)
-        return [converted] if isinstance(converted, Imported | ImportRefused) else list(converted)
+        results = [converted] if isinstance(converted, Imported | ImportRefused) else list(converted)
     except ImportRefused as refused:
         return [refused]
+    return [_without_control_characters(result, where) for result in results]
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _without_control_characters(result: Imported | ImportRefused, where: str) -> Imported | ImportRefused:
+    """A header, form or query name or value with CR, LF or another control character cannot go on the
+    wire (and would let a file inject headers): refused here, naming the field, not at upload time."""
+    if isinstance(result, ImportRefused):
+        return result
+    for table in ("headers", "form", "query", "delete_form"):
+        for key, value in (result.fields.get(table) or {}).items():
+            if CONTROL.search(str(key)) or CONTROL.search(str(value)):
+                return ImportRefused(
+                    f"{where}: '{result.name}' not imported: {table}.{key.encode('unicode_escape').decode()} holds a "
+                    "control character (CR, LF, tab...), which HTTP does not allow in a header or form field",
+                    "bad-config",
+                )
+    return result

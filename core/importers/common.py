@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ..errors import ConfigError
 from ..redaction import is_secret_name
+from ..templates import escape_braces
 
 
 @dataclass
@@ -20,6 +21,32 @@ class Imported:
     name: str
     fields: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+
+
+class Section:
+    """One configuration being imported into a picbeam host: its settings, the host's name, where it came
+    from, and the notes for the user. ``tool`` names the tool in descriptions."""
+
+    tool = ""
+
+    def __init__(self, config: Mapping[str, Any], name: str, where: str) -> None:
+        self.config, self.name, self.where = config, name, where
+        self.notes: list[str] = []
+
+    def text(self, key: str, default: str = "") -> str:
+        value = self.config.get(key)
+        return default if value in (None, "") else str(value).strip()
+
+    def secret(self, key: str) -> str:
+        """A ``${VAR}`` reference for a credential; the note says what to export (never the value)."""
+        variable = env_name(self.name, key)
+        had = "the value of" if self.text(key) else "(empty there)"
+        self.notes.append(f"{key} is a credential: export {variable}=<{had} {key} in {self.where}>")
+        return f"${{{variable}}}"
+
+    def done(self, fields: dict[str, Any], label: str) -> Imported:
+        fields = {"description": f"{label} (imported from {self.tool}: {self.where})", **fields}
+        return Imported(self.name, {k: v for k, v in fields.items() if v not in ("", None, {})}, self.notes)
 
 
 class ImportRefused(ConfigError):
@@ -57,19 +84,39 @@ ENV_LIKE = re.compile(r"^\s*<([A-Z][A-Z0-9_]*)>\s*$")
 
 
 def is_placeholder(value: str) -> bool:
-    """True for text that stands where the user's own value belongs."""
+    """True for text that may stand where the user's own value belongs (loose: for secret fields)."""
     return bool(_BRACKETED.match(value) or _PLACEHOLDER_WORDS.search(value))
+
+
+# Text that is a placeholder wherever it appears: "<API KEY HERE>", "Your API Token goes here",
+# "[insert user key here]", "YOUR_API_KEY", "put_password_here" -- not "Your Photos", "[blog]", "sent from here".
+_RECOGNISABLE = re.compile(
+    r"^\s*<[^<>]*>\s*$"
+    r"|\b(goes|go|put|insert|paste|enter|add)\b[\w\s-]*\bhere\b"
+    r"|^\s*\[\s*(insert|your|put|enter)\b.*\]\s*$"
+    r"|^\s*your[\w\s-]*(key|token|secret|password|passwd|hash|id)\s*$"
+    r"|^(put|insert|enter|paste)_\w*_here$",
+    re.IGNORECASE,
+)
+
+
+def looks_like_placeholder(value: str) -> bool:
+    """True for text that is recognisably a placeholder, whatever field holds it."""
+    return bool(_RECOGNISABLE.search(value))
 
 
 def credential(value: str, *, table: str, key: str, host: str, notes: list[str], secrets: tuple[str, ...] = ()) -> str:
     """A header/form/query value as the host file should hold it: placeholders become ``${VAR}``.
 
-    An empty value of a secret field is a placeholder too (the file's author left it for the user).
+    A value of a secret field that may be a placeholder (or is empty: the file's author left it for the
+    user) is replaced; in any other field only a recognisable placeholder is (an album called "Your
+    Photos" is sent as written).
     The auth scheme of a header such as ``Bearer <token>`` stays written."""
     secret = is_secret_name(key, secrets)
     scheme = _AUTH_SCHEME.match(value) if secret else None
     prefix, rest = (f"{scheme.group(1)} ", scheme.group(3)) if scheme else ("", value)
-    if not (is_placeholder(value) or is_placeholder(rest) or (secret and not rest.strip())):
+    loose = secret and (is_placeholder(value) or is_placeholder(rest) or not rest.strip())
+    if not (loose or looks_like_placeholder(value)):
         return escape_env(value)
     env_like = ENV_LIKE.match(rest)
     variable = env_like.group(1) if env_like else env_name(host, key)
@@ -139,9 +186,13 @@ def jmespath_from_steps(steps: list[str | int]) -> str:
 
 
 def dotted_path(path: str) -> str:
-    """A dot-separated path as PicGo and Qexo read it (numbers index lists) -> JMESPath."""
-    steps: list[str | int] = [int(p) if re.fullmatch(r"-?\d+", p) else p for p in path.strip().split(".")]
-    return jmespath_from_steps(steps)
+    """A dot-separated path as PicGo and Qexo read it -> JMESPath. A number step indexes a list there and
+    is a key of an object otherwise, so ``data.0.url`` becomes ``data."0".url || data[0].url``."""
+    parts = path.strip().split(".")
+    indexed: list[str | int] = [int(p) if re.fullmatch(r"-?\d+", p) else p for p in parts]
+    if all(isinstance(step, str) for step in indexed):
+        return jmespath_from_steps(indexed)
+    return f"{jmespath_from_steps(list(parts))} || {jmespath_from_steps(indexed)}"
 
 
 def literal(text: str) -> str:
@@ -150,6 +201,10 @@ def literal(text: str) -> str:
     if "\\" in text:
         return "`" + json.dumps(text, ensure_ascii=False).replace("`", "\\`") + "`"
     return "'" + text.replace("'", "\\'") + "'"
+
+
+def _literal_table(table: Mapping[str, str]) -> dict[str, str]:
+    return {key: escape_braces(value) for key, value in table.items()}
 
 
 def multipart_headers(headers: dict[str, str], notes: list[str]) -> dict[str, str]:
@@ -176,17 +231,18 @@ def remote_api_host(
         return settings.get(keys[part])
 
     endpoint, query = split_query(str(setting("url")))
-    header_table = json_object(setting("headers"), what=keys["headers"], where=where)
+    # The tools send these as written: braces are escaped, so "{year}" is not filled in by picbeam.
+    query = _literal_table(query)
+    header_table = _literal_table(json_object(setting("headers"), what=keys["headers"], where=where))
+    body_table = _literal_table(json_object(setting("body"), what=keys["body"], where=where))
     fields: dict[str, Any] = {
         "description": description,
-        "endpoint": escape_env(endpoint),
+        "endpoint": escape_env(escape_braces(endpoint)),
         "file_field": str(setting("file_field")),
         "query": credentials("query", query, host=name, notes=notes),
         "headers": multipart_headers(credentials("headers", header_table, host=name, notes=notes), notes),
-        "form": credentials(
-            "form", json_object(setting("body"), what=keys["body"], where=where), host=name, notes=notes
-        ),
-        "url_prefix": escape_env(str(setting("prefix") or "")),
+        "form": credentials("form", body_table, host=name, notes=notes),
+        "url_prefix": escape_env(escape_braces(str(setting("prefix") or ""))),
     }
     json_path = str(setting("json_path") or "").strip()
     if json_path:

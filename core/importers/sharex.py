@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..redaction import ENV_REFERENCE
 from ..spec import HostSpec
+from ..templates import escape_braces
 from .common import (
     ENV_LIKE,
     Imported,
@@ -282,10 +283,12 @@ def _request_text(nodes: Sequence[Node], where: str, ctx: _Context) -> str:
     out = ""
     for node in nodes:
         if isinstance(node, str):
-            out += node
-            if re.search(r"%[a-z]", node):
+            text = NAME_PATTERN.sub(lambda m: NAME_PATTERNS[m.group(1)], escape_braces(node))
+            out += text
+            if re.search(r"%[a-z]", text):
                 ctx.notes.append(
-                    f"{where}: ShareX expands name patterns such as %y here; the host sends them as written"
+                    f"{where}: ShareX expands name patterns such as %ra here; picbeam maps %y %mo %d %h %mi %s "
+                    "and sends the others as written"
                 )
             continue
         name, args = node.name, node.args
@@ -307,6 +310,12 @@ def _request_text(nodes: Sequence[Node], where: str, ctx: _Context) -> str:
                 f"{ctx.where}: not imported: {where} calls {node.written}, unknown to ShareX", "unmappable"
             )
     return out
+
+
+# ShareX's name patterns (NameParser) that picbeam has placeholders for.
+NAME_PATTERNS = {"y": "{year}", "mo": "{month}", "d": "{day}", "h": "{hour}", "mi": "{minute}", "s": "{second}",
+                 "unix": "{timestamp}", "guid": "{uuid}"}  # fmt: skip
+NAME_PATTERN = re.compile(r"%(unix|guid|mo|mi|y|d|h|s)(?![a-z0-9])")
 
 
 def _choice(node: Call, where: str, ctx: _Context, render: Any) -> str:
@@ -376,8 +385,11 @@ def _answer_fields(data: Mapping[str, Any], ctx: _Context) -> dict[str, Any]:
     for key, target in ANSWER_FIELDS.items():
         pieces = _merge(parts[key])
         if key == "URL":
-            if pieces and pieces[0][0] == "text" and len(pieces) > 1:
-                fields["url_prefix"] = _endpoint_placeholders_in_text(pieces.pop(0)[1], ctx)
+            if pieces and pieces[0][0] == "text" and (len(pieces) > 1 or FILENAME in pieces[0][1]):
+                fields["url_prefix"] = _url_prefix(pieces.pop(0)[1], ctx)
+                if not pieces:  # a PUT uploader's URL made of text and the file's name: the answer is not read
+                    fields[target] = "''"
+                    continue
             if not pieces or pieces == [("body", "")]:
                 if kind != "text":
                     raise ImportRefused(
@@ -388,6 +400,15 @@ def _answer_fields(data: Mapping[str, Any], ctx: _Context) -> dict[str, Any]:
         if pieces:
             fields[target] = _expression(pieces, kind, key, ctx)
     return fields
+
+
+# Stands for $filename$ in an answer template until it is written into url_prefix.
+FILENAME = "\0filename\0"
+
+
+def _url_prefix(text: str, ctx: _Context) -> str:
+    """The literal start of the URL as url_prefix: braces escaped, the file's name as ``{filename}``."""
+    return _endpoint_placeholders_in_text(escape_braces(text).replace(FILENAME, "{filename}"), ctx)
 
 
 def _endpoint_placeholders_in_text(text: str, ctx: _Context) -> str:
@@ -447,8 +468,13 @@ def _answer_call(node: Call, where: str, ctx: _Context) -> list[tuple[str, str]]
     if name == "input":
         ctx.notes.append(f"{where}: {node.written} is empty when ShareX reads an answer; left out")
         return []
+    if name in ("outputbox", "output"):
+        ctx.notes.append(f"{where}: {node.written} shows a box in ShareX and adds nothing to the URL; left out")
+        return []
     if name == "filename":
-        raise refuse("puts the file's name in the URL, which picbeam's answer fields cannot")
+        if where != "URL":
+            raise refuse("puts the file's name in an answer field other than URL, which picbeam cannot")
+        return [("text", FILENAME)]
     raise refuse("is not a ShareX function picbeam can read answers with")
 
 
@@ -497,6 +523,12 @@ def _expression(pieces: list[tuple[str, str]], kind: str, key: str, ctx: _Contex
                 )
             exprs.append("@")
         elif piece_kind == "text":
+            if FILENAME in value:
+                raise ImportRefused(
+                    f"{ctx.where}: not imported: {key} puts the file's name after a value read from the answer, "
+                    "which picbeam cannot",
+                    "unmappable",
+                )
             if is_placeholder(value) or re.match(r"[a-z]+://[^/]*_", value):
                 ctx.notes.append(f"{key}: the text {value!r} holds a placeholder; edit the host's {ANSWER_FIELDS[key]}")
             exprs.append(literal(value))
@@ -542,8 +574,12 @@ def xpath_to_jmespath(xpath: str, refuse: Any) -> str:
         if match is None:
             raise refuse(f"uses the XPath step '{step}', which picbeam does not convert")
         name = jmespath_from_steps([match.group(1)])
+        if match.group(1).startswith("@"):
+            out.append(name)
+            continue
         # A repeated element is a list in picbeam's data and a single one is not: to_array() takes both.
-        out.append(f"to_array({name})[{int(match.group(2)) - 1}]" if match.group(2) else name)
+        # Without an index ShareX's SelectSingleNode takes the first.
+        out.append(f"to_array({name})[{int(match.group(2)) - 1 if match.group(2) else 0}]")
     return ".".join(out) if out else "@"
 
 

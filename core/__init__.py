@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .engine import upload, upload_async
+    from .api import delete, history, upload, upload_async
     from .errors import AlreadyGone, ConfigError, PicbeamError, PluginError, UploadError
     from .hookspecs import hookimpl
     from .hosts import BrokenHost, Host, HostDraft, SpecHost
     from .items import UploadItem, UploadResult
-    from .spec import HostSpec
+    from .options import Option
+    from .processing import Processor
+    from .spec import HostSpec, expand_options
 
 # Public name -> the module that defines it.
 _PUBLIC = {
@@ -33,9 +35,14 @@ _PUBLIC = {
     "UploadError": "errors",
     "UploadItem": "items",
     "UploadResult": "items",
+    "Option": "options",
+    "Processor": "processing",
     "hookimpl": "hookspecs",
-    "upload": "engine",
-    "upload_async": "engine",
+    "delete": "api",
+    "expand_options": "spec",
+    "history": "api",
+    "upload": "api",
+    "upload_async": "api",
 }
 __all__ = [
     "AlreadyGone",
@@ -44,13 +51,18 @@ __all__ = [
     "Host",
     "HostDraft",
     "HostSpec",
+    "Option",
     "PicbeamError",
     "PluginError",
+    "Processor",
     "SpecHost",
     "UploadError",
     "UploadItem",
     "UploadResult",
     "__version__",
+    "delete",
+    "expand_options",
+    "history",
     "hookimpl",
     "upload",
     "upload_async",

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import UploadError
+from .errors import UploadError, transient_status
 from .jmespath_functions import AnswerFunctions, options
 from .spec import HostSpec
 
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
 
 # Statuses worth another attempt: the host is overloaded, throttling or briefly unavailable.
-TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 RETRY_AFTER_CAP = 300.0
 # Answers are read up to this size (a host's max_answer_size may raise it): a hostile or broken host must
 # not make picbeam hold an endless answer in memory.
@@ -194,7 +193,7 @@ def http_error(status: int, headers: Mapping[str, str], body: bytes, message: An
     return UploadError(
         text,
         status=status,
-        transient=status in TRANSIENT_STATUSES,
+        transient=transient_status(status),
         retry_after=retry_after(headers.get("Retry-After")),
     )
 

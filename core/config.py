@@ -3,39 +3,35 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .spec import dump_toml, load_toml
+from .spec import load_toml
 
-# Settings a user may keep in config.toml, with their types and meaning (shown by `config list`).
-SETTINGS: dict[str, tuple[type, str]] = {
-    "default_host": (str, "host used when --host and PICBEAM_HOST are not given"),
-    "jobs": (int, "uploads in flight at once (--jobs)"),
-    "format": (str, "output format: url, markdown, html, bbcode, json, or a template like ![{name}]({url})"),
-    "retries": (int, "attempts after the first for transient failures (--retries)"),
-    "retry_wait": (float, "seconds before the first retry; later ones back off exponentially"),
-    "ledger": (str, "path of the upload ledger database"),
-    "download_max_bytes": (int, "largest file `picbeam upload https://...` downloads (default: 1 GiB)"),
-    "download_timeout": (float, "seconds a download from an address may take (default: 300)"),
-    "process": (dict, "processing defaults, a [process] table: process.convert, process.quality... (see README)"),
-}
 DEFAULT_HOST = "local"
-# How a setting's type reads in a message ("must be a whole number", never "must be a int").
-KIND_NAMES = {int: "a whole number", float: "a number", str: "text", dict: "a table", bool: "true or false"}
+
+
+def _base(variable: str, linux: tuple[str, ...], other: str) -> Path:
+    """The folder an XDG variable names, else Linux's usual one, else where the OS keeps such things."""
+    if os.environ.get(variable):
+        return Path(os.environ[variable])
+    if sys.platform.startswith("linux") or sys.platform.startswith("freebsd"):
+        return Path(os.path.expanduser("~"), *linux)
+    import platformdirs
+
+    return Path(getattr(platformdirs, other)())
 
 
 def config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "picbeam"
+    return _base("XDG_CONFIG_HOME", (".config",), "user_config_dir") / "picbeam"
 
 
 def data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "picbeam"
+    return _base("XDG_DATA_HOME", (".local", "share"), "user_data_dir") / "picbeam"
 
 
 def bundled_hosts_dir() -> Path:
@@ -61,6 +57,7 @@ class Config:
     values: dict[str, Any] = field(default_factory=dict)
     # Problems worth a line on stderr that stop nothing (e.g. a readable file holding a secret).
     warnings: list[str] = field(default_factory=list)
+    host_warnings: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, extra_hosts_dirs: Sequence[Path] = ()) -> Config:
@@ -79,6 +76,10 @@ class Config:
         if message not in self.warnings:
             self.warnings.append(message)
 
+    def warn_about_host(self, name: str, message: str) -> None:
+        """A warning said only by a command that uses or lists host ``name``."""
+        self.host_warnings.setdefault(name, []).append(message)
+
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
 
@@ -87,35 +88,17 @@ class Config:
 
 
 def _check_setting(key: str, value: Any, source: Path | str) -> None:
-    if key not in SETTINGS:
-        raise ConfigError(f"{source}: unknown setting '{key}' (known: {', '.join(SETTINGS)})")
-    typed(value, SETTINGS[key][0], f"{source}: setting '{key}'")
+    from .options import config_settings, unknown
+
+    settings = config_settings()
+    if key not in settings:
+        raise unknown(key, settings, f"{source}:", what="setting")
     if key == "process":
         from .processing import check_options
 
         check_options(value, f"{source} [process]")
-
-
-def typed(value: Any, kind: type, what: str) -> Any:
-    """``value`` checked to be a ``kind`` (a whole number is a fine float; a bool is no number), or a
-    ConfigError that starts with ``what``."""
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise ConfigError(f"{what} must be {KIND_NAMES.get(kind, kind.__name__)}, not {value!r}")
-    return value
-
-
-def from_text(text: str, kind: type, what: str) -> Any:
-    """A ``kind`` typed on the command line (true/false/yes/no/1/0 for a bool)."""
-    if kind is bool:
-        if text.lower() not in ("true", "false", "yes", "no", "1", "0"):
-            raise ConfigError(f"{what} must be true or false, not {text!r}")
-        return text.lower() in ("true", "yes", "1")
-    try:
-        return kind(text)
-    except ValueError:
-        raise ConfigError(f"{what} must be {KIND_NAMES.get(kind, kind.__name__)}, not {text!r}") from None
+        return
+    settings[key].validate(value, f"{source}: setting")
 
 
 def parse_setting(key: str, text: str) -> Any:
@@ -123,22 +106,19 @@ def parse_setting(key: str, text: str) -> Any:
 
     ``process.OPTION`` names one entry of the ``[process]`` table.
     """
+    from .options import config_settings, unknown
+
     if key.startswith("process."):
         from .processing import parse_option
 
         return parse_option(key.removeprefix("process."), text)
     if key == "process":
         raise ConfigError("set one processing option at a time: process.convert, process.quality, ...")
-    if key not in SETTINGS:
-        raise ConfigError(f"unknown setting '{key}' (known: {', '.join(SETTINGS)})")
-    value = from_text(text, SETTINGS[key][0], f"setting '{key}'")
-    if key == "jobs" and value < 1:
-        raise ConfigError("setting 'jobs' must be at least 1")
-    if key == "format":
-        from .output import check_format
-
-        check_format(value, "setting 'format'")
-    return value
+    settings = config_settings()
+    if key not in settings:
+        raise unknown(key, settings, "setting", what="setting")
+    value = settings[key].parse(text, "setting")
+    return str(value) if isinstance(value, Path) else value
 
 
 def split_key(key: str) -> tuple[str, str | None]:
@@ -146,8 +126,10 @@ def split_key(key: str) -> tuple[str, str | None]:
     table, dot, entry = key.partition(".")
     if dot and table == "process":
         return table, entry
-    if key not in SETTINGS:
-        raise ConfigError(f"unknown setting '{key}' (known: {', '.join(SETTINGS)}, process.OPTION)")
+    from .options import config_settings, unknown
+
+    if key not in config_settings():
+        raise unknown(key, [*config_settings(), "process.OPTION"], "setting", what="setting")
     return key, None
 
 
@@ -174,9 +156,32 @@ def change_setting(values: dict[str, Any], key: str, value: Any = None, *, remov
 
 
 def write_config(values: dict[str, Any]) -> Path:
+    """Write the settings, keeping what the file already says (comments, order, layout) where it can."""
+    import tomlkit
+
     path = config_file()
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    except (OSError, tomlkit.exceptions.ParseError):
+        document = tomlkit.document()
+    _update(document, values)
     tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(dump_toml(values), encoding="utf-8")
+    tmp.write_text(tomlkit.dumps(document), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def _update(table: Any, values: Mapping[str, Any]) -> None:
+    """Make the tomlkit ``table`` hold ``values``: changed keys in place, removed ones gone."""
+    import tomlkit
+
+    for key in [key for key in table if key not in values]:
+        del table[key]
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            if key not in table or not isinstance(table[key], Mapping):
+                table[key] = tomlkit.table()
+            _update(table[key], value)
+        elif key not in table or table[key] != value:
+            table[key] = value

@@ -9,49 +9,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
-import hashlib
 import itertools
 import json
-import os
-import random
-import stat
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
-from . import __version__
 from .errors import LedgerError, UploadError
 from .hosts import Host
-from .inputs import (
-    DOWNLOAD_MAX_BYTES,
-    DOWNLOAD_TIMEOUT,
-    SNIFF_BYTES,
-    Discovery,
-    Found,
-    as_input,
-    guess_type,
-    sniff_image,
-)
-from .items import IN_MEMORY_LIMIT, ExactFile, UploadItem, UploadResult, escape_controls, printable, url_problem
+from .inputs import DOWNLOAD_MAX_BYTES, DOWNLOAD_TIMEOUT, Discovery, Found
+from .items import UploadItem, UploadResult, escape_controls, printable, url_problem
+from .loading import NOT_LOADED, Refused, check_unchanged, load, refuse
 from .redaction import Redactor
+from .sending import HostGate, RetryPolicy, Tally, network_message, new_session, tries
 
 if TYPE_CHECKING:
-    from .config import Config
     from .loader import Plugins
     from .processing import Processing
 
-USER_AGENT = f"picbeam/{__version__} (+https://pypi.org/project/picbeam/)"
-HASH_CHUNK = 1024 * 1024
 DISCOVERY_CHUNK = 64
 # Files up to this size are read while discovering (bounding memory to a chunk plus the queue of these).
 PRELOAD_LIMIT = 256 * 1024
-NOT_LOADED: Any = object()
 Loaded = Any  # an UploadItem, a failed UploadResult, None for a file passed over, or NOT_LOADED
 Job = tuple[int, Found, Loaded]
 
@@ -80,6 +63,7 @@ class Summary:
     reused: int = 0
     failed: int = 0
     skipped: int = 0  # non-images found in folders
+    passed_over: list[Path] = field(default_factory=list)  # ... and their paths
     not_started: int = 0
     bytes: int = 0
     retries: int = 0
@@ -125,39 +109,6 @@ class GroupCommit:
             committed.set_exception(exc)
         else:
             committed.set_result(None)
-
-
-class HostGate:
-    """Per-host limits shared by every worker: a concurrency cap, a request rate, and shared backoff.
-
-    When the host throttles one request (429), every worker waits: the pause is the host's, not the file's.
-    """
-
-    def __init__(self, host: Host, jobs: int) -> None:
-        self._slots = asyncio.Semaphore(min(jobs, host.concurrency or jobs))
-        self._interval = 1.0 / host.rate_limit if host.rate_limit else 0.0
-        self._next_start = 0.0
-        self._paused_until = 0.0
-        self._lock = asyncio.Lock()
-
-    async def __aenter__(self) -> None:
-        await self._slots.acquire()
-        try:
-            async with self._lock:
-                now = time.monotonic()
-                start = max(now, self._next_start, self._paused_until)
-                self._next_start = start + self._interval
-            if start > now:
-                await asyncio.sleep(start - now)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._slots.release()
-
-    def pause(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
 
 class FinishGate:
@@ -242,7 +193,7 @@ class Batch:
         self.warnings: list[str] = []
         self._failed_plugins: set[str] = set()
         self._warn_lock = threading.Lock()
-        self._has_after = bool(self.plugins and self.plugins.manager.hook.after_upload.get_hookimpls())
+        self._has_after = bool(self.plugins and self.plugins.hooks.has("after_upload"))
 
     # -- the run ------------------------------------------------------------------------------------
     @property
@@ -257,6 +208,7 @@ class Batch:
         self._slots = asyncio.Semaphore(self._window)
         self._queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=self.jobs * 2)
         self._gate = HostGate(self.host, self.jobs)
+        self._retry = RetryPolicy(retries=self.retries, wait=self.retry_wait, gate=self._gate)
         async with contextlib.AsyncExitStack() as owned:
             self.session = session or await owned.enter_async_context(new_session(self.host.destination, self.jobs))
             workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
@@ -290,12 +242,13 @@ class Batch:
             if isinstance(exc, UploadError):
                 exc.message = f"{self.host.name}: {self.redact(exc.message)}"
                 raise
-            raise UploadError(f"{self.host.name}: {self.redact(_network_message(exc))}") from None
+            raise UploadError(f"{self.host.name}: {self.redact(network_message(exc))}") from None
 
     # -- a long-lived batch: files handed in over time by many callers (picbeam serve) --------------
     async def __aenter__(self) -> Batch:
         """Open the session once for the batch's life; then :meth:`submit` files, from any number of tasks."""
         self._gate = HostGate(self.host, self.jobs)
+        self._retry = RetryPolicy(retries=self.retries, wait=self.retry_wait, gate=self._gate)
         self.session = new_session(self.host.destination, self.jobs)
         self._admitted = asyncio.Semaphore(self._workers)
         self._finishing = FinishGate()
@@ -413,7 +366,7 @@ class Batch:
         for item in items:
             answer = answers[item.sha256]
             if isinstance(answer, UploadResult):
-                item.previous = dataclasses.replace(answer, path=printable(item.source), index=item.index)
+                item.previous = _stamp(dataclasses.replace(answer), item, reused=True)
             elif answer is None:
                 self._claimed.add(item.sha256)
             else:
@@ -451,7 +404,13 @@ class Batch:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug in a host or plugin fails this file, not the run
-                result = self._failure(index, found.label, f"internal error: {type(exc).__name__}: {exc}")
+                from .loader import debugging, print_traceback
+
+                print_traceback(exc)
+                hint = "" if debugging() else "; --debug shows the traceback"
+                plugin = f"plugin '{self.host.plugin}'" if self.host.plugin else f"host '{self.host.name}'"
+                message = f"internal error in {plugin}: {type(exc).__name__}: {exc}{hint}"
+                result = self._failure(index, found.label, message)
             self._finish(index, result)
 
     def _finish(self, index: int, result: UploadResult | None) -> None:
@@ -474,6 +433,7 @@ class Batch:
             loaded = await asyncio.to_thread(self._load_and_claim, index, found)
         if loaded is None:
             self.summary.skipped += 1
+            self.summary.passed_over.append(found.path)
             self.on_progress("skipped", 1)
             return None
         if isinstance(loaded, UploadResult):
@@ -578,7 +538,7 @@ class Batch:
             result = await self._send(item)
             self._check_urls(result)
             if item.data is None:
-                await asyncio.to_thread(_check_unchanged, item)
+                await asyncio.to_thread(check_unchanged, item)
         except UploadError as exc:
             result = self._failure(item.index, item.label, exc.message, status=exc.status, item=item)
         finally:
@@ -617,76 +577,26 @@ class Batch:
         return loaded
 
     def _load(self, index: int, found: Found, limit: int | None = None) -> Loaded:
-        """Runs in a thread: checks the file, recognises its type, hashes it (small files are read once)
-        and looks it up in the ledger. A file over ``limit`` bytes is left to a worker (NOT_LOADED)."""
+        """Runs in a thread: the file loaded (see :mod:`picbeam.loading`) and looked up in the ledger. The
+        host's limits are checked here too, unless processing re-encodes (then after processing). A file
+        over ``limit`` bytes, or an address (downloaded by a worker first), is left to a worker (NOT_LOADED)."""
         if found.url is not None:
             return NOT_LOADED  # downloaded by a worker first
-        path = found.path
-        if found.error:
-            return self._failure(index, path, found.error)
-        mtime_ns = 0
-        try:
-            if found.data is not None:
-                data: bytes | None = found.data
-            else:
-                info = path.stat()
-                if limit is not None and info.st_size > limit:
-                    return NOT_LOADED
-                if not stat.S_ISREG(info.st_mode):
-                    # A FIFO or a device in a folder is passed over like a file that is not an image.
-                    return self._failure(index, path, "not a regular file") if found.explicit else None
-                mtime_ns = info.st_mtime_ns
-                with open(path, "rb") as handle:
-                    if info.st_size <= IN_MEMORY_LIMIT:
-                        data = handle.read()
-                    else:
-                        data, head = None, handle.read(SNIFF_BYTES)
-                        digest = _hash_rest(handle, head)
-            if data is not None:
-                head, digest = data[:SNIFF_BYTES], hashlib.sha256(data).hexdigest()
-        except OSError as exc:
-            if not found.explicit and isinstance(exc, FileNotFoundError) and path.is_symlink():
-                return None  # a dangling symlink in a folder, passed over like a file that is not an image
-            return self._failure(index, path, f"cannot read: {exc.strerror or exc}")
-        mime = sniff_image(head)
-        if mime is None and not found.explicit:
-            return None
-        size = len(data) if data is not None else info.st_size
-        item = UploadItem(
-            source=path,
-            index=index,
-            mime=mime or guess_type(path.name),
-            size=size,
-            sha256=digest,
-            data=data,
-            mtime_ns=mtime_ns,
-        )
-        # Before processing too, unless processing re-encodes (a big photo may fit the host once converted).
-        problem = None if self.processing is not None and self.processing.reencodes else self._refuse(item)
-        if problem:
-            return self._failure(index, path, problem, item=item)
-        if self.ledger is not None and not self.force:
-            item.previous = self.ledger.find(item.sha256, self.host.name, self.destination, self.variant)
-            if item.previous is not None:
-                item.previous.path, item.previous.index = printable(path), index
-        return item
-
-    def _refuse(self, item: UploadItem) -> str | None:
-        host = self.host
-        if item.size == 0:
-            return "the file is empty"
-        if host.max_bytes and item.size > host.max_bytes:
-            return f"{_size(item.size)} is over the host's limit of {_size(host.max_bytes)}"
-        if host.accept and not any(_mime_matches(item.mime, pattern) for pattern in host.accept):
-            return f"the host takes only {', '.join(host.accept)}, and this file is {item.mime}"
-        return None
+        reencodes = self.processing is not None and self.processing.reencodes
+        loaded = load(index, found, self.host, limit=limit, check_limits=not reencodes)
+        if isinstance(loaded, Refused):
+            return self._failure(index, loaded.path, loaded.message, item=loaded.item)
+        if isinstance(loaded, UploadItem) and self.ledger is not None and not self.force:
+            previous = self.ledger.find(loaded.sha256, self.host.name, self.destination, self.variant)
+            loaded.previous = _stamp(previous, loaded, reused=True) if previous is not None else None
+        return loaded
 
     async def _prepare(self, item: UploadItem, dry_run: bool = False) -> None:
         """Run the processors on ``item`` (raises UploadError), then check what will be sent against the
         host's limits: processing changes sizes and types."""
         if item.size and self.processing is not None and (not dry_run or self.processing.explain):
             await self.processing.prepare(item, splice=self.host.streams_files)
-        problem = self._refuse(item)
+        problem = refuse(item, self.host)
         if problem:
             raise UploadError(problem)
 
@@ -694,64 +604,34 @@ class Batch:
         """Runs in a thread. A plugin that raises is reported once and never undoes the upload: the file
         is on the host, so its result is printed and recorded all the same."""
         assert self.plugins is not None
-        self.plugins.run_each("after_upload", on_error=self._plugin_failed, result=result)
+        self.plugins.hooks.after_upload(result, on_error=self._plugin_failed)
 
     def _plugin_failed(self, plugin: str, message: str) -> None:
         with self._warn_lock:
             if plugin not in self._failed_plugins:
                 self._failed_plugins.add(plugin)
-                self.warnings.append(escape_controls(f"plugin {plugin}: {self.redact(message)}"))
+                assert self.plugins is not None
+                self.warnings.append(escape_controls(f"{self.plugins.label(plugin)}: {self.redact(message)}"))
 
     async def _send(self, item: UploadItem) -> UploadResult:
-        """Upload with retries: transient failures back off (honouring Retry-After), a fresh body each try."""
-        gate = self._gate
-        attempts = 0
-
-        def backoff(exc: Exception) -> bool | float:
-            if not _is_transient(exc):
-                return False
-            wait = getattr(exc, "retry_after", None)
-            if isinstance(exc, UploadError) and exc.status == 429:
-                wait = wait if wait is not None else self.retry_wait * 4
-                gate.pause(wait)
-                return 0.0  # the gate itself makes every worker wait
-            return wait if wait is not None else True
+        """Upload through the host's gate by the one retry policy (transient failures back off, honouring
+        Retry-After; a 429 pauses every worker), with a fresh body for each attempt."""
+        tally = Tally()
 
         async def attempt() -> UploadResult:
-            nonlocal attempts
-            attempts += 1
-            async with gate:
+            async with self._gate:
                 return await self.host.upload(item, self.session)
 
         try:
-            try:
-                # Most uploads succeed at once; building stamina's retry state for each of them costs more
-                # than the request itself on a fast host, so stamina takes over from the first failure.
-                result = await attempt()
-            except Exception as failure:
-                wait = backoff(failure)
-                if wait is False or self.retries == 0:
-                    raise
-                await asyncio.sleep(wait if not isinstance(wait, bool) else self.retry_wait * (1 + random.random()))
-                async for retry in _stamina().retry_context(
-                    on=backoff,
-                    attempts=self.retries,
-                    timeout=None,
-                    wait_initial=self.retry_wait * 2,
-                    wait_max=30.0,
-                    wait_jitter=self.retry_wait,
-                ):
-                    with retry:
-                        result = await attempt()
+            result = await self._retry.run(attempt, tally)
         except UploadError as exc:
-            exc.message = self.redact(exc.message) + _tries(attempts)
+            exc.message = self.redact(exc.message) + tries(tally.attempts)
             raise
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise UploadError(self.redact(_network_message(exc)) + _tries(attempts)) from None
+            raise UploadError(self.redact(network_message(exc)) + tries(tally.attempts)) from None
         finally:
-            self.summary.retries += max(0, attempts - 1)
-        result.index, result.path = item.index, item.label
-        result.bytes, result.sha256 = item.size, item.sha256
+            self.summary.retries += max(0, tally.attempts - 1)
+        _stamp(result, item)
         result.extra.setdefault("name", item.name)  # the name it was sent under, for {filename} in --format
         # What the Python API returns and the ledger keeps: the answer and endpoint without credentials.
         result.answer = self.redact.data(result.answer)
@@ -784,228 +664,15 @@ class Batch:
         self.on_progress("done", result.bytes)
 
 
-@functools.cache
-def _stamina() -> Any:
-    """stamina, imported on the first failure only (most runs never retry, and every run pays imports)."""
-    import stamina
-
-    # picbeam reports retries in its own words; stamina's default hook would log every one to stderr.
-    stamina.instrumentation.set_on_retry_hooks([])
-    return stamina
-
-
-def new_session(destination: str, jobs: int) -> aiohttp.ClientSession:
-    """A run's session: ``jobs`` uploads in flight (and as many connections waiting), the proxy looked up once."""
-    connector = aiohttp.TCPConnector(limit=jobs * 2, limit_per_host=0)
-    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}, **proxy_options(destination))
-
-
-def proxy_options(destination: str) -> dict[str, Any]:
-    """Session options that honour HTTP(S)_PROXY / NO_PROXY.
-
-    For an http(s) destination the proxy is looked up once per run: aiohttp's ``trust_env`` would look it
-    up again in a worker thread for every request. Other destinations keep the per-request lookup.
-    """
-    from aiohttp.helpers import get_env_proxy_for_url
-    from yarl import URL
-
-    url = URL(destination) if destination.startswith(("http://", "https://")) else None
-    if url is None:
-        return {"trust_env": True}
-    try:
-        proxy, auth = get_env_proxy_for_url(url)
-    except LookupError:
-        return {}
-    return {"proxy": proxy, "proxy_auth": auth}
-
-
-class _ExactFilePayload(aiohttp.payload.BufferedReaderPayload):
-    """aiohttp's file payload, sized by the length declared (aiohttp asks the file system, which counts
-    what the file has grown by since)."""
-
-    _value: ExactFile
-
-    @property
-    def size(self) -> int | None:
-        if self._start_position is None:
-            self._start_position = self._value.tell()
-        return max(0, self._value.length - self._start_position)
-
-
-aiohttp.payload.register_payload(_ExactFilePayload, ExactFile, order=aiohttp.payload.Order.try_first)
-
-
-def _check_unchanged(item: UploadItem) -> None:
-    """A streamed file that changed while it was sent may have arrived mixed: say so, do not record it."""
-    read = item.on_disk()
-    if read is None:
-        return
-    path, size, mtime_ns = read
-    try:
-        info = path.stat()
-    except OSError:
-        raise UploadError("the file disappeared while it was being uploaded; run again") from None
-    if (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
-        raise UploadError("the file changed while it was being uploaded; run again to send its new content")
-
-
 def _count(found_files: Iterator[Found]) -> int:
     return sum(1 for _ in found_files)
 
 
-def _hash_rest(handle: Any, head: bytes) -> str:
-    digest = hashlib.sha256(head)
-    while chunk := handle.read(HASH_CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, UploadError):
-        return exc.transient
-    # ConnectionError: a broken pipe or a reset from a host's own transport (SSH), as aiohttp's are retried.
-    return isinstance(
-        exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | asyncio.TimeoutError | ConnectionError
-    )
-
-
-def _network_message(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out waiting for the host (check the endpoint or your network)"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = exc.os_error.strerror or exc.os_error
-        return f"cannot connect to {exc.host}:{exc.port} ({reason}); check the endpoint or your network"
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        return "the host redirected the upload too many times (check the endpoint)"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the host closed the connection before answering"
-    if isinstance(exc, aiohttp.ClientError):
-        return f"network error: {type(exc).__name__}: {exc}"
-    reason = getattr(exc, "strerror", None) or exc
-    if isinstance(exc, ConnectionError):
-        return f"the connection to the host broke ({reason}); check the endpoint or your network"
-    if isinstance(exc, OSError) and exc.filename is not None:  # only a named file is a local file's fault
-        return f"cannot read {exc.filename}: {reason}"
-    return f"input/output error while sending ({reason})"
-
-
-def _tries(attempts: int) -> str:
-    return f" (after {attempts} attempts)" if attempts > 1 else ""
-
-
-def _mime_matches(mime: str, pattern: str) -> bool:
-    return pattern in ("*", "*/*", mime) or (pattern.endswith("/*") and mime.startswith(pattern[:-1]))
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
-
-
-# -- the public API --------------------------------------------------------------------------------
-def open_batch(
-    host: Host,
-    config: Config,
-    *,
-    plugins: Plugins | None = None,
-    jobs: int | None = None,
-    retries: int | None = None,
-    ledger: bool | str | os.PathLike[str] = True,
-    process: Mapping[str, Any] | None = None,
-    explain: bool = False,
-    **options: Any,
-) -> Batch:
-    """A Batch for ``host`` with the user's settings as defaults and the ledger opened.
-
-    ``ledger`` is True for the configured ledger, False for none, or a path. ``process`` holds processing
-    options given for this run (``{"convert": "webp"}``), over the host's ``[process]`` table and
-    config.toml's; ``explain`` makes a dry run process files to say what it would do. Close the batch
-    when done.
-    """
-    from .hosts import keep_process
-    from .ledger import Ledger, ledger_path
-    from .processing import Processing
-
-    processing = Processing.for_run(
-        plugins, flags=process, host=host.process, config=config.get("process"), host_name=host.name, explain=explain
-    )
-    record = None
-    if ledger is not False:
-        record = Ledger(ledger_path(None if ledger is True else ledger, config))
-    return Batch(
-        keep_process(host, host.prepared()),
-        processing=processing,
-        jobs=jobs or config.get("jobs", 4),
-        retries=config.get("retries", 3) if retries is None else retries,
-        retry_wait=config.get("retry_wait", 0.5),
-        download_max_bytes=config.get("download_max_bytes", DOWNLOAD_MAX_BYTES),
-        download_timeout=config.get("download_timeout", DOWNLOAD_TIMEOUT),
-        plugins=plugins,
-        ledger=record,
-        **options,
-    )
-
-
-async def upload_async(
-    paths: Sequence[str | os.PathLike[str]],
-    host: str | Host | None = None,
-    *,
-    jobs: int | None = None,
-    recursive: bool = False,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    retries: int | None = None,
-    overrides: Sequence[str] = (),
-    hosts_dirs: Sequence[str | os.PathLike[str]] = (),
-    force: bool = False,
-    ledger: bool | str | os.PathLike[str] = True,
-    process: Mapping[str, Any] | None = None,
-    follow_symlinks: bool = False,
-) -> list[UploadResult]:
-    """Upload files and folders to a host (by name, or a :class:`Host`); results in input order.
-
-    Failures are results too (``result.error``), so one bad file never hides the others' URLs. The
-    ledger is used as by the command line (``ledger=False`` for none, or a path); ``force`` re-sends
-    files the ledger already has. ``process`` sets processing options as the command line's flags do
-    (``{"convert": "webp", "max_width": 1600}``; see the README's "Processing"). In folders, symbolic
-    links that lead outside the folder named are passed over unless ``follow_symlinks``.
-    """
-    from .config import Config
-    from .loader import load_plugins
-
-    plugins = load_plugins()
-    config = Config.load([Path(d) for d in hosts_dirs])
-    if not isinstance(host, Host):
-        host = plugins.hosts(config).select(host or config.default_host(), overrides)
-    results: list[UploadResult] = []
-    batch = open_batch(
-        host,
-        config,
-        plugins=plugins,
-        jobs=jobs,
-        retries=retries,
-        ledger=ledger,
-        force=force,
-        process=process,
-        emit=results.append,
-    )
-    with batch:
-        discovery = Discovery(
-            [as_input(p) for p in paths],
-            recursive=recursive,
-            include=include,
-            exclude=exclude,
-            follow_symlinks=follow_symlinks,
-        )
-        await batch.run(discovery)
-    return results
-
-
-def upload(
-    paths: Sequence[str | os.PathLike[str]], host: str | Host | None = None, **options: Any
-) -> list[UploadResult]:
-    """The synchronous form of :func:`upload_async`."""
-    return asyncio.run(upload_async(paths, host, **options))
+def _stamp(result: UploadResult, item: UploadItem, *, reused: bool | None = None) -> UploadResult:
+    """Set the bookkeeping fields of ``result`` for ``item``: the engine alone sets them (a host's result,
+    or one read from the ledger, carries the host's part only)."""
+    result.index, result.path = item.index, item.label  # an address for a download, else the path
+    result.bytes, result.sha256 = item.size, item.sha256
+    if reused is not None:
+        result.reused = reused
+    return result

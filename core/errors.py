@@ -46,6 +46,15 @@ class AlreadyGone(UploadError):
     so ``picbeam delete`` marks the upload deleted and says so in a note."""
 
 
+def transient_status(status: int) -> bool:
+    """Whether an HTTP status is worth another attempt: the one classifier every host uses.
+
+    408 (request timeout), 425 (too early), 429 (throttled) and the 5xx server errors, except 501 (not
+    implemented) and 505 (HTTP version not supported), which will not change on their own.
+    """
+    return status in (408, 425, 429) or (status >= 500 and status not in (501, 505))
+
+
 class LedgerError(PicbeamError):
     """The ledger could not be written (disk full, read-only file system, I/O error): the run stops."""
 

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
     from .config import Config
     from .hosts import Host
+    from .importers import Importer
     from .items import UploadItem, UploadResult
+    from .processing import Processor
     from .spec import HostSpec
 
 hookspec = pluggy.HookspecMarker("picbeam")
@@ -39,15 +41,40 @@ def register_commands(app: typer.Typer) -> None:
 
 
 @hookspec
-def prepare_upload(item: UploadItem) -> Any:
-    """Process one file before it is uploaded, like PicGo's ``beforeUpload``.
+def register_processors(register: Callable[[Processor], None]) -> None:
+    """Call ``register(processor)`` with a :class:`~picbeam.Processor` for each processing step this plugin
+    provides: its name, order, options, ``process(item)``, ``signature(settings)``, and whether it works
+    on decoded pixels or needs a worker process. Its options become flags, ``[process]`` entries and
+    keywords of :func:`picbeam.upload`.
+    """
 
-    Runs once per file in a worker process (or thread), in the order of the plugins' ``PROCESS_ORDER``
-    (see :mod:`picbeam.processing`). A processor replaces the bytes that are sent by calling
-    ``item.replace(path=..., name=..., mime=...)`` with a file it wrote to ``item.temp_path(suffix)``
-    (or ``item.replace(data=...)`` with bytes; read the content with ``item.read()``);
-    ``item.settings`` holds the run's processing settings; raising :class:`~picbeam.UploadError` fails
-    this file alone. The return value is ignored.
+
+@hookspec
+def prepare_upload(item: UploadItem) -> Any:
+    """The simple form of a processor: change one file before it is uploaded, like PicGo's ``beforeUpload``.
+
+    Runs once per file, in a worker process or thread, at order 500 (after convert, before rename) and
+    always (it declares no options; use ``register_processors`` for options or another place in the
+    chain). Replace the bytes sent with ``item.replace(path=..., name=..., mime=...)`` and a file written
+    to ``item.temp_path(suffix)`` (or ``item.replace(data=...)`` with bytes; read the content with
+    ``item.read()``); raising :class:`~picbeam.UploadError` fails this file alone. The return value is
+    ignored.
+    """
+
+
+@hookspec
+def register_formats(register: Callable[[str, Callable[[UploadResult], str]], None]) -> None:
+    """Call ``register(name, render)`` for each output format this plugin provides; ``render(result)``
+    returns the text printed for one successful upload (``--format NAME`` in ``upload``, ``watch`` and
+    ``serve``, and ``format`` in config.toml).
+    """
+
+
+@hookspec
+def register_importers(register: Callable[[Importer], None]) -> None:
+    """Call ``register(importer)`` with a :class:`~picbeam.importers.Importer` (name, description,
+    ``detect(data)``, ``convert(data, where, name)``) for each configuration format that
+    ``picbeam hosts import`` should read.
     """
 
 
@@ -56,5 +83,7 @@ def after_upload(result: UploadResult) -> Any:
     """See each file's outcome after its upload ended (``result.ok`` tells success), like ``afterUpload``.
 
     Runs in a worker thread once per file; it may change ``result.url`` (for example to rewrite a CDN
-    domain) before the result is printed and recorded. The return value is ignored.
+    domain) before the result is printed and recorded. An exception is reported once, naming the
+    plugin, and changes nothing else: the result is still printed and recorded. The return value is
+    ignored.
     """

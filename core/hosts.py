@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urljoin
@@ -37,8 +37,14 @@ class Host:
     # The URL schemes this host's URLs may have; any other fails the file (a storage host adds its own,
     # such as "file" for local).
     url_schemes: ClassVar[tuple[str, ...]] = ("http", "https")
-    # Option names whose values are credentials, masked in `hosts show` and redacted from errors.
+    # The hosts.d fields (or --set values) this host was configured with: see configured().
+    options: Mapping[str, Any] = {}
+    # Option names whose values are credentials: masked in `hosts show`, redacted from every message and
+    # warned about when written literally in a readable hosts.d file. A name is looked up in
+    # ``self.options``, else as an attribute of the host.
     secret_options: ClassVar[tuple[str, ...]] = ()
+    # The plugin that registered this host (set by the registry): named when the host fails unexpectedly.
+    plugin: str = ""
     # The host's [process] table: processing options for uploads to it (see picbeam.processing).
     process: Mapping[str, Any] = {}
     # True when upload() reads the file only through ``item.open()``, once per attempt: a big file whose
@@ -75,12 +81,29 @@ class Host:
         return self
 
     def describe(self) -> dict[str, Any]:
-        """What `hosts show` prints; secrets masked."""
-        return {"name": self.name, "description": self.description, "kind": type(self).__name__}
+        """What `hosts show` prints: name, kind, description and ``options``, secrets masked (``${VAR}``
+        references shown as written)."""
+        from .redaction import ENV_REFERENCE, MASK
+
+        out: dict[str, Any] = {"name": self.name, "description": self.description, "kind": type(self).__name__}
+        for key, value in self.options.items():
+            secret = key in self.secret_options and value and not ENV_REFERENCE.search(str(value))
+            out.setdefault(key, MASK if secret else value)
+        return out
 
     def secret_values(self) -> list[str]:
-        """Credential values to redact from any output of a run."""
-        return []
+        """Credential values to redact from any output of a run: those of ``secret_options``."""
+        values = []
+        for name in self.secret_options:
+            value = self.options.get(name) if name in self.options else getattr(self, name, None)
+            if value:
+                values.append(str(value))
+        return values
+
+    def timeout(self, size: int, read_timeout: float | None = None) -> Any:
+        """The ``aiohttp.ClientTimeout`` picbeam uses for sending ``size`` bytes: connect within 15 s,
+        never stall on a read for more than ``read_timeout`` (default 60 s), and time for the size."""
+        return request_timeout(size, read_timeout)
 
     def request_preview(self, item: UploadItem) -> dict[str, Any] | None:
         """What the upload request for ``item`` would carry, for ``--dry-run`` (secrets masked), or None
@@ -256,10 +279,18 @@ def same_origin_only(endpoint: str) -> Any:
 
 def keep_process(old: Host, new: Host) -> Host:
     """``new``, a host made from ``old`` (configured, prepared), with ``old``'s ``[process]`` table under
-    its own: a code host's ``configured()`` and ``prepared()`` need not know about processing."""
+    its own and ``old``'s plugin: a code host's ``configured()`` and ``prepared()`` need not know them."""
     if new is not old and old.process:
         new.process = {**old.process, **new.process}
+    if new is not old and not new.plugin:  # the code is still that plugin's
+        new.plugin = old.plugin
     return new
+
+
+def _literal(value: Any) -> bool:
+    from .redaction import ENV_REFERENCE
+
+    return isinstance(value, str) and len(value) >= 6 and not ENV_REFERENCE.search(value)
 
 
 # What a delete template may name from the upload's record besides its answer.
@@ -345,6 +376,18 @@ class HostRegistry:
         self.drafts: list[tuple[HostDraft, str]] = []
         # Host name -> one-line error, for host files that could not be read.
         self.broken: dict[str, str] = {}
+        # Host name -> warnings worth a line when a command uses or lists that host (a literal secret).
+        self.warnings: dict[str, list[str]] = {}
+        self.on_warning: Callable[[str], None] = lambda message: None
+
+    def warn_about(self, name: str, message: str) -> None:
+        """Keep a warning about host ``name``, said when a command uses or lists it."""
+        if message not in self.warnings.setdefault(name, []):
+            self.warnings[name].append(message)
+
+    def say_warnings(self, name: str) -> None:
+        for message in self.warnings.get(name, ()):
+            self.on_warning(message)
 
     def register(self, item: HostSpec | Host | HostDraft | BrokenHost, plugin: str) -> None:
         if isinstance(item, HostDraft):
@@ -358,6 +401,8 @@ class HostRegistry:
             raise PluginError(f"register() takes a HostSpec or a Host, not {type(item).__name__}")
         if not host.name:
             raise PluginError(f"{type(host).__name__} has no name")
+        if not host.plugin:
+            host.plugin = plugin
         existing = self.entries.get(host.name)
         if existing is not None and (plugin == FILES_PLUGIN) != (existing.plugin == FILES_PLUGIN):
             # The user's hosts.d file customises a plugin's host of the same name, whichever registered first.
@@ -405,6 +450,12 @@ class HostRegistry:
                 raise ConfigError(f"{draft.source}: field 'mirrors' must be a list of host names")
             host.mirrors = tuple(mirrors)
         host = keep_process(base.host, host)
+        from .redaction import literal_secret_warning
+
+        literal = [key for key in base.host.secret_options if _literal(changes.get(key))]
+        warning = literal_secret_warning(draft.source, literal)
+        if warning:
+            self.warn_about(draft.name, warning)
         if table is not None:  # a code host's options do not include [process]: it is the same for every host
             from .processing import check_options
 
@@ -417,6 +468,7 @@ class HostRegistry:
         if name in self.broken:  # a broken file of a plugin host's name must not silently fall back to it
             raise ConfigError(self.broken[name])
         if name in self.entries:
+            self.say_warnings(name)
             return self.entries[name].host
         import difflib  # for a mistyped name only
 

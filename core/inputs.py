@@ -102,6 +102,7 @@ class Discovery:
     follow_symlinks: bool = False
     skipped_dirs: int = 0
     skipped_excluded: int = 0
+    excluded: list[Path] = field(default_factory=list)
     unreadable_dirs: list[str] = field(default_factory=list)
     symlink_loops: list[str] = field(default_factory=list)
     # Folder named -> how many links leading outside it were passed over.
@@ -150,8 +151,14 @@ class Discovery:
                 relative = path.relative_to(root).as_posix()
                 if not self._wanted(relative, name):
                     self.skipped_excluded += 1
+                    self.excluded.append(path)
                     continue
                 yield Found(path, explicit=False)
+
+    def wants(self, path: Path, root: Path) -> bool:
+        """Whether ``--include`` / ``--exclude`` let ``path`` (a file under ``root``) through."""
+        relative = Path(os.path.relpath(os.path.abspath(path), os.path.abspath(root))).as_posix()
+        return self._wanted(relative, path.name)
 
     def _wanted(self, relative: str, name: str) -> bool:
         def matches(patterns: Sequence[str]) -> bool:

@@ -79,9 +79,9 @@ class Checker:
             except TimeoutError:
                 return f"no answer within {self.timeout:g} s"
             except (aiohttp.ClientError, ValueError) as exc:
-                from .engine import _network_message
+                from .sending import network_message
 
-                return _network_message(exc).replace("the host", "the server")
+                return network_message(exc).replace("the host", "the server")
 
 
 async def check_links(
@@ -117,7 +117,7 @@ async def check_links(
 
 
 def _user_agent() -> str:
-    from .engine import USER_AGENT
+    from .sending import USER_AGENT
 
     return USER_AGENT
 

@@ -1,18 +1,24 @@
-"""Finding and loading plugins: entry points in the ``picbeam`` group, each one loaded on its own.
+"""Finding and loading plugins: entry points in the ``picbeam`` group, each one loaded on its own, and
+:class:`Hooks`, the one place that calls them.
 
 A plugin that fails to import, implements a hook wrongly or fails while registering is reported in
-one line and skipped; the others keep working. ``PICBEAM_LOAD_PLUGINS`` chooses which are loaded:
-unset loads all, an empty value loads none, a comma list loads only those.
+one line and skipped; the others keep working. The built-in plugins (``picbeam.plugins``) always
+load. ``PICBEAM_LOAD_PLUGINS`` chooses the third-party plugins: unset loads all, an empty value none,
+a comma list only those. ``PICBEAM_DISABLE_PLUGINS`` (a comma list) disables plugins by name, built-in
+ones included; a flag that needs a disabled processor is then a usage error.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
+import inspect
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -22,8 +28,15 @@ from .errors import PicbeamError
 from .hosts import BrokenHost, Host, HostDraft, HostRegistry
 from .spec import HostSpec
 
+if TYPE_CHECKING:
+    from .importers import Importer
+    from .items import UploadResult
+    from .processing import Processor
+
 ENTRY_POINT_GROUP = "picbeam"
 PROJECT = "picbeam"
+BUILTIN_PREFIX = "picbeam.plugins."
+HOOKS = tuple(name for name, value in vars(hookspecs).items() if hasattr(value, f"{PROJECT}_spec"))
 
 
 @dataclass
@@ -37,9 +50,27 @@ class PluginInfo:
     hosts: list[str] = field(default_factory=list)
     hooks: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    builtin: bool = False
+    disabled: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def debugging() -> bool:
+    """``--debug`` or ``PICBEAM_DEBUG=1``: plugin failures print their traceback to stderr."""
+    return os.environ.get("PICBEAM_DEBUG", "") not in ("", "0")
+
+
+def print_traceback(exc: BaseException) -> None:
+    if debugging():
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+
+
+def _names(value: str | None) -> set[str] | None:
+    return None if value is None else {n.strip() for n in value.split(",") if n.strip()}
 
 
 class Plugins:
@@ -49,16 +80,25 @@ class Plugins:
         self.manager = pluggy.PluginManager(PROJECT)
         self.manager.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
+        # Built-in plugins PICBEAM_DISABLE_PLUGINS turned off, loaded only to know what they declare.
+        self.disabled: dict[str, ModuleType] = {}
+        self.hooks = Hooks(self)
 
     # -- loading ------------------------------------------------------------------------------------
-    def load_entry_points(self, selection: str | None = None) -> None:
-        wanted = None if selection is None else {n.strip() for n in selection.split(",") if n.strip()}
-        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if wanted is not None and entry_point.name not in wanted:
+    def load_entry_points(self, selection: str | None = None, disable: str | None = None) -> None:
+        """Load the built-ins, then the third-party plugins ``selection`` names (all when None)."""
+        wanted, off = _names(selection), _names(disable) or set()
+        points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        # Built-ins first: they register first, so a third-party clash is the one reported.
+        for entry_point in sorted(points, key=lambda ep: not ep.value.startswith(BUILTIN_PREFIX)):
+            builtin = entry_point.value.startswith(BUILTIN_PREFIX)
+            if not builtin and wanted is not None and entry_point.name not in wanted:
                 continue
             if entry_point.name in self.infos:
                 continue  # the same distribution seen twice on sys.path
-            info = PluginInfo(name=entry_point.name, module=entry_point.value)
+            if entry_point.name in off and not builtin:
+                continue
+            info = PluginInfo(name=entry_point.name, module=entry_point.value, builtin=builtin)
             if entry_point.dist is not None:
                 info.distribution, info.version = _name_and_version(entry_point.dist)
             self.infos[info.name] = info
@@ -66,53 +106,115 @@ class Plugins:
                 module = entry_point.load()
             except Exception as exc:  # any import-time failure of a third-party module
                 info.errors.append(f"import failed: {type(exc).__name__}: {exc}")
+                print_traceback(exc)
+                continue
+            if entry_point.name in off:
+                info.disabled = True
+                self.disabled[info.name] = module
                 continue
             self.add(module, info.name)
 
     def add(self, plugin: ModuleType | object, name: str) -> None:
         """Register one plugin object (a module or an instance with hook methods) under ``name``."""
         info = self.infos.setdefault(name, PluginInfo(name=name, module=getattr(plugin, "__name__", "")))
+        problem = _check_hooks(plugin)
+        if problem:
+            info.errors.append(problem)
+            return
         try:
             self.manager.register(plugin, name=name)
-        except Exception as exc:  # pluggy's PluginValidationError: a hook with arguments the spec lacks
-            info.errors.append(f"invalid hook: {exc}")
-            return
-        try:
-            self.manager.check_pending()
-        except pluggy.PluginValidationError as exc:  # a misspelled hook name
-            self.manager.unregister(name=name)
-            info.errors.append(f"invalid hook: {exc}")
+        except Exception as exc:  # pluggy's PluginValidationError, in one line
+            info.errors.append(f"invalid hook: {str(exc).strip().splitlines()[0]}")
             return
         info.hooks = sorted(hook.name for hook in self.manager.get_hookcallers(plugin) or [])
+        if not info.hooks:
+            info.errors.append("implements no hook (decorate its functions with @picbeam.hookimpl)")
 
     def report(self, plugin: str, message: str) -> None:
-        self.infos.setdefault(plugin, PluginInfo(name=plugin)).errors.append(message)
+        errors = self.infos.setdefault(plugin, PluginInfo(name=plugin)).errors
+        if message not in errors:
+            errors.append(message)
+
+    def label(self, name: str) -> str:
+        """How messages name a plugin: ``plugin 'NAME' (DISTRIBUTION)``."""
+        info = self.infos.get(name)
+        return f"plugin '{name}'" + (f" ({info.distribution})" if info is not None and info.distribution else "")
 
     def errors(self) -> Iterator[str]:
         """One line per problem: which plugin, what failed."""
         for info in self.infos.values():
             for error in info.errors:
-                yield f"plugin '{info.name}'{f' ({info.distribution})' if info.distribution else ''}: {error}"
+                yield f"{self.label(info.name)}: {error}"
 
-    # -- calling hooks one plugin at a time -------------------------------------------------------
-    def run_each(self, hook: str, *, on_error: Callable[[str, str], None] | None = None, **arguments: Any) -> None:
-        """Call a hook in every plugin; one failing plugin is reported (to ``on_error(plugin, message)``,
-        by default kept for :meth:`errors`) and skipped."""
-        for impl in getattr(self.manager.hook, hook).get_hookimpls():
-            self._call(impl, hook, arguments, on_error)
+    def hosts(self, config: Config) -> HostRegistry:
+        """Every host the plugins provide (see :meth:`Hooks.register_hosts`)."""
+        return self.hooks.register_hosts(config)
+
+
+def _check_hooks(plugin: object) -> str | None:
+    """A misspelled hook or an argument the hook does not have, as one line with a "did you mean"."""
+    for attribute in dir(plugin):
+        function = getattr(plugin, attribute, None)
+        if not callable(function) or getattr(function, f"{PROJECT}_impl", None) is None:
+            continue
+        if attribute not in HOOKS:
+            close = difflib.get_close_matches(attribute, HOOKS, n=1)
+            hint = f", did you mean {close[0]}?" if close else f" (hooks: {', '.join(HOOKS)})"
+            return f"unknown hook '{attribute}'{hint}"
+        takes = list(inspect.signature(getattr(hookspecs, attribute)).parameters)
+        extra = [name for name in inspect.signature(function).parameters if name not in takes]
+        if extra:
+            return f"hook '{attribute}' has no argument '{extra[0]}' (it passes: {', '.join(takes)})"
+    return None
+
+
+@dataclass(frozen=True)
+class _Impl:
+    """The parts of a pluggy hook implementation :meth:`Hooks._call` uses."""
+
+    plugin_name: str
+    function: Callable[..., Any]
+    argnames: tuple[str, ...]
+
+
+class Hooks:
+    """The one place that calls plugins' hooks: one method per hook. Each plugin's implementation is called
+    on its own, so one that raises is reported once, with its name, and changes nothing else."""
+
+    def __init__(self, plugins: Plugins) -> None:
+        self.plugins = plugins
+        self._processors: list[Processor] | None = None
+        self._disabled: list[Processor] | None = None
+        self._formats: dict[str, Callable[[UploadResult], str]] | None = None
+        self._importers: dict[str, Importer] | None = None
+        self._failed: set[tuple[str, str]] = set()
+
+    def _impls(self, hook: str) -> list[Any]:
+        # pluggy calls the last registered first; registration order reads better (built-ins first).
+        return list(reversed(getattr(self.plugins.manager.hook, hook).get_hookimpls()))
 
     def _call(
         self, impl: Any, hook: str, arguments: dict[str, Any], on_error: Callable[[str, str], None] | None = None
-    ) -> None:
-        report = on_error or self.report
+    ) -> bool:
         try:
             impl.function(*[arguments[name] for name in impl.argnames])
         except PicbeamError as exc:
-            report(impl.plugin_name, f"{hook} failed: {exc}")
+            self._failure(impl.plugin_name, hook, str(exc), on_error)
+            return False
         except Exception as exc:  # a third-party plugin's bug must not stop the others
-            report(impl.plugin_name, f"{hook} failed: {type(exc).__name__}: {exc}")
+            print_traceback(exc)
+            self._failure(impl.plugin_name, hook, f"{type(exc).__name__}: {exc}", on_error)
+            return False
+        return True
 
-    def hosts(self, config: Config) -> HostRegistry:
+    def _failure(self, plugin: str, hook: str, message: str, on_error: Callable[[str, str], None] | None) -> None:
+        if on_error is not None:
+            on_error(plugin, f"{hook} failed: {message}")
+        elif (plugin, hook) not in self._failed:  # reported once, however many files it failed on
+            self._failed.add((plugin, hook))
+            self.plugins.report(plugin, f"{hook} failed: {message}")
+
+    def register_hosts(self, config: Config) -> HostRegistry:
         """Every host the plugins provide; a plugin's failure is reported and its other hosts kept."""
         registry = HostRegistry()
 
@@ -121,18 +223,114 @@ class Plugins:
                 try:
                     registry.register(item, plugin)
                 except PicbeamError as exc:  # a clash or an invalid host: name it, keep the rest
-                    self.report(plugin, str(exc))
+                    self.plugins.report(plugin, str(exc))
 
             return register
 
-        for impl in self.manager.hook.register_hosts.get_hookimpls():
+        for impl in self._impls("register_hosts"):
             self._call(impl, "register_hosts", {"register": registrar(impl.plugin_name), "config": config})
+        for name, messages in config.host_warnings.items():
+            for message in messages:
+                registry.warn_about(name, message)
         registry.complete_drafts()
         for name, entry in registry.entries.items():
-            info = self.infos.setdefault(entry.plugin, PluginInfo(name=entry.plugin))
+            info = self.plugins.infos.setdefault(entry.plugin, PluginInfo(name=entry.plugin))
             if name not in info.hosts:
                 info.hosts.append(name)
         return registry
+
+    def register_commands(self, app: Any) -> None:
+        """Let plugins add commands to the typer ``app``."""
+        for impl in self._impls("register_commands"):
+            self._call(impl, "register_commands", {"app": app})
+
+    def register_processors(self) -> list[Processor]:
+        """Every processor, in the order they run (``order``, then registration order); a plain
+        ``prepare_upload`` implementation is a processor at the default order, named after its plugin."""
+        if self._processors is None:
+            self._processors = self._collect_processors(self._impls("register_processors"))
+            from .processing import Processor, SimpleStep
+
+            for impl in self._impls("prepare_upload"):
+                info = self.plugins.infos.get(impl.plugin_name)
+                step = SimpleStep(impl.function, "item" in impl.argnames)
+                self._processors.append(Processor(impl.plugin_name, step, version=info.version if info else None))
+            self._processors.sort(key=lambda processor: processor.order)
+        return self._processors
+
+    def disabled_processors(self) -> list[Processor]:
+        """The processors of disabled built-in plugins: their options exist, and using them is an error."""
+        if self._disabled is not None:
+            return self._disabled
+        impls = [
+            _Impl(name, module.register_processors, ("register",))
+            for name, module in self.plugins.disabled.items()
+            if hasattr(module, "register_processors")
+        ]
+        self._disabled = self._collect_processors(impls)
+        return self._disabled
+
+    def _collect_processors(self, impls: list[Any]) -> list[Processor]:
+        from .processing import Processor
+
+        found: list[Processor] = []
+        for impl in impls:
+
+            def register(processor: Processor, plugin: str = impl.plugin_name) -> None:
+                if not isinstance(processor, Processor):
+                    raise PicbeamError(f"register() takes a picbeam.Processor, not {type(processor).__name__}")
+                if any(p.name == processor.name for p in found):
+                    raise PicbeamError(f"processor '{processor.name}' is registered twice")
+                found.append(processor)
+
+            self._call(impl, "register_processors", {"register": register})
+        return found
+
+    def register_formats(self) -> dict[str, Callable[[UploadResult], str]]:
+        """Output formats by name (``url``, ``markdown``, ... and the plugins' own)."""
+        if self._formats is None:
+            formats: dict[str, Callable[[UploadResult], str]] = {}
+            for impl in self._impls("register_formats"):
+
+                def register(name: str, render: Callable[[UploadResult], str], plugin: str = impl.plugin_name) -> None:
+                    if name in formats:
+                        self.plugins.report(plugin, f"format '{name}' is already registered; kept the first")
+                    elif not callable(render) or not isinstance(name, str) or not name:
+                        self.plugins.report(plugin, f"register({name!r}, ...) needs a name and a render(result)")
+                    else:
+                        formats[name] = render
+
+                self._call(impl, "register_formats", {"register": register})
+            self._formats = formats
+        return self._formats
+
+    def register_importers(self) -> dict[str, Importer]:
+        """The formats ``picbeam hosts import`` reads, in the order they are detected."""
+        if self._importers is None:
+            from .importers import Importer
+
+            importers: dict[str, Importer] = {}
+            for impl in self._impls("register_importers"):
+
+                def register(importer: Importer, plugin: str = impl.plugin_name) -> None:
+                    if not isinstance(importer, Importer):
+                        raise PicbeamError(f"register() takes a picbeam.importers.Importer, not {importer!r}")
+                    if importer.name in importers:
+                        raise PicbeamError(f"importer '{importer.name}' is already registered")
+                    importers[importer.name] = importer
+
+                self._call(impl, "register_importers", {"register": register})
+            self._importers = importers
+        return self._importers
+
+    def after_upload(self, result: UploadResult, on_error: Callable[[str, str], None] | None = None) -> None:
+        """Show each plugin the outcome of one upload; a plugin that raises changes nothing else (it is
+        reported to ``on_error(plugin, message)``, by default kept for :meth:`Plugins.errors`)."""
+        for impl in self._impls("after_upload"):
+            self._call(impl, "after_upload", {"result": result}, on_error)
+
+    def has(self, hook: str) -> bool:
+        return bool(getattr(self.plugins.manager.hook, hook).get_hookimpls())
 
 
 def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str, str]:
@@ -154,6 +352,6 @@ def load_plugins(*, reload: bool = False) -> Plugins:
     global _loaded
     if _loaded is None or reload:
         plugins = Plugins()
-        plugins.load_entry_points(os.environ.get("PICBEAM_LOAD_PLUGINS"))
+        plugins.load_entry_points(os.environ.get("PICBEAM_LOAD_PLUGINS"), os.environ.get("PICBEAM_DISABLE_PLUGINS"))
         _loaded = plugins
     return _loaded

@@ -258,7 +258,7 @@ def _rewrite(
 
 
 def _session() -> aiohttp.ClientSession:
-    from .engine import USER_AGENT
+    from .sending import USER_AGENT
 
     return aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, trust_env=True)
 
@@ -320,9 +320,9 @@ async def fetch(session: aiohttp.ClientSession, url: str, folder: Path, limit: i
     except aiohttp.TooManyRedirects:
         raise DownloadError(f"more than {MAX_REDIRECTS} redirects") from None
     except (aiohttp.ClientError, ValueError) as exc:
-        from .engine import _network_message
+        from .sending import network_message
 
-        raise DownloadError(_network_message(exc).replace("the host", "the old host")) from None
+        raise DownloadError(network_message(exc).replace("the host", "the old host")) from None
     except OSError as exc:
         raise DownloadError(f"cannot save the download: {exc.strerror or exc}") from None
 

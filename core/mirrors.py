@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .engine import Summary, new_session
+from .engine import Summary
 from .inputs import Discovery, Found
 from .items import UploadResult
+from .sending import new_session
 
 if TYPE_CHECKING:
     from .engine import Batch
@@ -301,8 +302,8 @@ def open_uploads(
     **options: Any,
 ) -> Batch | Mirrored:
     """A Batch for one host, or a Mirrored run when there are mirrors (named, or a host's ``mirrors``
-    field) or fallbacks; ``options`` go to :func:`picbeam.engine.open_batch` for every host."""
-    from .engine import open_batch
+    field) or fallbacks; ``options`` go to :func:`picbeam.api.open_batch` for every host."""
+    from .api import open_batch
 
     hosts, backups = hosts_for(registry, names, fallbacks, overrides)
     progress = {"on_progress": on_progress} if on_progress is not None else {}

@@ -1,9 +1,13 @@
-"""Output formats: one line per input file, in input order, on stdout."""
+"""Output formats: one line per input file, in input order, on stdout.
+
+Formats are plugins on the ``register_formats`` hook; the built-in ones (``picbeam.plugins.formats``)
+render with the functions below.
+"""
 
 from __future__ import annotations
 
 import functools
-import html
+import html as html_module
 import json
 import re
 from collections.abc import Callable
@@ -14,10 +18,15 @@ from .errors import ConfigError
 from .items import UploadResult
 
 Formatter = Callable[[UploadResult], str]
+DEFAULT_FORMAT = "url"
 
 
 def _alt(result: UploadResult) -> str:
     return PurePath(result.path).stem
+
+
+def url(result: UploadResult) -> str:
+    return result.url or ""
 
 
 # CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that end or shape an
@@ -25,17 +34,16 @@ def _alt(result: UploadResult) -> str:
 _MARKDOWN_SPECIAL = re.compile(r"([\\\[\]()*_`<>!&])")
 
 
-def _markdown(result: UploadResult) -> str:
+def markdown(result: UploadResult) -> str:
     alt = _MARKDOWN_SPECIAL.sub(r"\\\1", _alt(result))
     return f"![{alt}]({_quote_url(result.url, '()<> ')})"
 
 
-def _html(result: UploadResult) -> str:
+def html(result: UploadResult) -> str:
+    return f'<img src="{html_module.escape(result.url or "")}" alt="{html_module.escape(_alt(result))}">'
 
-    return f'<img src="{html.escape(result.url or "")}" alt="{html.escape(_alt(result))}">'
 
-
-def _bbcode(result: UploadResult) -> str:
+def bbcode(result: UploadResult) -> str:
     return f"[img]{_quote_url(result.url, '[]')}[/img]"
 
 
@@ -44,25 +52,42 @@ def _quote_url(url: str | None, characters: str) -> str:
     return "".join(f"%{ord(c):02X}" if c in characters else c for c in url or "")
 
 
-def _json(result: UploadResult) -> str:
+def json_line(result: UploadResult) -> str:
     return json.dumps(result.to_json(), ensure_ascii=False)
 
 
-FORMATS: dict[str, Formatter] = {
-    "url": lambda result: result.url or "",
-    "markdown": _markdown,
-    "html": _html,
-    "bbcode": _bbcode,
-    "json": _json,
-}
+def formats() -> dict[str, Formatter]:
+    """Every output format the loaded plugins registered."""
+    from .loader import load_plugins
+
+    return load_plugins().hooks.register_formats()
+
+
+def formatter(name: str, where: str = "--format") -> Formatter:
+    """The format called ``name`` (or the template ``name``); an unknown one is a ConfigError listing the
+    known ones."""
+    if is_template(name):
+        return template(name)
+    check_format(name, where)
+    return formats()[name]
 
 
 def format_result(result: UploadResult, fmt: str) -> str:
     """The stdout line for one file. A failed file gives an empty line in the text formats, so that line N
     of the output always belongs to input N (Typora reads the last lines), and a full record in JSON."""
-    if fmt != "json" and not result.ok:
+    if fmt == "json":
+        return json_line(result)
+    if not result.ok:
         return ""
-    return formatter(fmt)(result)
+    try:
+        return formatter(fmt)(result)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a format plugin's bug: the URL still reaches the user
+        from .loader import print_traceback
+
+        print_traceback(exc)
+        return f"{result.url}  (format '{fmt}' failed: {type(exc).__name__}: {exc})"
 
 
 # -- custom link formats: a --format value holding "{" is a template, like PicGo's `![$fileName]($url)` --
@@ -84,10 +109,13 @@ def is_template(fmt: str) -> bool:
 
 def check_format(fmt: str, what: str = "--format") -> None:
     """A format name or a template with known placeholders, else a ConfigError naming ``what``."""
-    if fmt in FORMATS:
-        return
     if not is_template(fmt):
-        raise ConfigError(f"{what} must be one of {', '.join(FORMATS)}, or a template such as '![{{name}}]({{url}})'")
+        known = formats()
+        if fmt not in known:
+            from .options import unknown
+
+            raise unknown(fmt, known, what, what="format (or a template such as '![{name}]({url})')") from None
+        return
     for match in _TEMPLATE_PART.finditer(fmt):
         if match.group(1) is not None and match.group(1) not in TEMPLATE_FIELDS:
             known = ", ".join(f"{{{name}}}" for name in TEMPLATE_FIELDS)
@@ -95,10 +123,8 @@ def check_format(fmt: str, what: str = "--format") -> None:
 
 
 @functools.cache
-def formatter(fmt: str) -> Formatter:
-    """The function that renders one result in ``fmt``: a named format, or a template's ``render``."""
-    if fmt in FORMATS:
-        return FORMATS[fmt]
+def template(fmt: str) -> Formatter:
+    """The function that fills the template ``fmt`` from one result."""
     check_format(fmt)
 
     def render(result: UploadResult) -> str:

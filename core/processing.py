@@ -1,13 +1,13 @@
 """Processing files before they are uploaded: the plumbing every processor shares.
 
-Processors are plugins on the public ``prepare_upload(item)`` hook (the built-in ones live in
+Processors are plugins on the public ``register_processors(register)`` hook (the built-in ones live in
 ``picbeam.plugins``: ``strip_metadata``, ``resize``, ``watermark``, ``convert``, ``rename``). This module
 holds what they have in common:
 
 - **settings**: ``[process]`` options resolved as command-line flags > the host's ``[process]`` table >
   config.toml's ``[process]`` table > defaults (:func:`resolve`), checked when they are read;
-- **order**: processors run in ``PROCESS_ORDER`` order (a module attribute of the plugin; 500 when absent),
-  then in pluggy's own order (:func:`collect_steps`);
+- **processors**: :class:`Processor` objects registered with ``register_processors``, each with its
+  order and its own options (a plain ``prepare_upload`` implementation is a processor at order 500);
 - **signature**: a text naming what the chain does with these settings; the ledger keys dedupe on the
   original content hash plus this signature (:func:`signature`);
 - **the pool**: processing is CPU-bound, so the chain runs in a process pool sized to the machine,
@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .config import from_text, typed
 from .errors import ConfigError, PicbeamError, UploadError
 from .items import UploadItem
+from .options import Option, from_text, unknown
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -58,8 +58,6 @@ FORMATS = {
     "gif": ("GIF", ".gif", "image/gif"),
 }
 CONVERT_CHOICES = ("webp", "avif", "jpeg", "png")
-# Options where none / "" / 0 mean "off".
-OPTIONAL = ("convert", "max_width", "max_height", "watermark", "watermark_image", "watermark_font", "rename")
 DEFAULT_QUALITY = {"JPEG": 85, "WEBP": 80, "AVIF": 60}
 # Encoder effort: libwebp's method 2 and libavif's speed 8 measured 3-4x faster than their defaults (4, 6)
 # for files no larger on 1600x1200 photos; an uploader sends hundreds of them.
@@ -69,55 +67,112 @@ MAX_DECODED_BYTES = 512 * 1024 * 1024
 ORIENTATION = 0x0112  # the EXIF tag
 
 
-# -- settings -------------------------------------------------------------------------------------------
+# -- processors and their settings ---------------------------------------------------------------------
 @dataclass(frozen=True)
-class ProcessSettings:
-    """The processing options of a run. ``None`` means "off" for the optional ones."""
+class Processor:
+    """One processing step, registered with ``register_processors(register)``.
 
-    keep_metadata: bool = False
-    apply_orientation: bool = False
-    convert: str | None = None
-    quality: int | None = None
-    max_width: int | None = None
-    max_height: int | None = None
-    watermark: str | None = None
-    watermark_image: str | None = None
-    watermark_position: str = "bottom-right"
-    watermark_opacity: float = 0.5
-    watermark_scale: float = 0.25
-    watermark_font: str | None = None
-    rename: str | None = None
+    ``process(item)`` changes the file (see :class:`~picbeam.UploadItem`: ``item.replace(...)`` with a file
+    written to ``item.temp_path(suffix)``). ``order`` places it in the chain (lower runs first; the
+    built-ins use 100 strip_metadata, 200 resize, 300 watermark, 400 convert, 900 rename; 500 when not
+    said). ``options`` are its own options: flags of ``upload``/``watch``, entries of ``[process]``
+    tables and keywords of :func:`picbeam.upload`; it reads them as ``item.settings.NAME``.
+    ``signature(settings)`` says what it does with those settings as text ("" when it would do nothing,
+    and then it is not called; the ledger dedupes on this text). ``pixels`` marks a processor that works
+    on the shared decoded image (:func:`pixels`); ``worker`` one that should run in a worker process (a
+    cheap byte-level one says False and runs in a thread). ``process`` and ``signature`` must be
+    module-level functions, so that worker processes can find them.
+    """
+
+    name: str
+    process: Callable[[UploadItem], Any]
+    order: int = DEFAULT_ORDER
+    options: tuple[Option, ...] = ()
+    signature: Callable[[ProcessSettings], str] | None = None
+    pixels: bool = False
+    worker: bool = True
+    version: str | None = None
+
+    def __call__(self, item: UploadItem) -> None:
+        self.process(item)
+
+    def describe(self, settings: ProcessSettings) -> str:
+        """What this processor does with ``settings``; one that does not say is named (it always runs)."""
+        if self.signature is not None:
+            return self.signature(settings) or ""
+        return f"+{self.name}" + (f"@{self.version}" if self.version else "")
+
+
+@dataclass(frozen=True)
+class SimpleStep:
+    """A ``prepare_upload`` implementation (the simple form of a processor): called with the item."""
+
+    function: Callable[..., Any]
+    takes_item: bool
+
+    def __call__(self, item: UploadItem) -> None:
+        self.function(**({"item": item} if self.takes_item else {}))
+
+
+class ProcessSettings:
+    """The processing options of a run, read as attributes (``settings.max_width``); every declared option
+    is there, with its default when nobody set it. ``None`` means "off" for the optional ones."""
+
+    def __init__(self, values: Mapping[str, Any] | None = None, /, **given: Any) -> None:
+        defaults = {name: option.default for name, option in process_options().items()}
+        self.__dict__["_values"] = {**defaults, **(values or {}), **given}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_values"][name]
+        except KeyError:
+            raise AttributeError(f"no processing option {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("processing settings are read-only")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProcessSettings) and self.values == other.values
+
+    def __repr__(self) -> str:
+        return f"ProcessSettings({self.values!r})"
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return dict(self.__dict__["_values"])
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.__dict__["_values"].get(name, default)
 
     @property
     def needs_pixels(self) -> bool:
-        """Whether some option needs Pillow (decoding and encoding images)."""
-        return bool(
-            self.apply_orientation
-            or self.convert
-            or self.quality is not None
-            or self.max_width
-            or self.max_height
-            or self.watermark
-            or self.watermark_image
-        )
+        """Whether some option that needs Pillow (decoding and encoding images) is set."""
+        known = process_options()
+        return any(known[name].pillow and value not in (None, False, "", 0)
+                   for name, value in self.__dict__["_values"].items() if name in known)  # fmt: skip
 
 
-# The options of a [process] table: type and meaning (shown by `picbeam config list` and the README).
-OPTIONS: dict[str, tuple[type, str]] = {
-    "keep_metadata": (bool, "send metadata as it is (default: strip location and identifying metadata)"),
-    "apply_orientation": (bool, "rotate the pixels as the EXIF orientation says (re-encodes)"),
-    "convert": (str, "webp, avif, jpeg or png; none keeps each file's format"),
-    "quality": (int, "1-100 for JPEG, WebP and AVIF"),
-    "max_width": (int, "shrink wider images to this width (0: no limit)"),
-    "max_height": (int, "shrink taller images to this height (0: no limit)"),
-    "watermark": (str, "text drawn on each image"),
-    "watermark_image": (str, "image (a PNG with transparency) drawn on each image"),
-    "watermark_position": (str, f"one of {', '.join(POSITIONS)}"),
-    "watermark_opacity": (float, "0 (invisible) to 1 (opaque)"),
-    "watermark_scale": (float, "watermark width as a fraction of the image width"),
-    "watermark_font": (str, "a TrueType/OpenType font file for the text (default: Pillow's own font)"),
-    "rename": (str, "path template for the uploaded name, e.g. {year}/{month}/{sha256:8}{ext}"),
-}
+def process_options(*, available_only: bool = False) -> dict[str, Option]:
+    """Every processing option the loaded processors declare (with ``available_only``, not those of
+    disabled processors)."""
+    from .loader import load_plugins
+
+    hooks = load_plugins().hooks
+    options: dict[str, Option] = {}
+    for processor in [*hooks.register_processors(), *([] if available_only else hooks.disabled_processors())]:
+        for option in processor.options:
+            options.setdefault(option.name, option)
+    return options
+
+
+def option_owner(name: str) -> str | None:
+    """The disabled processor that declares option ``name``, if one does."""
+    from .loader import load_plugins
+
+    for processor in load_plugins().hooks.disabled_processors():
+        if any(option.name == name for option in processor.options):
+            return processor.name
+    return None
 
 
 def check_options(table: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -125,44 +180,31 @@ def check_options(table: Mapping[str, Any], where: str) -> dict[str, Any]:
 
     Returns it normalised: ``none`` / empty / 0 values mean "off" and become None.
     """
-    from .templates import check_template
-
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where}: [process] must be a table, not {table!r}")
+    known = process_options()
     out: dict[str, Any] = {}
     for key, value in table.items():
-        if key not in OPTIONS:
-            raise ConfigError(f"{where}: unknown option {key!r} (known: {', '.join(OPTIONS)})")  # repr: one line
-        if value is None:  # already checked, and off
+        if key not in known:
+            raise unknown(key, known, where)
+        if value is None:  # not given, or already checked and off
             out[key] = None
             continue
-        value = typed(value, OPTIONS[key][0], f"{where}: option '{key}'")
-        if key == "convert":
-            value = value.lower()
-            value = "jpeg" if value == "jpg" else value
-            if value not in (*CONVERT_CHOICES, "none", ""):
-                raise ConfigError(f"{where}: option 'convert' must be one of {', '.join(CONVERT_CHOICES)} or none")
-        elif key == "quality" and not 1 <= value <= 100:
-            raise ConfigError(f"{where}: option 'quality' must be between 1 and 100, not {value}")
-        elif key in ("max_width", "max_height") and value < 0:
-            raise ConfigError(f"{where}: option '{key}' must be a positive number of pixels, not {value}")
-        elif key == "watermark_position" and value not in POSITIONS:
-            raise ConfigError(f"{where}: option 'watermark_position' must be one of {', '.join(POSITIONS)}")
-        elif key == "watermark_opacity" and not 0 <= value <= 1:
-            raise ConfigError(f"{where}: option 'watermark_opacity' must be between 0 and 1, not {value}")
-        elif key == "watermark_scale" and not 0 < value <= 1:
-            raise ConfigError(f"{where}: option 'watermark_scale' must be above 0 and at most 1, not {value}")
-        elif key == "rename" and value:
-            check_template(value, where=f"{where}: option 'rename'")
-        out[key] = None if key in OPTIONAL and value in ("none", "", 0) else value
+        owner = option_owner(key)
+        if owner is not None:
+            raise ConfigError(
+                f"{where}: option '{key}' needs the '{owner}' processor, which PICBEAM_DISABLE_PLUGINS disables"
+            )
+        out[key] = known[key].validate(value, where)
     return out
 
 
 def parse_option(key: str, text: str) -> Any:
     """A value typed on the command line (`picbeam config set process.quality 80`), converted."""
-    if key not in OPTIONS:
-        raise ConfigError(f"unknown option 'process.{key}' (known: {', '.join(OPTIONS)})")
-    value = from_text(text, OPTIONS[key][0], f"option 'process.{key}'")
+    known = process_options()
+    if key not in known:
+        raise unknown(f"process.{key}", [f"process.{name}" for name in known], "setting")
+    value = from_text(text, known[key].type, f"option 'process.{key}'")
     check_options({key: value}, "config")
     return value
 
@@ -173,6 +215,7 @@ def resolve(
     config: Mapping[str, Any] | None = None,
     *,
     host_name: str = "host",
+    flags_from: str = "command line",
 ) -> ProcessSettings:
     """The settings in force: flags > the host's ``[process]`` > config.toml's ``[process]`` > defaults.
 
@@ -183,14 +226,14 @@ def resolve(
     merged.update(check_options(config or {}, "config.toml [process]"))
     merged.update(check_options(host or {}, f"host '{host_name}' [process]"))
     given = {k: v for k, v in (flags or {}).items() if v is not None}
-    merged.update(check_options(given, "command line"))
+    merged.update(check_options(given, flags_from))
     for key in ("watermark_image", "watermark_font"):
         if merged.get(key):
             path = Path(merged[key]).expanduser()
             if not path.is_file():
                 raise ConfigError(f"--{key.replace('_', '-')} {path}: no such file")
             merged[key] = str(path.resolve())
-    settings = ProcessSettings(**merged)
+    settings = ProcessSettings(merged)
     if settings.needs_pixels:
         _check_pillow(settings)
     return settings
@@ -200,81 +243,33 @@ def _check_pillow(settings: ProcessSettings) -> None:
     try:
         from PIL import features
     except ImportError:
+        known = process_options()
         wanted = [
-            f"--{n.replace('_', '-')}"
-            for n in ("convert", "max_width", "max_height", "watermark")
-            if getattr(settings, n)
+            option.flag_name
+            for name, option in known.items()
+            if option.pillow and settings.get(name) not in (None, False, "", 0)
         ] or ["image processing"]
         raise ConfigError(f"{wanted[0]} {PILLOW_MISSING}") from None
-    if settings.convert == "avif" and not features.check("avif"):
+    if settings.get("convert") == "avif" and not features.check("avif"):
         raise ConfigError("--convert avif: this Pillow was built without AVIF support; upgrade Pillow (11.2 or newer)")
 
 
 # -- the chain of processors ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Step:
-    """One processor: a ``prepare_upload`` implementation and what its plugin module declares.
-
-    ``PROCESS_ORDER`` (int, default 500) places it in the chain; ``process_signature(settings)`` says
-    what it does with these settings ("" when nothing); ``PROCESS_PIXELS = True`` marks a processor that
-    works on the shared decoded image (:func:`pixels`); ``PROCESS_LIGHT = True`` one cheap enough to run
-    in a thread of the main process when no processor in the run needs a worker process.
-    """
-
-    plugin: str
-    function: Callable[..., Any]
-    argnames: tuple[str, ...]
-    order: int = DEFAULT_ORDER
-    pixels: bool = False
-    light: bool = False
-    describe: Callable[[ProcessSettings], str | None] | None = None
-    version: str | None = None
-
-    def __call__(self, item: UploadItem) -> None:
-        self.function(**({"item": item} if "item" in self.argnames else {}))
-
-    def signature(self, settings: ProcessSettings) -> str:
-        """What this processor does with ``settings``; a processor that does not say is named."""
-        if self.describe is not None:
-            return self.describe(settings) or ""
-        return f"+{self.plugin}" + (f"@{self.version}" if self.version else "")
-
-
-def collect_steps(plugins: Plugins | None) -> list[Step]:
-    """Every ``prepare_upload`` implementation, in the order they run.
-
-    ``PROCESS_ORDER`` sorts them; equal orders keep pluggy's call order (``tryfirst``/``trylast``,
-    then the last registered first).
-    """
+def collect_steps(plugins: Plugins | None) -> list[Processor]:
+    """Every processor the plugins registered (``register_processors`` and ``prepare_upload``), in the
+    order they run: by ``order``, equal orders in registration order."""
     if plugins is None:
         return []
-    manager = plugins.manager
-    steps = []
-    for impl in reversed(manager.hook.prepare_upload.get_hookimpls()):  # pluggy calls the last one first
-        plugin = manager.get_plugin(impl.plugin_name)
-        info = plugins.infos.get(impl.plugin_name)
-        steps.append(
-            Step(
-                impl.plugin_name,
-                impl.function,
-                tuple(impl.argnames),
-                int(getattr(plugin, "PROCESS_ORDER", DEFAULT_ORDER)),
-                bool(getattr(plugin, "PROCESS_PIXELS", False)),
-                bool(getattr(plugin, "PROCESS_LIGHT", False)),
-                getattr(plugin, "process_signature", None),
-                info.version if info else None,
-            )
-        )
-    return sorted(steps, key=lambda step: step.order)
+    return plugins.hooks.register_processors()
 
 
-def signature(settings: ProcessSettings, steps: Sequence[Step]) -> str:
+def signature(settings: ProcessSettings, steps: Sequence[Processor]) -> str:
     """What the chain does to a file with these settings, as text: empty when it does nothing.
 
     The ledger keys dedupe on the original file's hash plus this: same original and same settings, the
     earlier upload is reused; other settings, the file is processed and sent again.
     """
-    return ";".join(part for step in steps if (part := step.signature(settings)))
+    return ";".join(part for step in steps if (part := step.describe(settings)))
 
 
 @dataclass
@@ -289,10 +284,10 @@ class Outcome:
     error: str | None = None
 
 
-def run_steps(item: UploadItem, steps: Sequence[Step]) -> Outcome:
+def run_steps(item: UploadItem, steps: Sequence[Processor]) -> Outcome:
     """Run the chain on one file (in a worker process). A processor that fails fails this file alone."""
     original, original_data = item.path, item.data
-    current: Step | None = None
+    current: Processor | None = None
     error = None
     try:
         for step in steps:
@@ -303,11 +298,11 @@ def run_steps(item: UploadItem, steps: Sequence[Step]) -> Outcome:
         current = None
         encode(item)
     except PicbeamError as exc:
-        error = f"{current.plugin}: {exc}" if current else str(exc)
+        error = f"{current.name}: {exc}" if current else str(exc)
     except MemoryError:
-        error = f"{current.plugin if current else 'processing'}: out of memory (the image is too large)"
+        error = f"{current.name if current else 'processing'}: out of memory (the image is too large)"
     except Exception as exc:  # a processor's bug fails this file, not the run
-        error = f"{current.plugin if current else 'processing'} failed: {type(exc).__name__}: {exc}"
+        error = f"{current.name if current else 'processing'} failed: {type(exc).__name__}: {exc}"
     finally:
         _pending.pop(id(item), None)
     # Intermediate files are not needed any more: only what is sent stays, until its upload is over.
@@ -342,14 +337,14 @@ class Processing:
     def __init__(
         self,
         settings: ProcessSettings | None = None,
-        steps: Sequence[Step] = (),
+        steps: Sequence[Processor] = (),
         *,
         explain: bool = False,
         workers: int | None = None,
     ) -> None:
         self.settings = settings or ProcessSettings()
         # Processors that would do nothing with these settings are not called at all.
-        self.steps = [step for step in steps if step.signature(self.settings)]
+        self.steps = [step for step in steps if step.describe(self.settings)]
         self.signature = signature(self.settings, self.steps)
         self.explain = explain
         self.workers = workers or machine_workers()
@@ -361,7 +356,7 @@ class Processing:
         self._lock = threading.Lock()
         # A worker process for any processor that decodes images or is not known to be light; light work
         # alone (lossless metadata stripping, renaming) is not worth starting processes for.
-        heavy = self.settings.needs_pixels or not all(step.light for step in self.steps)
+        heavy = self.settings.needs_pixels or any(step.worker for step in self.steps)
         self._light = not heavy
         self._in_threads = not heavy or not _picklable(self.steps)
         self._finalizer: weakref.finalize | None = None
@@ -376,8 +371,9 @@ class Processing:
         config: Mapping[str, Any] | None = None,
         host_name: str = "host",
         explain: bool = False,
+        flags_from: str = "command line",
     ) -> Processing:
-        settings = resolve(flags, host, config, host_name=host_name)
+        settings = resolve(flags, host, config, host_name=host_name, flags_from=flags_from)
         return cls(settings, collect_steps(plugins), explain=explain)
 
     @property
@@ -506,7 +502,7 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
     )
 
 
-def _picklable(steps: Sequence[Step]) -> bool:
+def _picklable(steps: Sequence[Processor]) -> bool:
     import pickle
 
     try:

@@ -179,3 +179,19 @@ def literal_secrets(fields: Mapping[str, Any]) -> list[str]:
         and len(value) >= 6
         and not ENV_REFERENCE.search(value)
     ]
+
+
+def literal_secret_warning(path: str, literal: list[str]) -> str | None:
+    """The warning for a hosts.d file that writes secrets out and that other users can read, if it is so."""
+    import os
+
+    try:
+        readable = bool(literal) and bool(os.stat(path).st_mode & 0o044)
+    except OSError:
+        return None
+    if not readable:
+        return None
+    return (
+        f"{path} holds a literal secret ({', '.join(literal)}) and other users can read it: "
+        f"chmod 600 {path}, or use a ${{VAR}} reference"
+    )

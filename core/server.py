@@ -21,7 +21,7 @@ import socket
 import stat
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,13 @@ class ServerOptions:
     header_timeout: float = HEADER_TIMEOUT
     body_timeout: float = BODY_TIMEOUT
     max_connections: int = MAX_CONNECTIONS
+    retries: int | None = None
+    force: bool = False
+    dry_run: bool = False
+    # --format: each entry of the answer's `result` in this output format (url: the bare URL).
+    format: str = "url"
+    overrides: tuple[str, ...] = ()
+    process: Mapping[str, Any] | None = None
     # The default host's mirrors and fallbacks (serve --host a --host b --fallback c).
     mirrors: tuple[str, ...] = ()
     fallbacks: tuple[str, ...] = ()
@@ -252,7 +259,7 @@ class UrlFetcher:
         self.received = 0
 
     async def __aenter__(self) -> UrlFetcher:
-        from .engine import USER_AGENT
+        from .sending import USER_AGENT
 
         self.resolver = CheckingResolver(self.allow_private)
         self.session = aiohttp.ClientSession(
@@ -508,9 +515,11 @@ class PicGoServer:
         """The server's batch for host ``name`` with these processing options, opened on first use and
         kept. Past MAX_BATCHES kept (the web app can ask for many processing variants) a request gets a
         batch of its own, closed after it."""
-        from .engine import open_batch
+        from .api import open_batch
         from .mirrors import hosts_for, open_uploads
 
+        # serve's own processing flags, under what the web app asks for this request
+        process = {**(self.options.process or {}), **(process or {})} or None
         key = (name, json.dumps(process or {}, sort_keys=True))
         batch = self._batches.get(key)
         if batch is not None:
@@ -518,10 +527,12 @@ class PicGoServer:
             return
         default = name == self.options.host
         names, fallbacks = [name, *(self.options.mirrors if default else ())], self.options.fallbacks if default else ()
-        options = {"plugins": self.plugins, "jobs": self.options.jobs, "ledger": self.options.ledger,
+        overrides = self.options.overrides if default else ()
+        options = {"plugins": self.plugins, "jobs": self.options.jobs, "retries": self.options.retries,
+                   "ledger": self.options.ledger, "force": self.options.force, "dry_run": self.options.dry_run,
                    "process": process}  # fmt: skip
         try:
-            hosts, backups = hosts_for(self.registry, names, fallbacks)
+            hosts, backups = hosts_for(self.registry, names, fallbacks, overrides)
             if len(hosts) == 1 and not backups:
                 batch = open_batch(hosts[0], self.config, **options)
         except ConfigError as exc:
@@ -530,7 +541,8 @@ class PicGoServer:
             raise Refused(500, str(exc)) from None
         if batch is None:  # mirrors or fallbacks: each request is a run of its own
             yield MirroredRun(lambda emit: open_uploads(self.registry, names, self.config, fallbacks=fallbacks,
-                                                        emit=emit, report=self._report, **options))  # fmt: skip
+                                                        overrides=overrides, emit=emit, report=self._report,
+                                                        **options))  # fmt: skip
             return
         await batch.__aenter__()
         if len(self._batches) < MAX_BATCHES:
@@ -741,7 +753,13 @@ class PicGoServer:
             return answer_json({"success": False, "message": message, "items": items}, 500, summary)
         # result[i] belongs to list[i]: a failed entry keeps its place (holding what the client sent), so an
         # editor that pairs URLs with images by position never puts one image's URL on another.
-        result = [item["url"] or item["path"] for item in items]
+        if self.options.format != "url":
+            from .output import format_result
+
+            for item, entry in zip(items, entries, strict=True):
+                if item["url"] and entry.result is not None:
+                    item["text"] = format_result(entry.result, self.options.format)
+        result = [item.get("text") or item["url"] or item["path"] for item in items]
         return answer_json({"success": True, "result": result, "items": items}, 200, summary)
 
 

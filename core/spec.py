@@ -435,6 +435,26 @@ def expand(value: str, environ: Mapping[str, str], *, host: str, field: str) -> 
     return "${".join(ENV_REFERENCE.sub(replace, part) for part in parts)
 
 
+def expand_options(
+    options: Mapping[str, Any], *, host: str, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """``options`` (a code host's hosts.d fields) with every ``${VAR}`` / ``${VAR:-default}`` in their text
+    replaced from the environment, in tables and lists too. A variable that is not set (and has no
+    default) raises the same :class:`~picbeam.ConfigError` as a HostSpec's. Call it in ``prepared()``."""
+    env = os.environ if environ is None else environ
+
+    def one(value: Any, field: str) -> Any:
+        if isinstance(value, str):
+            return expand(value, env, host=host, field=field)
+        if isinstance(value, Mapping):
+            return {k: one(v, f"{field}.{k}") for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [one(v, field) for v in value]
+        return value
+
+    return {key: one(value, key) for key, value in options.items()}
+
+
 def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
     """``--set FIELD=VALUE`` options as nested changes: ``headers.Authorization=x`` sets a table entry."""
     changes: dict[str, Any] = {}
@@ -480,31 +500,14 @@ def load_toml(path: Path) -> dict[str, Any]:
 
 
 def dump_toml(data: Mapping[str, Any]) -> str:
-    """Write a flat mapping (scalars, lists, and one level of tables) as TOML."""
-    lines: list[str] = []
-    tables: list[tuple[str, Mapping[str, Any]]] = []
-    for key, value in data.items():
-        if value is None:
-            continue
+    """A mapping (scalars, lists, tables) as TOML; None values are left out (TOML has no null)."""
+    import tomlkit
+
+    def without_none(value: Any) -> Any:
         if isinstance(value, Mapping):
-            tables.append((key, value))
-        else:
-            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    for key, table in tables:
-        lines.append(f"\n[{_toml_key(key)}]")
-        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items())
-    return "\n".join(lines) + "\n"
+            return {k: without_none(v) for k, v in value.items() if v is not None}
+        if isinstance(value, tuple):
+            return [without_none(v) for v in value]
+        return value
 
-
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)
+    return tomlkit.dumps(without_none(data))

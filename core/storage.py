@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Self, TypeVar
 from urllib.parse import quote
 
-from .errors import ConfigError, UploadError
+from .errors import ConfigError, UploadError, transient_status
 from .hosts import Host
 from .items import UploadItem, UploadResult
 from .redaction import ENV_REFERENCE, MASK, mask_url, url_secrets
@@ -213,7 +213,9 @@ class RunOnce(Generic[T]):
         try:
             return await asyncio.shield(task)
         except UploadError as exc:
-            if exc.transient:
+            from .sending import is_transient
+
+            if is_transient(exc):  # the one classifier: the engine's retry will call again
                 self._forget(key, task)
             # A copy: the engine adds to the message of the error it is given.
             raise UploadError(exc.message, status=exc.status, transient=exc.transient) from None
@@ -242,10 +244,10 @@ def status_error(
     status: int, detail: str, hints: Mapping[int, str], *, retry_after: float | None = None
 ) -> UploadError:
     """An UploadError for an HTTP status: ``hints`` says what a status means on this host (what to do);
-    429 and 5xx are transient."""
+    the one classifier (:func:`picbeam.errors.transient_status`) says which are transient."""
     hint = hints.get(status) or ("the server had a problem; try again later" if status >= 500 else "")
     message = f"HTTP {status}" + (f": {detail}" if detail else "") + (f" ({hint})" if hint else "")
-    return UploadError(message, status=status, transient=status == 429 or status >= 500, retry_after=retry_after)
+    return UploadError(message, status=status, transient=transient_status(status), retry_after=retry_after)
 
 
 def missing_extra(module: str, extra: str) -> ConfigError:

@@ -313,6 +313,17 @@ class FakeHost:
         return recorded
 
 
+def write_sample_image(path: str | os.PathLike[str], width: int = 8, height: int = 8, seed: int = 0) -> Path:
+    """Write a valid RGB PNG of ``width`` x ``height`` to ``path`` and return the path; different ``seed``
+    values give different files (different content hashes, so the ledger sees new files)."""
+    from .samples import png
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(png(width, height, seed=seed))
+    return target
+
+
 @contextlib.contextmanager
 def serving(app: web.Application) -> Iterator[str]:
     """Run an aiohttp application on 127.0.0.1 (an ephemeral port) in its own thread and event loop, for
@@ -398,9 +409,30 @@ if pytest is not None:
         """Isolate picbeam's config, data and ledger in ``tmp_path`` (no user files touched)."""
         monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
         monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-        for name in ("PICBEAM_HOST", "PICBEAM_HOSTS_DIR", "PICBEAM_LEDGER", "PICBEAM_LOAD_PLUGINS"):
+        for name in ("PICBEAM_HOST", "PICBEAM_HOSTS_DIR", "PICBEAM_LEDGER", "PICBEAM_LOAD_PLUGINS",
+                     "PICBEAM_DISABLE_PLUGINS"):  # fmt: skip
             monkeypatch.delenv(name, raising=False)
         return tmp_path
+
+    @pytest.fixture
+    def only_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+        """``only_plugins("my_plugin")``: this test sees the built-in plugins (hosts.d files included) and
+        the third-party plugins named (entry-point names), no others, in ``run_picbeam`` and in the
+        Python API alike."""
+        from .loader import load_plugins
+
+        def choose(*names: str) -> None:
+            monkeypatch.setenv("PICBEAM_LOAD_PLUGINS", ",".join(names))
+            load_plugins(reload=True)
+
+        yield choose
+        monkeypatch.undo()
+        load_plugins(reload=True)
+
+    @pytest.fixture
+    def sample_image(tmp_path: Path) -> Path:
+        """A small valid PNG in ``tmp_path`` (see :func:`sample_image`)."""
+        return write_sample_image(tmp_path / "sample.png")
 
 
 __all__ = [
@@ -413,4 +445,5 @@ __all__ = [
     "run_picbeam",
     "serving",
     "write_host",
+    "write_sample_image",
 ]

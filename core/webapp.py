@@ -156,7 +156,7 @@ class WebApp:
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Delete one upload on its host (as `picbeam delete --id ID` does) and mark it in the ledger."""
-        from .deleting import delete_uploads
+        from .deleting import delete_rows
         from .server import Refused
 
         ledger = self.ledger()
@@ -167,11 +167,10 @@ class WebApp:
         row = await asyncio.to_thread(ledger.get, record_id)
         if row is None:
             raise Refused(404, f"no upload with id {record_id} in the ledger")
-        errors: list[str] = []
-        await delete_uploads([row], self.server.registry, ledger, report=lambda row, error: errors.append(error or ""))
-        if errors and errors[0]:
-            return _json({"deleted": False, "error": errors[0]}, 502)
-        return _json({"deleted": True, "error": None})
+        outcome, *_ = await delete_rows([row], self.server.registry, (), ledger)
+        if not outcome.ok:
+            return _json({"deleted": False, "error": f"{outcome.host}: {outcome.error}"}, 502)
+        return _json({"deleted": True, "error": None, "note": outcome.note})
 
     async def check_host(self, request: web.Request) -> web.StreamResponse:
         """`picbeam hosts check NAME`: the definition and its ${VAR} references."""
@@ -204,9 +203,9 @@ class WebApp:
 
 def copy_formats() -> list[str]:
     """The output formats a link can be copied in: every one `picbeam upload --format` has, but JSON."""
-    from .output import FORMATS
+    from .output import formats
 
-    return [name for name in FORMATS if name != "json"]
+    return [name for name in formats() if name != "json"]
 
 
 def copy_texts(result: UploadResult) -> dict[str, str]:

@@ -9,22 +9,37 @@ the same format keeps the original when the result would not be smaller. Needs P
 
 from __future__ import annotations
 
-from picbeam import UploadItem, hookimpl
-from picbeam.processing import FORMATS, ProcessSettings, encode, pending, pixels, settings_of
+from collections.abc import Callable
 
-PROCESS_ORDER = 400
-PROCESS_PIXELS = True
+from picbeam import Option, Processor, UploadItem, hookimpl
+from picbeam.processing import CONVERT_CHOICES, FORMATS, ProcessSettings, encode, pending, pixels, settings_of
 
 
-def process_signature(settings: ProcessSettings) -> str:
+def _jpg(value: str, what: str) -> str:
+    return "jpeg" if value.lower() == "jpg" else value
+
+
+OPTIONS = (
+    Option("convert", str, None, "Convert images to webp, avif, jpeg or png (none: keep the format).",
+           choices=CONVERT_CHOICES, off=True, pillow=True, check=_jpg),
+    Option("quality", int, None, "Quality 1-100 for JPEG, WebP and AVIF (recompresses).", min=1, max=100,
+           pillow=True),
+)  # fmt: skip
+
+
+@hookimpl
+def register_processors(register: Callable[[Processor], None]) -> None:
+    register(Processor("convert", process, order=400, options=OPTIONS, signature=signature, pixels=True))
+
+
+def signature(settings: ProcessSettings) -> str:
     parts = [f"convert={settings.convert}"] if settings.convert else []
     if settings.quality is not None:
         parts.append(f"q={settings.quality}")
     return ",".join(parts)
 
 
-@hookimpl
-def prepare_upload(item: UploadItem) -> None:
+def process(item: UploadItem) -> None:
     settings = settings_of(item)
     if not settings.convert and settings.quality is None and pending(item) is None:
         return

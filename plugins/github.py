@@ -24,6 +24,7 @@ from typing import Any
 
 from picbeam import AlreadyGone, ConfigError, Host, UploadError, UploadItem, UploadResult, hookimpl
 from picbeam.answers import read_answer, retry_after
+from picbeam.errors import transient_status
 from picbeam.hosts import request_timeout
 from picbeam.storage import RunOnce, StorageHost, StorageSettings, required, secret
 from picbeam.templates import render_url
@@ -199,25 +200,13 @@ class GitHubHost(StorageHost):
         self, session: Any, entries: list[dict[str, Any]], message: str, branch: str | None = None
     ) -> None:
         """Commit ``entries`` on the branch: again from its new head when it moved meanwhile, and again
-        after a transient failure (throttling, a server or network error)."""
-        import aiohttp
+        after a transient failure (throttling, a server or network error), by picbeam's one retry policy."""
+        from picbeam.sending import RetryPolicy
 
         head = await self._head.get("head", lambda: self._find_head(session))
         branch = branch or head.branch
-        for attempt in range(COMMIT_ATTEMPTS):
-            last = attempt == COMMIT_ATTEMPTS - 1
-            try:
-                await self._commit_on_head(session, entries, message, branch)
-                return
-            except UploadError as exc:
-                if last or not (exc.transient or isinstance(exc, BranchMoved)):
-                    raise
-                wait = exc.retry_after if exc.retry_after is not None else 0.25 * 2**attempt
-            except (aiohttp.ClientError, TimeoutError):
-                if last:
-                    raise
-                wait = 0.25 * 2**attempt
-            await asyncio.sleep(wait)
+        policy = RetryPolicy(retries=COMMIT_ATTEMPTS - 1, wait=0.25, retry_also=_moved)
+        await policy.run(lambda: self._commit_on_head(session, entries, message, branch))
 
     async def _commit_on_head(self, session: Any, entries: list[dict[str, Any]], message: str, branch: str) -> None:
         """One tree on the branch's current head, one commit, then move the branch (fast-forward only)."""
@@ -272,6 +261,10 @@ class GitHubHost(StorageHost):
             raise _github_error(response.status, data, response.headers, self.settings.repo, missing)
 
 
+def _moved(exc: BaseException) -> bool:
+    return isinstance(exc, BranchMoved)
+
+
 def _github_error(status: int, data: Any, headers: Mapping[str, str], repo: str, missing: str | None) -> UploadError:
     message = str(data.get("message", "")) if isinstance(data, dict) else ""
     if not isinstance(data, dict):
@@ -290,7 +283,7 @@ def _github_error(status: int, data: Any, headers: Mapping[str, str], repo: str,
             404: missing or f"not found in {repo}",
             409: f"the repository {repo} is empty: make a first commit (a README) on the branch",
         }.get(status, "")
-        transient = status >= 500
+        transient = transient_status(status)
     if status == 409 and "empty" not in message.lower():
         hint = ""
     text = f"HTTP {status}" + (f": {message}" if message else "") + (f" ({hint})" if hint else "")

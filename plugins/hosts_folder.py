@@ -11,7 +11,7 @@ from pathlib import Path
 
 from picbeam import BrokenHost, ConfigError, HostDraft, HostSpec, hookimpl
 from picbeam.config import Config
-from picbeam.redaction import literal_secrets
+from picbeam.redaction import literal_secret_warning, literal_secrets
 from picbeam.spec import load_toml
 
 
@@ -24,11 +24,9 @@ def register_hosts(register: Callable[[object], None], config: Config) -> None:
             register(BrokenHost(name, str(exc)))
             continue
         literal = literal_secrets(host.changes if isinstance(host, HostDraft) else host.to_mapping())
-        if literal and path.stat().st_mode & 0o044:
-            config.warn(
-                f"{path} holds a literal secret ({', '.join(literal)}) and other users can read it: "
-                f"chmod 600 {path}, or use a ${{VAR}} reference"
-            )
+        warning = literal_secret_warning(str(path), literal)
+        if warning:  # said only by commands that use or list this host
+            config.warn_about_host(name, warning)
         register(host)
 
 

@@ -7,20 +7,36 @@ stem, ``{sha256}`` the hash of the bytes sent. It runs last, after every other p
 
 from __future__ import annotations
 
-from picbeam import UploadItem, hookimpl
+from collections.abc import Callable
+
+from picbeam import Option, Processor, UploadItem, hookimpl
 from picbeam.processing import ProcessSettings, settings_of
-from picbeam.templates import TemplateContext, render_path
-
-PROCESS_LIGHT = True  # byte work and names: no worker process needed
-PROCESS_ORDER = 900
+from picbeam.templates import TemplateContext, check_template, render_path
 
 
-def process_signature(settings: ProcessSettings) -> str:
-    return f"rename={settings.rename}" if settings.rename else ""
+def _template(value: str, what: str) -> str:
+    if value:
+        check_template(value, where=what)
+    return value
+
+
+OPTIONS = (
+    Option("rename", str, None, 'Name uploads from a template, e.g. "{year}/{month}/{sha256:8}{ext}".', off=True,
+           check=_template),
+)  # fmt: skip
 
 
 @hookimpl
-def prepare_upload(item: UploadItem) -> None:
+def register_processors(register: Callable[[Processor], None]) -> None:
+    # Names only: no worker process needed.
+    register(Processor("rename", process, order=900, options=OPTIONS, signature=signature, worker=False))
+
+
+def signature(settings: ProcessSettings) -> str:
+    return f"rename={settings.rename}" if settings.rename else ""
+
+
+def process(item: UploadItem) -> None:
     template = settings_of(item).rename
     if not template:
         return

@@ -5,14 +5,25 @@ Never enlarges. Animations are resized frame by frame. Needs Pillow (``pip insta
 
 from __future__ import annotations
 
-from picbeam import UploadItem, hookimpl
+from collections.abc import Callable
+
+from picbeam import Option, Processor, UploadItem, hookimpl
 from picbeam.processing import ProcessSettings, pixels, settings_of
 
-PROCESS_ORDER = 200
-PROCESS_PIXELS = True
+OPTIONS = (
+    Option("max_width", int, None, "Shrink wider images to this width (never enlarges; 0: no limit).", min=0,
+           off=True, pillow=True),
+    Option("max_height", int, None, "Shrink taller images to this height (never enlarges; 0: no limit).", min=0,
+           off=True, pillow=True),
+)  # fmt: skip
 
 
-def process_signature(settings: ProcessSettings) -> str:
+@hookimpl
+def register_processors(register: Callable[[Processor], None]) -> None:
+    register(Processor("resize", process, order=200, options=OPTIONS, signature=signature, pixels=True))
+
+
+def signature(settings: ProcessSettings) -> str:
     if not (settings.max_width or settings.max_height):
         return ""
     return f"fit={settings.max_width or ''}x{settings.max_height or ''}"
@@ -29,8 +40,7 @@ def fitted(size: tuple[int, int], max_width: int | None, max_height: int | None)
     )
 
 
-@hookimpl
-def prepare_upload(item: UploadItem) -> None:
+def process(item: UploadItem) -> None:
     settings = settings_of(item)
     if not (settings.max_width or settings.max_height):
         return

@@ -25,13 +25,9 @@ import zlib
 from collections.abc import Callable
 from typing import BinaryIO
 
-from picbeam import UploadError, UploadItem, hookimpl
+from picbeam import Option, Processor, UploadError, UploadItem, hookimpl
 from picbeam.items import Splice
 from picbeam.processing import ORIENTATION, ProcessSettings, pixels, settings_of, warn
-
-PROCESS_LIGHT = True  # byte work and names: no worker process needed
-PROCESS_ORDER = 100
-PROCESS_PIXELS = True  # with --apply-orientation it leaves rotated pixels to the encoder
 
 CHUNK = 1024 * 1024
 NOT_SUPPORTED = ("image/heic", "image/avif", "image/tiff", "image/jxl")
@@ -41,14 +37,28 @@ GPS_IFD = 0x8825
 JFIF_THUMBNAIL = "JFIF thumbnail"
 
 
-def process_signature(settings: ProcessSettings) -> str:
+OPTIONS = (
+    Option("keep_metadata", bool, False, "Send EXIF/XMP/IPTC (GPS location, camera serial...) as they are "
+           "(default: strip).", negative="--strip-metadata"),
+    Option("apply_orientation", bool, False, "Rotate the pixels as the EXIF orientation says (re-encodes; needs "
+           "Pillow).", pillow=True),
+)  # fmt: skip
+
+
+@hookimpl
+def register_processors(register: Callable[[Processor], None]) -> None:
+    # Byte work, so no worker process; with --apply-orientation it leaves rotated pixels to the encoder.
+    register(Processor("strip_metadata", process, order=100, options=OPTIONS, signature=signature, pixels=True,
+                       worker=False))  # fmt: skip
+
+
+def signature(settings: ProcessSettings) -> str:
     if settings.keep_metadata:
         return "orient" if settings.apply_orientation else ""
     return "strip+orient" if settings.apply_orientation else "strip"
 
 
-@hookimpl
-def prepare_upload(item: UploadItem) -> None:
+def process(item: UploadItem) -> None:
     settings = settings_of(item)
     if settings.apply_orientation and item.mime in STRIPPERS:
         image = pixels(item)  # decoding turns it upright; the encoder writes it without the tag

@@ -8,20 +8,41 @@ Pillow's own font: nothing is downloaded. Needs Pillow (``pip install 'picbeam[i
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from picbeam import UploadError, UploadItem, hookimpl
-from picbeam.processing import ProcessSettings, pixels, settings_of
+from picbeam import ConfigError, Option, Processor, UploadError, UploadItem, hookimpl
+from picbeam.processing import POSITIONS, ProcessSettings, pixels, settings_of
 
 if TYPE_CHECKING:
     from PIL import Image
 
-PROCESS_ORDER = 300
-PROCESS_PIXELS = True
+
+def _above_zero(value: float, what: str) -> float:
+    if value <= 0:
+        raise ConfigError(f"{what} must be above 0 and at most 1, not {value}")
+    return value
 
 
-def process_signature(settings: ProcessSettings) -> str:
+OPTIONS = (
+    Option("watermark", str, None, "Draw this text on each image.", off=True, pillow=True),
+    Option("watermark_image", str, None, "Draw this image (a PNG with transparency) on each image.", off=True,
+           pillow=True),
+    Option("watermark_position", str, "bottom-right", f"Where: {', '.join(POSITIONS)}.", choices=POSITIONS),
+    Option("watermark_opacity", float, 0.5, "0 (invisible) to 1 (opaque).", min=0, max=1),
+    Option("watermark_scale", float, 0.25, "Watermark width as a fraction of the image width.", max=1,
+           check=_above_zero),
+    Option("watermark_font", str, None, "Font file for --watermark (default: Pillow's own font).", off=True),
+)  # fmt: skip
+
+
+@hookimpl
+def register_processors(register: Callable[[Processor], None]) -> None:
+    register(Processor("watermark", process, order=300, options=OPTIONS, signature=signature, pixels=True))
+
+
+def signature(settings: ProcessSettings) -> str:
     if not (settings.watermark or settings.watermark_image):
         return ""
     what = f"text:{settings.watermark}" if settings.watermark else f"image:{_digest(settings.watermark_image)}"
@@ -36,8 +57,7 @@ def _digest(path: str | None) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12] if path else ""
 
 
-@hookimpl
-def prepare_upload(item: UploadItem) -> None:
+def process(item: UploadItem) -> None:
     settings = settings_of(item)
     if not (settings.watermark or settings.watermark_image):
         return

@@ -92,7 +92,7 @@ def test_after_upload_raising_never_undoes_an_upload(fake, fake_host, images, tm
     assert sorted(done.lines) == sorted(accepted_urls(fake_host))
     assert len(ledger_rows(home)) == 5
     reports = [line for line in done.stderr.splitlines() if "after_upload" in line]
-    assert reports == ["picbeam: plugin grumpy: after_upload failed: RuntimeError: boom"], done.stderr
+    assert reports == ["picbeam: plugin 'grumpy' (grumpy): after_upload failed: RuntimeError: boom"], done.stderr
     # Re-run: all five are in the ledger, none is sent again.
     again = run_picbeam("upload", *paths, *fake, env=env)
     assert again.returncode == 0 and len(fake_host.requests) == 5

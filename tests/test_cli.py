@@ -128,8 +128,14 @@ def test_plugins_lists_builtins_with_distribution():
     assert all(not p["errors"] for p in plugins.values())
 
 
-def test_load_plugins_selection():
-    done = run_picbeam("hosts", "list", "--json", env={"PICBEAM_LOAD_PLUGINS": "local"})
-    assert [h["name"] for h in json.loads(done.stdout)["hosts"]] == ["local"]
-    done = run_picbeam("hosts", "list", "--json", env={"PICBEAM_LOAD_PLUGINS": ""})
-    assert json.loads(done.stdout)["hosts"] == []
+def test_built_in_plugins_always_load_and_may_be_disabled_by_name():
+    everything = [h["name"] for h in json.loads(run_picbeam("hosts", "list", "--json").stdout)["hosts"]]
+    for selection in ("local", ""):  # PICBEAM_LOAD_PLUGINS selects third-party plugins only
+        done = run_picbeam("hosts", "list", "--json", env={"PICBEAM_LOAD_PLUGINS": selection})
+        assert [h["name"] for h in json.loads(done.stdout)["hosts"]] == everything
+    done = run_picbeam("hosts", "list", "--json", env={"PICBEAM_DISABLE_PLUGINS": "hosts_folder,smms"})
+    names = [h["name"] for h in json.loads(done.stdout)["hosts"]]
+    assert "smms" not in names and "catbox" not in names and "local" in names
+    plugins = {p["name"]: p for p in json.loads(run_picbeam("plugins", "--json",
+               env={"PICBEAM_DISABLE_PLUGINS": "smms"}).stdout)}  # fmt: skip
+    assert plugins["smms"]["disabled"] and plugins["smms"]["hosts"] == []

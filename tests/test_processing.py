@@ -262,7 +262,8 @@ def test_bad_processing_settings_are_one_line_errors(fake, hosts_dir, fake_host,
         assert len(done.stderr.strip().splitlines()) == 1
     write_host(hosts_dir, "typo", endpoint=fake_host.endpoint(), url_path="data.url", process={"qualty": 80})
     done = run_picbeam("upload", photos / "a-photo.jpg", "--host", "typo")
-    assert done.returncode == 2 and "typo.toml: host 'typo' [process]: unknown option 'qualty'" in done.stderr
+    assert done.returncode == 2
+    assert "typo.toml: host 'typo' [process] qualty: unknown option, did you mean quality?" in done.stderr
 
 
 def test_dedupe_uses_the_original_hash_and_the_processing_signature(fake, fake_host, photos, home):
@@ -336,8 +337,9 @@ def test_temporary_files_are_removed_on_ctrl_c(fake_host, hosts_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def processor_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with two third-party processors pip-installed: 'early' (PROCESS_ORDER = 150, between
-    strip_metadata and resize) and 'late' (no order: the default, after convert and before rename)."""
+    """A venv with two third-party processors pip-installed: 'early' (a Processor at order 150, between
+    strip_metadata and resize) and 'late' (the simple prepare_upload form: order 500, after convert and
+    before rename)."""
     from test_plugins import make_distribution, venv_with
 
     root = tmp_path_factory.mktemp("processors")
@@ -346,13 +348,14 @@ def processor_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "picbeam-early",
         "picbeam_early",
         """
-        from picbeam import hookimpl
+        from picbeam import Processor, hookimpl
 
-        PROCESS_ORDER = 150
+        def process(item):
+            item.notes.append(f"early: saw {item.mime} {item.name}")
 
         @hookimpl
-        def prepare_upload(item):
-            item.notes.append(f"early: saw {item.mime} {item.name}")
+        def register_processors(register):
+            register(Processor("early", process, order=150))
     """,
     )
     late = make_distribution(
@@ -482,8 +485,8 @@ def test_a_big_file_that_changes_while_it_is_processed_is_not_sent(fake_host, tm
     import types
 
     from picbeam import HostSpec, hookimpl
+    from picbeam.api import open_batch
     from picbeam.config import Config
-    from picbeam.engine import open_batch
     from picbeam.hosts import SpecHost
     from picbeam.inputs import Discovery
     from picbeam.loader import Plugins
@@ -494,7 +497,6 @@ def test_a_big_file_that_changes_while_it_is_processed_is_not_sent(fake_host, tm
     scene(700, 700, 4).save(out, "PNG", compress_level=0, pnginfo=None)
     big.write_bytes(out.getvalue() + b"trailing")  # over the in-memory limit: processors read it again
     meddler = types.ModuleType("meddler")
-    meddler.PROCESS_ORDER = 50
 
     @hookimpl
     def prepare_upload(item):  # the file changes after it was hashed, before it is stripped

@@ -762,3 +762,31 @@ def test_node_client_fetch_and_streamed_multipart(command, fake, images, tmp_pat
         assert answers[name]["success"] is True, answers[name]
     assert max(answers["times"]) < 1000, answers["times"]  # no client stalls (PicGo 3.1 saw ~1.5 s per request)
     assert server.stop()[0] == 0
+
+
+def test_a_plugin_format_shapes_the_result_entries(serve, fake, images):
+    """--format NAME in serve: each entry of `result` is that format's text (here a plugin's format)."""
+    import types
+
+    from picbeam import hookimpl
+    from picbeam.loader import load_plugins
+
+    module = types.ModuleType("org_format")
+
+    @hookimpl
+    def register_formats(register):
+        register("org", lambda result: f"[[{result.url}]]")
+
+    module.register_formats = register_formats
+    plugins = load_plugins(reload=True)
+    plugins.add(module, "org_format")
+    try:
+        port = serve(format="org")
+        paths = images(2)
+        answer = upload_json(port, [str(p) for p in paths])
+        assert answer.status == 200, answer.body
+        entries = answer.json["result"]
+        assert len(entries) == 2 and all(e.startswith(f"[[{fake.url}/files/") and e.endswith("]]") for e in entries)
+        assert all(item["url"] for item in answer.json["items"])
+    finally:
+        load_plugins(reload=True)

@@ -124,3 +124,25 @@ def test_watch_needs_a_folder(tmp_path, fake_host, hosts_dir):
 
     done = run_picbeam("watch", tmp_path / "nope")
     assert done.returncode == 2 and "not a folder" in done.stderr
+
+
+def test_watch_takes_what_upload_takes(watched, fake_host):
+    """Issue 13 item 11: --set, processing flags, --include/--exclude, --dry-run and --format in watch."""
+    import json
+
+    watch = Watch(watched, "--set", "form.album=shots", "--rename", "web/{name}{ext}", "--exclude", "skip*",
+                  "--format", "json")  # fmt: skip
+    (watched / "skip-me.png").write_bytes(png(8, 8, seed=11))
+    (watched / "keep.png").write_bytes(png(8, 8, seed=12))
+    watch.wait_for(lambda: watch.stdout, "a result line")
+    watch.stop()
+    [line] = watch.stdout
+    record = json.loads(line)
+    assert record["path"].endswith("keep.png") and record["url"]  # the json line says which file it is
+    [request] = fake_host.requests
+    assert request.file.filename == "web/keep.png" and request.form["album"] == "shots"
+
+    dry = Watch(watched, "--dry-run", "--existing")
+    dry.wait_for(lambda: len(dry.stdout) >= 1, "a dry-run line")
+    dry.stop()
+    assert all(line.startswith("would ") for line in dry.stdout) and len(fake_host.requests) == 1

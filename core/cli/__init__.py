@@ -6,6 +6,7 @@ commands load them lazily, so ``--version``, ``--help`` of a built-in command an
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -58,6 +59,10 @@ def build_app(command: str | None = None) -> object:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args[: args.index("--") if "--" in args else len(args)]:
+        # Anywhere on the command line, for every command: plugin failures print their traceback.
+        args.remove("--debug")
+        os.environ["PICBEAM_DEBUG"] = "1"
     if args[:1] in (["--version"], ["-V"]):
         print(f"picbeam {__version__}")
         return
@@ -68,5 +73,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     if command not in BUILTIN_COMMANDS:
         from .common import load_plugins_reporting
 
-        load_plugins_reporting().run_each("register_commands", app=app)
+        load_plugins_reporting().hooks.register_commands(app)
     run_app(app, args)

@@ -16,6 +16,7 @@ from ..config import Config, config_file
 from ..errors import ConfigError, PicbeamError
 from ..hosts import HostRegistry
 from ..loader import Plugins, load_plugins
+from ..options import RUN_OPTIONS
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -25,12 +26,9 @@ REUSED = "already uploaded"
 
 HostsDirOption = Annotated[
     list[Path] | None,
-    typer.Option("--hosts-dir", help="Extra folder of host TOML files (also PICBEAM_HOSTS_DIR).", show_default=False),
+    typer.Option("--hosts-dir", help=RUN_OPTIONS["hosts_dir"].help, show_default=False),
 ]
-FallbackOption = Annotated[
-    list[str] | None,
-    typer.Option("--fallback", help="A host for the files the first host fails on (repeatable).", show_default=False),
-]
+LedgerOption = Annotated[Path | None, typer.Option("--ledger", help=RUN_OPTIONS["ledger"].help, show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")]
 
 _said: set[str] = set()
@@ -60,6 +58,7 @@ def open_hosts(hosts_dirs: Sequence[Path] | None = None) -> tuple[Plugins, Confi
     plugins = load_plugins_reporting()
     config = Config.load(hosts_dirs or ())
     registry = plugins.hosts(config)
+    registry.on_warning = warn  # a host's warnings are said when the command uses or lists it
     for line in [*plugins.errors(), *config.warnings]:
         warn(line)
     return plugins, config, registry
@@ -77,9 +76,9 @@ def complete_hosts(incomplete: str) -> list[str]:
 
 
 def complete_formats(incomplete: str) -> list[str]:
-    from ..output import FORMATS
+    from ..output import formats
 
-    return [name for name in FORMATS if name.startswith(incomplete)]
+    return [name for name in formats() if name.startswith(incomplete)]
 
 
 def complete_convert(incomplete: str) -> list[str]:
@@ -134,6 +133,50 @@ def quiet_library_logs() -> None:
 
     for name in ("asyncio", "asyncssh"):
         logging.getLogger(name).addHandler(logging.NullHandler())
+
+
+def command(function: Callable[..., Any], name: str, *, processing: bool = True) -> Callable[..., Any]:
+    """``function`` as a typer command with the run options ``name`` takes (and the processing options of
+    every loaded processor): declared once in :mod:`picbeam.options`."""
+    from ..options import COMMANDS, RUN_OPTIONS, with_options
+
+    process: list[Any] = []
+    if processing:
+        from ..processing import process_options
+
+        process = list(process_options().values())
+    return with_options(function, [RUN_OPTIONS[option] for option in COMMANDS[name]], process)
+
+
+class Run:
+    """The run options a command was given (None: not given, so config.toml or the default applies)."""
+
+    def __init__(self, given: dict[str, Any]) -> None:
+        self.given = given
+
+    def __getattr__(self, name: str) -> Any:
+        from ..options import RUN_OPTIONS
+
+        value = self.given.get(name)
+        if value is None and RUN_OPTIONS[name].type in (bool, list[str]):
+            return False if RUN_OPTIONS[name].type is bool else []
+        return value
+
+    @property
+    def hosts_dirs(self) -> list[Path]:
+        return [Path(p) for p in self.given.get("hosts_dir") or ()]
+
+    def batch_options(self) -> dict[str, Any]:
+        """The keywords of :func:`picbeam.api.open_batch` these options set."""
+        ledger: Any = False if self.no_ledger else (self.ledger or True)
+        return {"jobs": self.jobs, "retries": self.retries, "ledger": ledger, "force": self.force,
+                "dry_run": self.dry_run}  # fmt: skip
+
+
+def report_plugin_errors(plugins: Plugins) -> None:
+    """Problems plugins had during the run (an ``after_upload`` that raised), each said once."""
+    for line in plugins.errors():
+        warn(line)
 
 
 def run_app(app: Any, args: list[str]) -> None:

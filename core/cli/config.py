@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..config import SETTINGS, Config, change_setting, config_file, parse_setting, split_key, write_config
+from ..config import Config, change_setting, config_file, parse_setting, split_key, write_config
+from ..options import config_settings
 from .common import JsonOption
 
 config_app = typer.Typer(help="Read and write settings (default_host, jobs, format, ...).", no_args_is_help=True)
@@ -55,7 +56,8 @@ def list_settings(as_json: JsonOption = False) -> None:
     if as_json:
         print(json.dumps(values, indent=2))
         return
-    for key, (_, meaning) in SETTINGS.items():
+    for key, option in config_settings().items():
+        meaning = option.help
         if key == "process":
             print(f"{key:<14}{'':<24}{meaning}")
             for option, value in (values.get(key) or {}).items():

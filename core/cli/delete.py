@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from ..ledger import Ledger
-from .common import EXIT_FAILED, HostsDirOption, complete_hosts, fail, open_hosts, warn
-from .history import LedgerOption, open_ledger
+from .common import EXIT_FAILED, EXIT_USAGE, HostsDirOption, LedgerOption, complete_hosts, fail, open_hosts, warn
+from .history import open_ledger
 
 
 def register(app: typer.Typer) -> None:
@@ -34,41 +32,30 @@ def delete(
     hosts_dir: HostsDirOption = None,
 ) -> None:
     """Remove uploads from their host (where it has a delete API) and mark them deleted in the ledger."""
+    from ..deleting import delete_rows, find_rows
+
     if not (urls or last or record_id):
         fail("say what to delete: URL..., --last N or --id ID")
     with open_ledger(ledger) as record:
-        rows: list[dict[str, Any]] = []
-        for url in urls or ():
-            row = record.by_url(url)
-            if row is None:
-                fail(f"{url} is not in the ledger ({record.path}); `picbeam history` lists what is")
-            rows.append(row)
-        for number in record_id or ():
-            row = record.get(number)
-            if row is None:
-                fail(f"no upload with id {number} in the ledger")
-            rows.append(row)
-        if last:
-            newest = record.last(last, host=host)
-            if not newest:
-                where = f" to host '{host}'" if host else ""
-                warn(f"nothing to delete: the ledger ({record.path}) has no upload{where} left")
-            rows.extend(newest)
+        rows = find_rows(record, urls or (), record_id or (), last, host)
+        if last and len(rows) == len(urls or ()) + len(record_id or ()):
+            where = f" to host '{host}'" if host else ""
+            warn(f"nothing to delete: the ledger ({record.path}) has no upload{where} left")
         _, _, registry = open_hosts(hosts_dir)
-        failed = asyncio.run(_delete_all(rows, registry, overrides or (), record))
+        outcomes = asyncio.run(delete_rows(rows, registry, overrides or (), record))
+    for outcome in outcomes:
+        if outcome.ok:
+            if outcome.note:
+                warn(f"{outcome.url}: {outcome.host}: {outcome.note}")
+            print(f"deleted {outcome.url}")
+        elif not outcome.url:  # the host could not close what it opened
+            warn(f"{outcome.host}: {outcome.error}")
+        elif outcome.config_error or outcome.error == "already deleted":
+            warn(f"{outcome.url}: {outcome.error}")
+        else:
+            warn(f"{outcome.url}: {outcome.host}: {outcome.error}")
+    failed = [o for o in outcomes if not o.ok and o.error != "already deleted"]
+    if any(o.config_error for o in failed):
+        raise typer.Exit(EXIT_USAGE)  # a configuration error (a missing ${VAR}), as everywhere else
     if failed:
         raise typer.Exit(EXIT_FAILED)
-
-
-async def _delete_all(rows: list[dict[str, Any]], registry: Any, overrides: Any, record: Ledger) -> int:
-    from ..deleting import delete_uploads
-
-    def report(row: Mapping[str, Any], error: str | None) -> None:
-        if error is None:
-            print(f"deleted {row['url']}")
-        else:
-            warn(f"{row['url']}: {error}")
-
-    return await delete_uploads(
-        rows, registry, record, overrides=overrides, report=report, note=lambda row, text: warn(f"{row['url']}: {text}")
-    )

@@ -13,11 +13,7 @@ import typer
 from ..config import Config
 from ..errors import ConfigError
 from ..ledger import Ledger, export, ledger_path, public_record
-from .common import JsonOption, fail
-
-LedgerOption = Annotated[
-    Path | None, typer.Option("--ledger", help="Ledger database (also PICBEAM_LEDGER).", show_default=False)
-]
+from .common import JsonOption, LedgerOption, fail
 
 
 def register(app: typer.Typer) -> None:

@@ -48,6 +48,8 @@ def list_hosts(as_json: JsonOption = False, hosts_dir: HostsDirOption = None) ->
         print(f"{mark} {row['name']:<{width}}{row['plugin']:<{plugin_width}}{row['description']}")
     for entry in broken:
         warn(f"host '{entry['name']}' is unusable: {entry['error']}")
+    for name in registry.names():
+        registry.say_warnings(name)
 
 
 @hosts_app.command("show")
@@ -64,7 +66,12 @@ def show_host(
     host = registry.select(name, overrides or ())
     described = host.describe()
     if host.process:  # a code host's describe() need not know about its [process] table
-        described["process"] = dict(host.process)
+        from ..processing import process_options
+        from ..redaction import MASK
+
+        known = process_options()
+        described["process"] = {k: MASK if k in known and known[k].secret and v else v
+                                for k, v in host.process.items()}  # fmt: skip
     if as_json:
         print(json.dumps({**described, "source": host.source}, indent=2, ensure_ascii=False))
     else:
@@ -91,7 +98,7 @@ def check_host(
     import asyncio
     import tempfile
 
-    from ..engine import open_batch
+    from ..api import open_batch
     from ..inputs import Found
     from ..samples import png
 

@@ -101,7 +101,7 @@ def open_run(
 ) -> Any:
     """The batch (a context manager that closes it) for a migrate or links --fix run: the host, the
     ledger, processing as configured."""
-    from ..engine import open_batch
+    from ..api import open_batch
 
     plugins, config, registry = open_hosts(hosts_dir)
     chosen = registry.select(host or config.default_host())

@@ -1,8 +1,11 @@
-"""`picbeam plugins`: every plugin, its distribution, its hosts, and what failed to load."""
+"""`picbeam plugins`: every plugin, its distribution, its hosts, and what failed to load;
+`picbeam plugins new NAME`: a new plugin package to start from."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -10,13 +13,18 @@ from ..config import Config
 from .common import HostsDirOption, JsonOption
 from .common import load_plugins_reporting as load
 
+plugins_app = typer.Typer(help="List the plugins, or start a new one.")
+
 
 def register(app: typer.Typer) -> None:
-    app.command("plugins")(plugins)
+    app.add_typer(plugins_app, name="plugins")
 
 
-def plugins(as_json: JsonOption = False, hosts_dir: HostsDirOption = None) -> None:
+@plugins_app.callback(invoke_without_command=True)
+def plugins(ctx: typer.Context, as_json: JsonOption = False, hosts_dir: HostsDirOption = None) -> None:
     """List the loaded plugins with their distribution, version, hosts and errors."""
+    if ctx.invoked_subcommand is not None:
+        return
     loaded = load()
     loaded.hosts(Config.load(hosts_dir or ()))
     infos = list(loaded.infos.values())
@@ -28,7 +36,21 @@ def plugins(as_json: JsonOption = False, hosts_dir: HostsDirOption = None) -> No
     name_width = max((len(info.name) for info in infos), default=0) + 2
     origin_width = max((len(origin) for origin in origins), default=0) + 2
     for info, origin in zip(infos, origins, strict=True):
-        status = "error" if info.errors else "ok"
+        status = "error" if info.errors else "off" if info.disabled else "ok"
         print(f"{info.name:<{name_width}}{status:<7}{origin:<{origin_width}}hosts: {', '.join(info.hosts) or '-'}")
         for error in info.errors:
             print(f"    {error}")
+
+
+@plugins_app.command("new")
+def new(
+    name: Annotated[str, typer.Argument(help="The plugin's name (the package is picbeam-NAME).")],
+    folder: Annotated[Path, typer.Option("--dir", help="Where to create the package folder.")] = Path("."),
+    kind: Annotated[str, typer.Option("--kind", help="host, processor or format.")] = "host",
+) -> None:
+    """Write a pip-installable plugin package (pyproject, module, README, tests that pass as written)."""
+    from ..scaffold import create
+
+    target = create(name, folder, kind)
+    print(target)
+    print(f"next: cd {target} && pip install -e '.[test]' && pytest", flush=True)

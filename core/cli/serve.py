@@ -10,24 +10,14 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import EXIT_FAILED, FallbackOption, HostsDirOption, fail, on_interrupt, open_hosts, warn
+from .common import EXIT_FAILED, Run, command, fail, on_interrupt, open_hosts, output_format, warn
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)
+    app.command("serve")(command(serve, "serve"))
 
 
 def serve(
-    host: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--host",
-            "-H",
-            help="Host to upload to (a request may pick another with ?host=NAME); repeat it for mirrors.",
-            show_default=False,
-        ),
-    ] = None,
-    fallback: FallbackOption = None,
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on.")] = 36677,
     listen: Annotated[
         str | None,
@@ -66,24 +56,28 @@ def serve(
     max_body: Annotated[
         int, typer.Option("--max-body", min=1, help="Largest request body or fetched URL, in MB.")
     ] = 100,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once.")] = None,
-    ledger: Annotated[
-        Path | None, typer.Option("--ledger", help="Ledger database (also PICBEAM_LEDGER).", show_default=False)
-    ] = None,
-    no_ledger: Annotated[bool, typer.Option("--no-ledger", help="Neither consult nor write the ledger.")] = False,
-    hosts_dir: HostsDirOption = None,
+    *,
+    options: dict[str, Any],
+    process: dict[str, Any],
 ) -> None:
     """Serve the PicGo upload protocol (POST /upload, /heartbeat) for Typora, Obsidian, VS Code..., and a web
-    app at / to upload, browse, copy and delete in the browser."""
+    app at / to upload, browse, copy and delete in the browser.
+
+    --host picks the host (a request may pick another with ?host=NAME); --format NAME makes each entry of
+    the answer's `result` that format's text instead of the bare URL.
+    """
+    from ..mirrors import hosts_for
+    from ..processing import resolve
     from ..server import ServerOptions, check_origin
 
-    plugins, config, registry = open_hosts(hosts_dir)
-    from ..mirrors import hosts_for
-
-    names = host or [config.default_host()]
+    run = Run(options)
+    plugins, config, registry = open_hosts(run.hosts_dirs)
+    fmt = output_format(run.format, config)
+    names = run.host or [config.default_host()]
     host_name = names[0]
-    for chosen in [h for group in hosts_for(registry, names, fallback or ()) for h in group]:
+    for chosen in [h for group in hosts_for(registry, names, run.fallback, run.overrides) for h in group]:
         chosen.prepared()  # a missing ${VAR} or unknown host stops here, not at the first request
+        resolve(process, chosen.process, config.get("process"), host_name=chosen.name)  # bad flags stop here too
     addresses, port, public = _listen_addresses(listen, port)
     if public and not secret:
         fail(f"--listen {listen} lets other machines connect: set a secret with --secret or PICBEAM_SERVER_SECRET")
@@ -95,8 +89,8 @@ def serve(
     options = ServerOptions(
         host=host_name, secret=secret or None, allow_origins=frozenset(check_origin(o) for o in allow_origin or ()),
         allow_any_file=allow_any_file, roots=tuple(root or ()), allow_private_urls=allow_private_urls,
-        max_body=max_body * 1024 * 1024, public=public, ledger=False if no_ledger else (ledger or True), jobs=jobs,
-        mirrors=tuple(names[1:]), fallbacks=tuple(fallback or ()),
+        max_body=max_body * 1024 * 1024, public=public, format=fmt, overrides=tuple(run.overrides), process=process,
+        mirrors=tuple(names[1:]), fallbacks=tuple(run.fallback), **run.batch_options(),
     )  # fmt: skip
     asyncio.run(_serve(options, plugins, config, registry, addresses, port))
 

@@ -14,20 +14,19 @@ import typer
 
 from ..clipboard import copy_results
 from ..items import printable
-from ..output import FORMATS, format_result
+from ..options import PROCESS_PANEL
+from ..output import format_result
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     REUSED,
-    FallbackOption,
-    HostsDirOption,
-    complete_convert,
-    complete_formats,
-    complete_hosts,
+    Run,
+    command,
     fail,
     on_two_interrupts,
     open_hosts,
     output_format,
+    report_plugin_errors,
     warn,
 )
 from .progress import ProgressReport
@@ -37,12 +36,8 @@ def retries_note(retries: int) -> str:
     return f", {retries} {'retry' if retries == 1 else 'retries'}" if retries else ""
 
 
-PROCESSING = "Processing (see the README's 'Processing')"
-METADATA = "Metadata (GPS location, camera serial: stripped unless kept)"
-
-
 def register(app: typer.Typer) -> None:
-    app.command(no_args_is_help=True)(upload)
+    app.command("upload", no_args_is_help=True)(command(upload, "upload"))
 
 
 def upload(
@@ -53,196 +48,31 @@ def upload(
             show_default=False,
         ),
     ] = None,
-    host: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--host",
-            "-H",
-            help="Host name (default: PICBEAM_HOST, config default_host, or 'local'); repeat it to send every "
-            "file to every host (mirrors: stdout has the first host's URL).",
-            show_default=False,
-            autocompletion=complete_hosts,
-        ),
-    ] = None,
-    fallback: FallbackOption = None,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once (default: 4).")
-    ] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include sub-folders.")] = False,
-    include: Annotated[
-        list[str] | None, typer.Option("--include", help="Only files in folders matching this glob (repeatable).")
-    ] = None,
-    exclude: Annotated[
-        list[str] | None, typer.Option("--exclude", help="Skip files in folders matching this glob (repeatable).")
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            "-f",
-            autocompletion=complete_formats,
-            help=f"Output format: {', '.join(FORMATS)}, or a template such as '![{{name}}]({{url}})' (default: url).",
-        ),
-    ] = None,
-    follow_symlinks: Annotated[
-        bool,
-        typer.Option("--follow-symlinks", help="In folders, follow symbolic links that lead outside the folder named."),
-    ] = False,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a host field for this run: FIELD=VALUE, headers.NAME=VALUE (repeatable)."),
-    ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be uploaded; send nothing.")] = False,
-    retries: Annotated[
-        int | None, typer.Option("--retries", min=0, max=20, help="Retries of transient failures (default: 3).")
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Upload even files the ledger says this host already has.")
-    ] = False,
-    ledger: Annotated[
-        Path | None, typer.Option("--ledger", help="Ledger database (also PICBEAM_LEDGER).", show_default=False)
-    ] = None,
-    no_ledger: Annotated[bool, typer.Option("--no-ledger", help="Neither consult nor write the ledger.")] = False,
     clipboard: Annotated[
         bool, typer.Option("--clipboard", help="Upload the image on the clipboard (before any files named).")
     ] = False,
     copy: Annotated[bool, typer.Option("--copy", help="Put the results on the clipboard as well.")] = False,
-    hosts_dir: HostsDirOption = None,
-    keep_metadata: Annotated[
-        bool | None,
-        typer.Option(
-            "--keep-metadata/--strip-metadata",
-            show_default=False,
-            # A panel of its own: its second flag name takes a column that would cut the other names at 80.
-            rich_help_panel=METADATA,
-            help="Send EXIF/XMP/IPTC (GPS location, camera serial...) as they are (default: strip).",
-        ),
-    ] = None,
-    apply_orientation: Annotated[
-        bool | None,
-        typer.Option(
-            "--apply-orientation",
-            show_default=False,
-            rich_help_panel=PROCESSING,
-            help="Rotate the pixels as the EXIF orientation says (re-encodes; needs Pillow).",
-        ),
-    ] = None,
-    convert: Annotated[
-        str | None,
-        typer.Option(
-            "--convert",
-            show_default=False,
-            autocompletion=complete_convert,
-            rich_help_panel=PROCESSING,
-            help="Convert images to webp, avif, jpeg or png (none: keep the format).",
-        ),
-    ] = None,
-    quality: Annotated[
-        int | None,
-        typer.Option(
-            "--quality",
-            min=1,
-            max=100,
-            show_default=False,
-            rich_help_panel=PROCESSING,
-            help="Quality 1-100 for JPEG, WebP and AVIF (recompresses).",
-        ),
-    ] = None,
-    max_width: Annotated[
-        int | None,
-        typer.Option(
-            "--max-width",
-            min=0,
-            show_default=False,
-            rich_help_panel=PROCESSING,
-            help="Shrink wider images to this width (never enlarges).",
-        ),
-    ] = None,
-    max_height: Annotated[
-        int | None,
-        typer.Option(
-            "--max-height",
-            min=0,
-            show_default=False,
-            rich_help_panel=PROCESSING,
-            help="Shrink taller images to this height (never enlarges).",
-        ),
-    ] = None,
-    watermark: Annotated[
-        str | None,
-        typer.Option(
-            "--watermark", show_default=False, rich_help_panel=PROCESSING, help="Draw this text on each image."
-        ),
-    ] = None,
-    watermark_image: Annotated[
-        str | None,
-        typer.Option(
-            "--watermark-image",
-            show_default=False,
-            rich_help_panel=PROCESSING,
-            help="Draw this image (a PNG with transparency) on each image.",
-        ),
-    ] = None,
-    watermark_position: Annotated[
-        str | None,
-        typer.Option(
-            "--watermark-position",
-            show_default=False,
-            rich_help_panel=PROCESSING,
-            help="top-left, top, top-right, left, center, right, bottom-left, bottom, "
-            "bottom-right (default: bottom-right).",
-        ),
-    ] = None,
-    watermark_opacity: Annotated[
-        float | None,
-        typer.Option(
-            "--watermark-opacity", show_default=False, rich_help_panel=PROCESSING, help="0 to 1 (default: 0.5)."
-        ),
-    ] = None,
-    watermark_scale: Annotated[
-        float | None,
-        typer.Option(
-            "--watermark-scale",
-            show_default=False,
-            rich_help_panel=PROCESSING,
-            help="Watermark width as a fraction of the image width (default: 0.25).",
-        ),
-    ] = None,
-    watermark_font: Annotated[
-        str | None,
-        typer.Option(
-            "--watermark-font",
-            show_default=False,
-            rich_help_panel=PROCESSING,
-            help="Font file for --watermark (default: Pillow's own font).",
-        ),
-    ] = None,
-    rename: Annotated[
-        str | None,
-        typer.Option(
-            "--rename",
-            show_default=False,
-            rich_help_panel=PROCESSING,
-            help="Name uploads from a template of placeholders such as {year}, {month}, {sha256:8} and {ext}.",
-        ),
-    ] = None,
     explain: Annotated[
         bool,
         typer.Option(
             "--explain",
-            rich_help_panel=PROCESSING,
+            rich_help_panel=PROCESS_PANEL,
             help="With --dry-run: process each file and say what was done to it.",
         ),
     ] = False,
+    *,
+    options: dict[str, Any],
+    process: dict[str, Any],
 ) -> None:
     """Upload files (and the images in folders) to a host; print one result per file, in order."""
     from ..inputs import Discovery, expected, read_inputs
     from ..mirrors import open_uploads
 
-    if explain and not dry_run:
+    run = Run(options)
+    if explain and not run.dry_run:
         fail("--explain goes with --dry-run: picbeam upload --dry-run --explain ...")
-    plugins, config, registry = open_hosts(hosts_dir)
-    fmt = output_format(fmt, config)
+    plugins, config, registry = open_hosts(run.hosts_dirs)
+    fmt = output_format(run.format, config)
     if not paths and not clipboard:
         fail("name the files or folders to upload, or use --clipboard")
     cleanup = ExitStack()  # the clipboard's image lives in a temporary folder until the run ends
@@ -253,10 +83,15 @@ def upload(
 
     def walk() -> Discovery:
         return Discovery(
-            inputs, recursive=recursive, include=include or (), exclude=exclude or (), follow_symlinks=follow_symlinks
+            inputs,
+            recursive=run.recursive,
+            include=run.include,
+            exclude=run.exclude,
+            follow_symlinks=run.follow_symlinks,
         )
 
     discovery = walk()
+    dry_run = run.dry_run
     progress = ProgressReport(enabled=sys.stderr.isatty() and not dry_run)
     copied: list[str] = []
 
@@ -271,35 +106,16 @@ def upload(
         if result.error:
             progress.error(f"{result.path}: {result.host}: {result.error}")
 
-    process = {
-        "keep_metadata": keep_metadata,
-        "apply_orientation": apply_orientation,
-        "convert": convert,
-        "quality": quality,
-        "max_width": max_width,
-        "max_height": max_height,
-        "watermark": watermark,
-        "watermark_image": watermark_image,
-        "watermark_position": watermark_position,
-        "watermark_opacity": watermark_opacity,
-        "watermark_scale": watermark_scale,
-        "watermark_font": watermark_font,
-        "rename": rename,
-    }
     with cleanup:
         batch = open_uploads(
             registry,
-            host or [config.default_host()],
+            run.host or [config.default_host()],
             config,
-            fallbacks=fallback or (),
-            overrides=overrides or (),
+            fallbacks=run.fallback,
+            overrides=run.overrides,
             report=lambda result: progress.error(f"{result.path}: {result.host}: {result.error}"),
             plugins=plugins,
-            jobs=jobs,
-            retries=retries,
-            ledger=False if no_ledger else (ledger or True),
-            force=force,
-            dry_run=dry_run,
+            **run.batch_options(),
             emit=emit,
             on_progress=progress.update,
             process=process,
@@ -310,6 +126,7 @@ def upload(
             summary = asyncio.run(_run_interruptible(batch, discovery))
     for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings, *batch.warnings]:
         warn(line)
+    report_plugin_errors(plugins)
     if copied:
         copy_results(copied)
     if summary.interrupted:

@@ -26,13 +26,13 @@ from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     REUSED,
-    FallbackOption,
-    HostsDirOption,
-    complete_hosts,
+    Run,
+    command,
     fail,
     on_two_interrupts,
     open_hosts,
     output_format,
+    report_plugin_errors,
     warn,
 )
 
@@ -47,65 +47,47 @@ TAIL_BYTES = 4096
 
 
 def register(app: typer.Typer) -> None:
-    app.command("watch", no_args_is_help=True)(watch)
+    app.command("watch", no_args_is_help=True)(command(watch, "watch"))
 
 
 def watch(
     folder: Annotated[Path, typer.Argument(help="The folder to watch.", show_default=False)],
-    host: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--host",
-            "-H",
-            help="Host name (default: PICBEAM_HOST, config default_host, or 'local'); repeat it for mirrors.",
-            show_default=False,
-            autocompletion=complete_hosts,
-        ),
-    ] = None,
-    fallback: FallbackOption = None,
-    fmt: Annotated[
-        str | None, typer.Option("--format", "-f", help="Output format: url, markdown, html, bbcode, json.")
-    ] = None,
     copy: Annotated[bool, typer.Option("--copy", help="Put each result on the clipboard as it lands.")] = False,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Watch sub-folders too.")] = False,
-    follow_symlinks: Annotated[
-        bool, typer.Option("--follow-symlinks", help="Follow symbolic links that lead outside the folder.")
-    ] = False,
     existing: Annotated[
         bool, typer.Option("--existing", help="Also upload images already in the folder (those the ledger lacks).")
     ] = False,
     settle: Annotated[
         float, typer.Option("--settle", min=0.05, max=600, help="Seconds a file must stay unchanged before upload.")
     ] = 1.0,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Uploads in flight at once.")] = None,
-    retries: Annotated[
-        int | None, typer.Option("--retries", min=0, max=20, help="Retries of transient failures (default: 3).")
-    ] = None,
-    ledger: Annotated[
-        Path | None, typer.Option("--ledger", help="Ledger database (also PICBEAM_LEDGER).", show_default=False)
-    ] = None,
-    hosts_dir: HostsDirOption = None,
+    *,
+    options: dict[str, Any],
+    process: dict[str, Any],
 ) -> None:
-    """Upload each new or changed image in a folder once it is completely written; Ctrl-C stops."""
+    """Upload each new or changed image in a folder once it is completely written; Ctrl-C stops.
+
+    It takes what `upload` takes: --set, the processing flags, --include/--exclude, --dry-run, --format.
+    """
+    from ..inputs import Discovery
     from ..mirrors import open_uploads
 
-    plugins, config, registry = open_hosts(hosts_dir)
-    fmt = output_format(fmt, config)
+    run = Run(options)
+    plugins, config, registry = open_hosts(run.hosts_dirs)
+    fmt = output_format(run.format, config)
     if not folder.is_dir():
         fail(f"{folder}: not a folder")
-    report = Report(fmt, copy)
-    batch = open_uploads(registry, host or [config.default_host()], config, fallbacks=fallback or (),
-                         plugins=plugins, jobs=jobs, retries=retries, ledger=ledger or True, emit=report.emit,
-                         report=report.failed)  # fmt: skip
+    report = Report(fmt, copy, dry_run=run.dry_run)
+    batch = open_uploads(registry, run.host or [config.default_host()], config, fallbacks=run.fallback,
+                         overrides=run.overrides, plugins=plugins, **run.batch_options(), emit=report.emit,
+                         report=report.failed, process=process)  # fmt: skip
+    selection = Discovery([folder], include=run.include, exclude=run.exclude)
+    watcher = Watcher(folder, batch, report, settle=settle, recursive=run.recursive,
+                      follow_symlinks=run.follow_symlinks, selection=selection)  # fmt: skip
     with batch:
-        interrupted = asyncio.run(
-            Watcher(folder, batch, report, settle=settle, recursive=recursive, follow_symlinks=follow_symlinks).run(
-                existing
-            )
-        )
+        interrupted = asyncio.run(watcher.run(existing))
     summary = batch.summary
     for line in batch.warnings:
         warn(line)
+    report_plugin_errors(plugins)
     warn(f"stopped: {summary.uploaded} uploaded, {summary.reused} {REUSED}, {summary.failed} failed"
          + (f", {summary.not_started} not started" if summary.not_started else ""))  # fmt: skip
     if summary.ledger_error:
@@ -125,20 +107,24 @@ class Report:
 
     fmt: str
     copy: bool
+    dry_run: bool = False
     quiet: set[int] = field(default_factory=set)
 
     def emit(self, result: Any) -> None:
         from ..output import format_result
+        from .upload import dry_run_line
 
         if result.reused and result.index in self.quiet:
             return
         line = format_result(result, self.fmt)
+        if self.dry_run and not result.error:
+            line = dry_run_line(result, self.fmt, explain=False)
         if result.error:
             self.failed(result)
             return
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
-        if self.copy:
+        if self.copy and not self.dry_run:
             from ..clipboard import copy_results
 
             copy_results([line])
@@ -227,11 +213,20 @@ class Watcher:
     """One watch session: the file watcher, the settler and one batch fed through a queue."""
 
     def __init__(
-        self, folder: Path, batch: Any, report: Report, *, settle: float, recursive: bool, follow_symlinks: bool = False
+        self,
+        folder: Path,
+        batch: Any,
+        report: Report,
+        *,
+        settle: float,
+        recursive: bool,
+        follow_symlinks: bool = False,
+        selection: Any = None,
     ) -> None:
         self.folder, self.batch, self.report = folder, batch, report
         self.settle, self.recursive, self.follow_symlinks = settle, recursive, follow_symlinks
         self.real_folder = os.path.realpath(folder)
+        self.selection = selection  # a Discovery whose --include/--exclude choose the files
         self.queue: queue.Queue[Any] = queue.Queue()
         self.submitted = 0
 
@@ -239,6 +234,8 @@ class Watcher:
         from ..inputs import Found, leads_outside
         from ..items import printable
 
+        if self.selection is not None and not self.selection.wants(path, self.folder):
+            return
         if not self.follow_symlinks and leads_outside(path, self.real_folder):
             warn(
                 f"skipped {printable(path)}: a symlink that leads outside {self.folder}/ "

@@ -10,23 +10,38 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from . import picgo, qexo, sharex, upic
 from .common import Imported, ImportRefused
 
-# Checked in this order: the first whose shape matches reads the file.
-FORMATS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "sharex": (sharex.matches, "a ShareX custom uploader (.sxcu)"),
-    "upic": (upic.matches, "uPic's host export"),
-    "picgo": (picgo.matches, "a PicGo/PicList config (config.json, data.json)"),
-    "qexo": (qexo.matches, "Qexo's remote-API image host settings"),
-}
 
-__all__ = ["FORMATS", "ImportRefused", "Imported", "detect", "read", "read_data"]
+@dataclass(frozen=True)
+class Importer:
+    """One configuration format ``picbeam hosts import`` reads, registered with ``register_importers``.
+
+    ``detect(data)`` says whether the parsed JSON ``data`` is in this format; ``convert(data, where, name)``
+    returns an :class:`Imported` (or several) for each host in it (``where`` names the file in messages,
+    ``name`` is the host name the user asked for, or None), and may raise :class:`ImportRefused`.
+    """
+
+    name: str
+    description: str
+    detect: Callable[[Any], bool]
+    convert: Callable[..., Imported | Iterable[Imported | ImportRefused]]
+
+
+__all__ = ["ImportRefused", "Imported", "Importer", "detect", "importers", "read", "read_data"]
+
+
+def importers() -> dict[str, Importer]:
+    """Every format the loaded plugins registered, in the order they are tried."""
+    from ..loader import load_plugins
+
+    return load_plugins().hooks.register_importers()
 
 
 def load(path: Path) -> Any:
@@ -44,10 +59,11 @@ def load(path: Path) -> Any:
 
 
 def detect(data: Any, where: str) -> str:
-    for name, (matches, _) in FORMATS.items():
-        if matches(data):
+    known = importers()
+    for name, importer in known.items():
+        if importer.detect(data):
             return name
-    kinds = "; ".join(description for _, description in FORMATS.values())
+    kinds = "; ".join(importer.description for importer in known.values())
     raise ConfigError(f"{where}: not a configuration picbeam can import (it reads {kinds})")
 
 
@@ -59,17 +75,15 @@ def read(path: Path, *, name: str | None = None, format: str | None = None) -> l
 def read_data(
     data: Any, *, where: str, name: str | None = None, format: str | None = None
 ) -> list[Imported | ImportRefused]:
-    if format is not None and format not in FORMATS:
-        raise ConfigError(f"--format {format!r}: expected one of {', '.join(FORMATS)}")
-    chosen = format or detect(data, where)
-    if not FORMATS[chosen][0](data):
-        raise ConfigError(f"{where}: not {FORMATS[chosen][1]}")
+    known = importers()
+    if format is not None and format not in known:
+        raise ConfigError(f"--format {format!r}: expected one of {', '.join(known)}")
+    chosen = known[format or detect(data, where)]
+    if not chosen.detect(data):
+        raise ConfigError(f"{where}: not {chosen.description}")
     try:
-        if chosen == "sharex":
-            results: list[Imported | ImportRefused] = [sharex.convert(data, where=where, name=name)]
-        else:
-            module = {"upic": upic, "picgo": picgo, "qexo": qexo}[chosen]
-            results = list(module.convert(data, where=where, name=name))
+        converted = chosen.convert(data, where=where, name=name)
+        results = [converted] if isinstance(converted, Imported | ImportRefused) else list(converted)
     except ImportRefused as refused:
         return [refused]
     return [_without_control_characters(result, where) for result in results]

@@ -1,0 +1,126 @@
+"""Loading one file for a run: stat, read, hash, recognise its type and check it against the host's limits.
+
+Runs in a worker thread. Small files are read once and kept in memory; large ones are hashed in chunks
+and streamed later. What this module decides about a file is one of: an :class:`~picbeam.UploadItem`
+ready to send, a :class:`Refused` file (one line saying why), ``None`` for a file a folder walk passes
+over (not an image, a FIFO), or :data:`NOT_LOADED` when the file is bigger than the caller wanted to
+read here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import UploadError
+from .hosts import Host
+from .inputs import SNIFF_BYTES, Found, guess_type, sniff_image
+from .items import IN_MEMORY_LIMIT, UploadItem
+
+HASH_CHUNK = 1024 * 1024
+NOT_LOADED: Any = object()
+
+
+@dataclass
+class Refused:
+    """A file that cannot be sent, and why (the engine turns it into a failed result)."""
+
+    path: Path
+    message: str
+    item: UploadItem | None = None
+
+
+def load(index: int, found: Found, host: Host, *, limit: int | None = None, check_limits: bool = True) -> Any:
+    """The file ``found`` as an UploadItem (or Refused, None, NOT_LOADED; see the module's docstring).
+
+    ``check_limits`` False leaves the host's size and type limits to after processing (a big photo may
+    fit once converted)."""
+    path = found.path
+    if found.error:
+        return Refused(path, found.error)
+    mtime_ns = 0
+    try:
+        if found.data is not None:  # content handed in memory (picbeam serve): nothing to read
+            data: bytes | None = found.data
+        else:
+            info = path.stat()
+            if limit is not None and info.st_size > limit:
+                return NOT_LOADED
+            if not stat.S_ISREG(info.st_mode):
+                # A FIFO or a device in a folder is passed over like a file that is not an image.
+                return Refused(path, "not a regular file") if found.explicit else None
+            mtime_ns = info.st_mtime_ns
+            with open(path, "rb") as handle:
+                if info.st_size <= IN_MEMORY_LIMIT:
+                    data = handle.read()
+                else:
+                    data, head = None, handle.read(SNIFF_BYTES)
+                    digest = hash_rest(handle, head)
+        if data is not None:
+            head, digest = data[:SNIFF_BYTES], hashlib.sha256(data).hexdigest()
+    except OSError as exc:
+        if not found.explicit and isinstance(exc, FileNotFoundError) and path.is_symlink():
+            return None  # a dangling symlink in a folder, passed over like a file that is not an image
+        return Refused(path, f"cannot read: {exc.strerror or exc}")
+    mime = sniff_image(head)
+    if mime is None and not found.explicit:
+        return None
+    item = UploadItem(
+        source=path,
+        index=index,
+        mime=mime or guess_type(path.name),
+        size=len(data) if data is not None else info.st_size,
+        sha256=digest,
+        data=data,
+        mtime_ns=mtime_ns,
+    )
+    problem = refuse(item, host) if check_limits else None
+    return Refused(path, problem, item) if problem else item
+
+
+def refuse(item: UploadItem, host: Host) -> str | None:
+    """Why ``host`` cannot take ``item`` as it is (empty, too large, a type it does not take), or None."""
+    if item.size == 0:
+        return "the file is empty"
+    if host.max_bytes and item.size > host.max_bytes:
+        return f"{size_text(item.size)} is over the host's limit of {size_text(host.max_bytes)}"
+    if host.accept and not any(mime_matches(item.mime, pattern) for pattern in host.accept):
+        return f"the host takes only {', '.join(host.accept)}, and this file is {item.mime}"
+    return None
+
+
+def hash_rest(handle: Any, head: bytes) -> str:
+    """The SHA-256 of ``head`` and the rest of ``handle``, read in chunks."""
+    digest = hashlib.sha256(head)
+    while chunk := handle.read(HASH_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_unchanged(item: UploadItem) -> None:
+    """A streamed file that changed while it was sent may have arrived mixed: say so, do not record it."""
+    read = item.on_disk()
+    if read is None:
+        return
+    path, size, mtime_ns = read
+    try:
+        info = path.stat()
+    except OSError:
+        raise UploadError("the file disappeared while it was being uploaded; run again") from None
+    if (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
+        raise UploadError("the file changed while it was being uploaded; run again to send its new content")
+
+
+def mime_matches(mime: str, pattern: str) -> bool:
+    return pattern in ("*", "*/*", mime) or (pattern.endswith("/*") and mime.startswith(pattern[:-1]))
+
+
+def size_text(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"

@@ -56,6 +56,8 @@ class Option:
     scope: tuple[str, ...] = ()
     envvar: str | None = None
     complete: Callable[[str], list[str]] | None = None
+    # The help panel the flag shows in, when not its command's usual one.
+    panel: str | None = None
 
     @property
     def flag_name(self) -> str:
@@ -351,7 +353,8 @@ def typer_parameter(option: Option, panel: str | None = None) -> inspect.Paramet
     completion = option.complete or (_complete_choices(option) if option.choices else None)
     if completion is not None:
         extra["autocompletion"] = completion
-    info = typer.Option(*names, help=help_text, show_default=False, rich_help_panel=panel, envvar=option.envvar,
+    chosen_panel = option.panel or panel
+    info = typer.Option(*names, help=help_text, show_default=False, rich_help_panel=chosen_panel, envvar=option.envvar,
                         **extra)  # fmt: skip
     return inspect.Parameter(
         option.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind | None, info]

@@ -21,7 +21,7 @@ def _template(value: str, what: str) -> str:
 
 
 OPTIONS = (
-    Option("rename", str, None, 'Name uploads from a template, e.g. "{year}/{month}/{sha256:8}{ext}".', off=True,
+    Option("rename", str, None, 'Name uploads from a path template ({year}, {name}, {ext}...).', off=True,
            check=_template),
 )  # fmt: skip
 

@@ -39,7 +39,8 @@ JFIF_THUMBNAIL = "JFIF thumbnail"
 
 OPTIONS = (
     Option("keep_metadata", bool, False, "Send EXIF/XMP/IPTC (GPS location, camera serial...) as they are "
-           "(default: strip).", negative="--strip-metadata"),
+           "(default: strip).", negative="--strip-metadata",
+           panel="Metadata (GPS location, camera serial: stripped unless kept)"),
     Option("apply_orientation", bool, False, "Rotate the pixels as the EXIF orientation says (re-encodes; needs "
            "Pillow).", pillow=True),
 )  # fmt: skip

@@ -264,7 +264,7 @@ def test_the_library_takes_one_path_and_typed_keywords(home, fake_host, hosts_di
     with pytest.raises(picbeam.ConfigError, match=r"^keyword argument max_widht: unknown option, did you mean "
                                                   r"max_width\?$"):  # fmt: skip
         picbeam.upload(photo, "fake", max_widht=10)  # type: ignore[call-arg]
-    with pytest.raises(picbeam.ConfigError, match="keyword argument: option 'jobs' must be a int"):
+    with pytest.raises(picbeam.ConfigError, match="keyword argument: option 'jobs' must be a whole number"):
         picbeam.upload(photo, "fake", jobs="8")  # type: ignore[arg-type]
     folder = home / "mixed"
     write_sample_image(folder / "a.png", seed=1)
@@ -320,11 +320,11 @@ def test_config_set_keeps_comments_and_writes_valid_toml(home):
     path = config_file()
     path.parent.mkdir(parents=True)
     path.write_text("# my settings\njobs = 2  # two at a time\n\n[process]\n# smaller pictures\nmax_width = 800\n")
-    assert run_picbeam("config", "set", "default_host", "del\x7fete").returncode == 0
+    assert run_picbeam("config", "set", "ledger", "del\x7fete").returncode == 0
     assert run_picbeam("config", "set", "process.quality", "70").returncode == 0
     text = path.read_text()
     assert "# my settings" in text and "# two at a time" in text and "# smaller pictures" in text
-    assert tomllib.loads(text) == {"jobs": 2, "default_host": "del\x7fete", "process": {"max_width": 800,
+    assert tomllib.loads(text) == {"jobs": 2, "ledger": "del\x7fete", "process": {"max_width": 800,
                                                                                        "quality": 70}}  # fmt: skip
 
 

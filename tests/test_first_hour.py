@@ -258,7 +258,7 @@ def test_sxcu_export_writes_a_placeholder_for_a_literal_token(hosts_dir, tmp_pat
 # -- item 7: the wordings -------------------------------------------------------------------------------
 def test_setting_types_read_as_words(home):
     done = run_picbeam("config", "set", "jobs", "many")
-    assert done.returncode == 2 and "setting 'jobs' must be a whole number, not 'many'" in done.stderr
+    assert done.returncode == 2 and "option 'jobs' must be a whole number, not 'many'" in done.stderr
 
 
 def test_one_retry_is_singular_and_reuse_has_one_wording(fake_host, hosts_dir, images, tmp_path):

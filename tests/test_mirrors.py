@@ -30,7 +30,7 @@ def test_every_file_goes_to_every_host(two_hosts: tuple[FakeHost, FakeHost], ima
     assert result.returncode == 0, result.stderr
     assert len(result.lines) == 3 and all(line.startswith(a.url) for line in result.lines)
     assert set(a.accepted()) == set(b.accepted()) == {sha(f) for f in files}
-    assert "done: 3 uploaded, 0 already there, 0 failed" in result.stderr  # counted per input
+    assert "done: 3 uploaded, 0 already uploaded, 0 failed" in result.stderr  # counted per input
     # each host has its own ledger rows: a re-run sends nothing to either
     again = run_picbeam("upload", *files, "--host", "a", "--host", "b", "--format", "json")
     assert again.returncode == 0, again.stderr

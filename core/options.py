@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from .errors import ConfigError
+from .inputs import DOWNLOAD_MAX_BYTES, DOWNLOAD_TIMEOUT
 
 RUN_PANEL = "Run"
 PROCESS_PANEL = "Processing (see the README's 'Processing')"
@@ -236,9 +237,13 @@ CONFIG_ONLY: dict[str, Option] = {
         Option("default_host", str, "local", "Host used when --host and PICBEAM_HOST are not given."),
         Option("retry_wait", float, 0.5, "Seconds before the first retry; later ones back off exponentially.", min=0),
         Option(
-            "download_max_bytes", int, 1024**3, "Largest file `picbeam upload https://...` downloads, in bytes.", min=1
+            "download_max_bytes",
+            int,
+            DOWNLOAD_MAX_BYTES,
+            "Largest file `picbeam upload https://...` downloads, in bytes.",
+            min=1,
         ),
-        Option("download_timeout", float, 300.0, "Seconds a download from an address may take.", min=0),
+        Option("download_timeout", float, DOWNLOAD_TIMEOUT, "Seconds a download from an address may take.", min=0),
         Option("process", dict, None, "Processing defaults, a [process] table (see 'Processing')."),
     )
 }

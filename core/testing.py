@@ -97,6 +97,9 @@ class Reply:
 
 
 Responder = Callable[[RecordedRequest, "FakeHost"], Reply]
+# Handlers still running when a test server stops (a stalled reply whose client gave up long ago) are
+# cancelled after this long: aiohttp's default waits 60 s for them, longer than stop() waits for the thread.
+SHUTDOWN_SECONDS = 0.5
 TRANSIENT_FAULTS = ("500", "502", "503", "429", "drop", "drop-mid-body")
 
 
@@ -199,7 +202,9 @@ class FakeHost:
         def serve() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
-            runner = web.AppRunner(self._app(), handle_signals=False, access_log=None)
+            runner = web.AppRunner(
+                self._app(), handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS
+            )
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, "127.0.0.1", 0)
             loop.run_until_complete(site.start())
@@ -334,7 +339,7 @@ def serving(app: web.Application) -> Iterator[str]:
 
     def serve() -> None:
         loop = asyncio.new_event_loop()
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
         loop.run_until_complete(runner.setup())
         loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
         state.update(loop=loop, port=runner.addresses[0][1])

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 START_TIMEOUT = 20.0
+START_ATTEMPTS = 3
 WEB_USER = "www-data"  # the user Debian's web servers drop to; the served folders must be its own
 
 
@@ -389,6 +390,54 @@ def _rclone(folder: Path, kind: str, *args: str) -> Iterator[tuple[int, int]]:
         process.wait(10)
 
 
+# -- FTP -------------------------------------------------------------------------------------------------
+@dataclass
+class VSFTPD:
+    port: int
+    root: Path  # where anonymous uploads land (the FTP folder "pub")
+    cert: Path  # its self-signed certificate for 127.0.0.1 (explicit TLS)
+    username: str = "anonymous"
+    folder: str = "pub"
+
+
+@contextlib.contextmanager
+def vsftpd() -> Iterator[VSFTPD]:
+    """vsftpd with anonymous uploads into ``pub``, plain or explicit TLS (AUTH TLS) with its own certificate."""
+    need("/usr/sbin/vsftpd", "openssl")
+    need_root("vsftpd")
+    with server_folder("vsftpd") as folder:
+        root = folder / "anon"
+        (root / "pub").mkdir(parents=True)
+        shutil.chown(root / "pub", "ftp", "ftp")
+        root.chmod(0o755)
+        Path("/var/run/vsftpd/empty").mkdir(parents=True, exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", folder / "key.pem",
+                        "-out", folder / "cert.pem", "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)  # fmt: skip
+        port = free_port()
+        config = folder / "vsftpd.conf"
+        config.write_text(
+            "\n".join([
+                "listen=YES", "listen_address=127.0.0.1", f"listen_port={port}", "background=NO",
+                "anonymous_enable=YES", "local_enable=NO", "write_enable=YES", "anon_upload_enable=YES",
+                "anon_mkdir_write_enable=YES", "anon_other_write_enable=YES", f"anon_root={root}", "anon_umask=022",
+                "no_anon_password=YES", "secure_chroot_dir=/var/run/vsftpd/empty", "pasv_enable=YES",
+                "pasv_address=127.0.0.1", "seccomp_sandbox=NO", "ftp_username=ftp", f"vsftpd_log_file={folder}/log",
+                "ssl_enable=YES", "allow_anon_ssl=YES", "force_anon_logins_ssl=NO", "force_anon_data_ssl=NO",
+                f"rsa_cert_file={folder}/cert.pem", f"rsa_private_key_file={folder}/key.pem", "require_ssl_reuse=NO",
+            ]) + "\n"
+        )  # fmt: skip
+        log = folder / "stderr.log"
+        with log.open("wb") as errors:
+            process = subprocess.Popen(["/usr/sbin/vsftpd", str(config)], stdout=subprocess.DEVNULL, stderr=errors)
+        try:
+            wait_for_port(port, process, log)
+            yield VSFTPD(port, root / "pub", folder / "cert.pem")
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
 # -- S3 --------------------------------------------------------------------------------------------------
 @dataclass
 class S3:
@@ -421,8 +470,15 @@ def started(launcher: object, *args: object) -> Iterator[object]:
     import pytest
 
     with contextlib.ExitStack() as stack:
-        try:
-            server = stack.enter_context(launcher(*args))  # type: ignore[operator]
-        except Missing as exc:
-            pytest.skip(str(exc))
+        for attempt in range(START_ATTEMPTS):
+            try:
+                server = stack.enter_context(launcher(*args))  # type: ignore[operator]
+                break
+            except Missing as exc:
+                pytest.skip(str(exc))
+            except (RuntimeError, subprocess.CalledProcessError):
+                # free_port's port can be taken by another program before the server binds it (parallel
+                # workers, other users' servers): a new start gets a new port.
+                if attempt == START_ATTEMPTS - 1:
+                    raise
         yield server

@@ -3,9 +3,6 @@ vsftpd (anonymous writes, plain and explicit FTPS with a self-signed certificate
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from picbeam.testing import run_picbeam, write_host
+from real_servers import started
+from real_servers import vsftpd as vsftpd_server
 
 PASSWORD = "ftp-pass-4321"
 
@@ -24,6 +23,7 @@ class FTPServer:
     root: Path  # where the host's files land
     username: str
     folder: str = ""  # the host's root on the server
+    cert: Path | None = None  # the server's self-signed certificate (to trust with ca_file)
 
 
 @pytest.fixture(scope="module")
@@ -46,55 +46,10 @@ def pyftpd(tmp_path_factory) -> Iterator[FTPServer]:
         thread.join(5)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def vsftpd(tmp_path_factory) -> Iterator[FTPServer]:
-    binary = shutil.which("vsftpd") or ("/usr/sbin/vsftpd" if Path("/usr/sbin/vsftpd").exists() else None)
-    if binary is None or not shutil.which("openssl"):
-        pytest.skip("vsftpd or openssl is not installed (apt-get install vsftpd openssl)")
-    base = tmp_path_factory.mktemp("vsftpd")
-    root = base / "anon"
-    (root / "pub").mkdir(parents=True)
-    shutil.chown(root / "pub", "ftp", "ftp")
-    root.chmod(0o755)
-    base.chmod(0o755)
-    Path("/var/run/vsftpd/empty").mkdir(parents=True, exist_ok=True)
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", base / "key.pem",
-                    "-out", base / "cert.pem", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)  # fmt: skip
-    port = _free_port()
-    config = base / "vsftpd.conf"
-    config.write_text(
-        "\n".join([
-            "listen=YES", "listen_address=127.0.0.1", f"listen_port={port}", "background=NO",
-            "anonymous_enable=YES", "local_enable=NO", "write_enable=YES", "anon_upload_enable=YES",
-            "anon_mkdir_write_enable=YES", "anon_other_write_enable=YES", f"anon_root={root}", "anon_umask=022",
-            "no_anon_password=YES", "secure_chroot_dir=/var/run/vsftpd/empty", "pasv_enable=YES",
-            "pasv_address=127.0.0.1", "seccomp_sandbox=NO", "ftp_username=ftp", f"vsftpd_log_file={base}/log",
-            "ssl_enable=YES", "allow_anon_ssl=YES", "force_anon_logins_ssl=NO", "force_anon_data_ssl=NO",
-            f"rsa_cert_file={base}/cert.pem", f"rsa_private_key_file={base}/key.pem", "require_ssl_reuse=NO",
-        ]) + "\n"
-    )  # fmt: skip
-    process = subprocess.Popen([binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for _ in range(100):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if process.poll() is not None:
-            pytest.fail(f"vsftpd did not start: {process.stderr.read().decode() if process.stderr else ''}")
-        time.sleep(0.05)
-    try:
-        server = FTPServer(port, root / "pub", "anonymous", folder="pub")
-        server.cert = base / "cert.pem"  # type: ignore[attr-defined]
-        yield server
-    finally:
-        process.terminate()
-        process.wait(10)
+def vsftpd() -> Iterator[FTPServer]:
+    for server in started(vsftpd_server):
+        yield FTPServer(server.port, server.root, server.username, server.folder, server.cert)
 
 
 def ftp_fields(server: FTPServer, **more):

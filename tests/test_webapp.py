@@ -1,7 +1,8 @@
 """The web app at `/` of `picbeam serve`, in a real browser (Debian's chromium, driven by Playwright) and
 by plain HTTP for the checks a browser would not let a test get wrong on purpose.
 
-The screenshots in docs/screenshots/ (shown in the README) are taken here.
+The screenshots in docs/screenshots/ (shown in the README) are taken here when PICBEAM_SCREENSHOTS=1 is set;
+a normal run writes nothing into the checkout.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ except ImportError:  # the browser tests skip (see the browser fixture)
 
 CHROMIUM = os.environ.get("PICBEAM_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+TAKE_SCREENSHOTS = os.environ.get("PICBEAM_SCREENSHOTS") == "1"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]  # fmt: skip
 
@@ -95,6 +97,19 @@ def drop_files(page: Any, files: list[tuple[str, bytes]]) -> None:
     page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
 
 
+def screenshot(page: Any, name: str, ready: str | None = None) -> None:
+    """The README's picture of this state, only when asked (PICBEAM_SCREENSHOTS=1): parallel workers and normal
+    runs must not rewrite files in the checkout. ``ready``: a JS condition to wait for first (thumbnails)."""
+    if not TAKE_SCREENSHOTS:
+        return
+    for _ in range(100 if ready else 0):  # polled: the page's CSP forbids the eval wait_for_function needs
+        if page.evaluate(f"() => {ready}"):
+            break
+        time.sleep(0.05)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name))
+
+
 # -- in the browser -------------------------------------------------------------------------------
 def test_upload_copy_gallery_search_delete(page, server, fake, tmp_path):
     picked = tmp_path / "picked-cat.png"
@@ -110,8 +125,7 @@ def test_upload_copy_gallery_search_delete(page, server, fake, tmp_path):
     drop_files(page, [("dropped-dog.png", png(30, 40, seed=2))])
     expect(page.locator(".item.ok")).to_have_count(2)
     assert fake.requests[1].file.filename == "dropped-dog.png" and fake.requests[1].file.data == png(30, 40, seed=2)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "upload.png"))
+    screenshot(page, "upload.png")
     # copy, as chosen in "Copy as"
     page.click(".item.ok:has-text('picked-cat.png') .copy")
     assert page.evaluate("navigator.clipboard.readText()") == url
@@ -128,11 +142,8 @@ def test_upload_copy_gallery_search_delete(page, server, fake, tmp_path):
     expect(page.locator(".card")).to_have_count(3)
     assert page.inner_text("#gallery-status") == "3 uploads"
     assert page.locator(".card .name").all_inner_texts() == ["third.png", "dropped-dog.png", "picked-cat.png"]
-    for _ in range(100):  # the thumbnails, loaded from the host, before the screenshot
-        if page.evaluate("() => [...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth)"):
-            break
-        time.sleep(0.05)
-    page.screenshot(path=str(SCREENSHOTS / "gallery.png"))
+    thumbnails = "[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth)"
+    screenshot(page, "gallery.png", ready=thumbnails)
     card = page.locator(".card", has_text="picked-cat.png")
     card.locator("button[data-format=html]").click()
     assert page.evaluate("navigator.clipboard.readText()") == f'<img src="{url}" alt="picked-cat">'
@@ -192,7 +203,7 @@ def test_paste_and_host_options(page, fake):
     page.click(".host[data-host=fake] .check")
     page.wait_for_selector(".host[data-host=fake] .check-result.ok")
     assert page.inner_text(".host[data-host=fake] .check-result").startswith("fake: configuration OK")
-    page.screenshot(path=str(SCREENSHOTS / "hosts.png"))
+    screenshot(page, "hosts.png")
 
 
 def test_a_cross_origin_page_cannot_drive_the_api(browser, server, fake, images):
@@ -318,8 +329,14 @@ def test_the_wheel_ships_and_serves_the_web_app(tmp_path, fake):
     import zipfile
 
     root = Path(__file__).resolve().parent.parent
+    # Built from a copy: an in-tree build writes build/ and *.egg-info into the checkout.
+    source = tmp_path / "source"
+    for name in ("core", "plugins", "hosts.d"):
+        shutil.copytree(root / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(root / name, source / name)
     command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-               str(tmp_path / "dist"), str(root)]  # fmt: skip
+               str(tmp_path / "dist"), str(source)]  # fmt: skip
     built = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr[-2000:]
     [wheel] = (tmp_path / "dist").glob("picbeam-*.whl")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import subprocess
 import sys
 import sysconfig
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,31 +17,32 @@ from picbeam.testing import write_host
 
 
 def make_distribution(root: Path, name: str, module: str, code: str) -> Path:
-    source = root / name
-    source.mkdir(parents=True)
-    (source / f"{module}.py").write_text(textwrap.dedent(code))
-    (source / "pyproject.toml").write_text(
-        textwrap.dedent(f"""
-        [build-system]
-        requires = ["setuptools"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "{name}"
-        version = "1.2.3"
-
-        [tool.setuptools]
-        py-modules = ["{module}"]
-
-        [project.entry-points.picbeam]
-        {module} = "{module}"
-    """)
-    )
-    return source
+    """A wheel of one module with a ``picbeam`` entry point, for pip to install. Written directly: a
+    setuptools build costs seconds per throwaway distribution (the scaffold's packages are built from source)."""
+    dist = name.replace("-", "_")
+    info = f"{dist}-1.2.3.dist-info"
+    files = {
+        f"{module}.py": textwrap.dedent(code),
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.2.3\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: picbeam-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/entry_points.txt": f"[picbeam]\n{module} = {module}\n",
+    }
+    record = ""
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record += f"{path},sha256={digest},{len(text.encode())}\n"
+    files[f"{info}/RECORD"] = record + f"{info}/RECORD,,\n"
+    root.mkdir(parents=True, exist_ok=True)
+    wheel = root / f"{dist}-1.2.3-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return wheel
 
 
 def venv_with(root: Path, *sources: Path) -> Path:
-    """A fresh venv under ``root`` that sees picbeam's environment, with these distributions installed."""
+    """A fresh venv under ``root`` that sees picbeam's environment, with these distributions (wheels or
+    source folders) installed."""
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     ask = "import sysconfig; print(sysconfig.get_path('purelib'))"

@@ -41,6 +41,7 @@ FULL = {
     "tree": 50_000,
     "startup_runs": 10,
     "repeats": 3,
+    "warm": True,
 }
 QUICK = {
     "files": 40,
@@ -51,6 +52,8 @@ QUICK = {
     "tree": 200,
     "startup_runs": 1,
     "repeats": 1,
+    # A smoke run checks that every measurement runs and reports, not its figures: no warming runs.
+    "warm": False,
 }
 
 
@@ -147,7 +150,8 @@ class Bench:
 
     def best_of(self, command: Callable[[], list[str]]) -> dict[str, Any]:
         """Best of the configured repeats (after one warming run), with the spread: the machine is noisy."""
-        self.timed(command())  # warm the page cache and the server once
+        if self.sizes["warm"]:
+            self.timed(command())  # warm the page cache and the server once
         runs = [self.measured(command()) for _ in range(self.sizes["repeats"])]
         best = min(runs)
         return {
@@ -277,7 +281,8 @@ class Bench:
         }
         results = {}
         for name, command in commands.items():
-            self.timed(command or self.cli_upload(one, jobs=1))  # once to write bytecode and warm caches
+            if self.sizes["warm"]:
+                self.timed(command or self.cli_upload(one, jobs=1))  # once to write bytecode and warm caches
             times = []
             for _ in range(self.sizes["startup_runs"]):
                 run = command or self.cli_upload(one, jobs=1)  # a fresh ledger each time: a real upload

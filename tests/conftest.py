@@ -17,6 +17,16 @@ def home(picbeam_home: Path) -> Path:
 
 
 @pytest.fixture
+def fast_retries(home: Path) -> None:
+    """Back off for milliseconds, not seconds: the suite stays quick and the retry logic is the same.
+    Written into config.toml directly (`config set` has its own tests; a picbeam run per test costs a second)."""
+    from picbeam.config import config_file
+
+    config_file().parent.mkdir(parents=True, exist_ok=True)
+    config_file().write_text("retry_wait = 0.01\n")
+
+
+@pytest.fixture
 def hosts_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder of host files that the picbeam command reads (PICBEAM_HOSTS_DIR)."""
     folder = tmp_path / "hosts.d"

@@ -18,9 +18,8 @@ needs_root_unshare = pytest.mark.skipif(
 
 
 @pytest.fixture
-def fake(fake_host, hosts_dir):
+def fake(fake_host, hosts_dir, fast_retries):
     write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url", timeout=5)
-    assert run_picbeam("config", "set", "retry_wait", "0.01").returncode == 0
     return ["--host", "fake"]
 
 

@@ -15,14 +15,9 @@ def elsewhere():
         yield other
 
 
-@pytest.fixture
-def no_retry_wait():
-    assert run_picbeam("config", "set", "retry_wait", "0.01").returncode == 0
-
-
 @pytest.mark.parametrize(("where", "status"), [("headers", 307), ("form", 302), ("query", 308), ("userinfo", 307)])
 def test_a_request_with_a_secret_is_not_redirected_to_another_origin(
-    fake_host, elsewhere, hosts_dir, images, no_retry_wait, status, where
+    fake_host, elsewhere, hosts_dir, images, fast_retries, status, where
 ):
     before = len(elsewhere.requests)
     fake_host.reply(Reply(status=status, headers={"Location": elsewhere.endpoint("/landing?from=redirect")}))
@@ -42,7 +37,7 @@ def test_a_request_with_a_secret_is_not_redirected_to_another_origin(
     assert len(fake_host.requests) == 1  # not retried
 
 
-def test_a_same_origin_redirect_is_followed(fake_host, hosts_dir, images, no_retry_wait):
+def test_a_same_origin_redirect_is_followed(fake_host, hosts_dir, images, fast_retries):
     def moved(request, host):
         if request.path == "/upload":
             return Reply(status=307, headers={"Location": "/v2/upload"})
@@ -135,7 +130,7 @@ def test_results_of_the_python_api_carry_no_secret(echoing, fake_host, images, h
     assert not leaks(repr(result)) and not leaks(str(result.answer))
 
 
-def test_a_redirect_loop_with_a_secret_query_is_masked(fake_host, hosts_dir, images, no_retry_wait):
+def test_a_redirect_loop_with_a_secret_query_is_masked(fake_host, hosts_dir, images, fast_retries):
     from urllib.parse import quote
 
     fake_host.reply(Reply(status=302, headers={"Location": f"/upload?api_key={quote(SECRET, safe='')}"}))
@@ -229,7 +224,7 @@ def run_measured(*args: str) -> tuple[int, str, str, int]:
 
 
 @pytest.mark.parametrize("path", ["/mb/100", "/endless/0"])
-def test_a_huge_answer_fails_the_file_with_flat_memory(flood, hosts_dir, images, no_retry_wait, path):
+def test_a_huge_answer_fails_the_file_with_flat_memory(flood, hosts_dir, images, fast_retries, path):
     write_host(hosts_dir, "flood", endpoint=flood + path, url_path="data.url", timeout=60)
     code, _, stderr, peak_kb = run_measured("upload", str(images(1)[0]), "--host", "flood")
     print(f"\n{path}: peak RSS {peak_kb / 1024:.0f} MB")

@@ -17,12 +17,6 @@ from picbeam.testing import Reply, run_picbeam, write_host
 
 
 @pytest.fixture
-def fast_retries():
-    """Back off for milliseconds, not seconds: the suite stays quick and the logic is the same."""
-    assert run_picbeam("config", "set", "retry_wait", "0.01").returncode == 0
-
-
-@pytest.fixture
 def fake(fake_host, hosts_dir, fast_retries):
     write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url", timeout=2)
     return ["--host", "fake"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import functools
 import hashlib
 import io
 import os
@@ -90,6 +89,21 @@ class SpliceReader(io.RawIOBase):
             starts.append(position)
             position += len(piece) if isinstance(piece, bytes) else piece[1]
         self._starts = starts
+        self._sendable: io.FileIO | None = None
+
+    @property
+    def declared_size(self) -> int:
+        return self.splice.size
+
+    def pieces(self) -> list[bytes | tuple[int, int]] | None:
+        """What is left to send as literal bytes and ranges of the file (None once reading has begun)."""
+        return list(self.splice.pieces) if self._at == 0 else None
+
+    def sendable(self) -> io.FileIO:
+        """The file itself, for ``sendfile`` (closed with this reader)."""
+        if self._sendable is None:
+            self._sendable = io.FileIO(self._fd, "rb", closefd=False)
+        return self._sendable
 
     def readable(self) -> bool:
         return True
@@ -129,23 +143,10 @@ class SpliceReader(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
+            if self._sendable is not None:
+                self._sendable.close()
             os.close(self._fd)
         super().close()
-
-
-@functools.cache
-def _splice_payload() -> None:
-    """Teach aiohttp the size of a :class:`SpliceReader` (it would take the whole file's size)."""
-    from aiohttp import payload
-
-    class SplicePayload(payload.IOBasePayload):
-        @property
-        def size(self) -> int:
-            if self._start_position is None:
-                self._start_position = self._value.tell()
-            return self._value.splice.size - self._start_position  # type: ignore[attr-defined]
-
-    payload.register_payload(SplicePayload, SpliceReader)
 
 
 @dataclass
@@ -276,7 +277,6 @@ class UploadItem:
         if self.data is not None:
             return self.data
         if self.splice is not None:
-            _splice_payload()
             return SpliceReader(self.path, self.splice)
         return ExactFile(self.path, self.size)
 
@@ -309,6 +309,18 @@ class ExactFile(io.BufferedReader):
     def __init__(self, path: os.PathLike[str] | str, length: int) -> None:
         super().__init__(io.FileIO(path, "rb"))
         self.length = length
+
+    @property
+    def declared_size(self) -> int:
+        return self.length
+
+    def pieces(self) -> list[bytes | tuple[int, int]]:
+        """What is left to send, as one range of the file."""
+        at = self.tell()
+        return [(at, max(0, self.length - at))]
+
+    def sendable(self) -> ExactFile:
+        return self
 
     def _left(self, size: int | None) -> int:
         left = max(0, self.length - self.tell())

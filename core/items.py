@@ -9,6 +9,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -149,6 +150,23 @@ class SpliceReader(io.RawIOBase):
         super().close()
 
 
+class _ContentHash:
+    """``UploadItem.sha256``. A big file may be hashed in a thread while it is sent (see
+    :mod:`picbeam.loading`): reading the field then waits for that hash, so whoever reads it — a
+    processor, a host, the ledger — always gets the file's real digest."""
+
+    def __get__(self, item: UploadItem | None, owner: type | None = None) -> str:
+        if item is None:
+            return ""  # the dataclass's default
+        pending = item.__dict__.get("hashing")
+        if pending is not None:
+            item.__dict__["_sha256"], item.__dict__["hashing"] = pending.result(), None
+        return item.__dict__.get("_sha256", "")
+
+    def __set__(self, item: UploadItem, value: str) -> None:
+        item.__dict__["_sha256"] = value
+
+
 @dataclass
 class UploadItem:
     """One file on its way to a host.
@@ -166,8 +184,10 @@ class UploadItem:
     name: str = ""
     mime: str = "application/octet-stream"
     size: int = 0
-    sha256: str = ""
+    sha256: str = _ContentHash()  # type: ignore[assignment]
     data: bytes | None = None
+    # The hash of a big file being computed in a thread while it is sent (``sha256`` waits for it).
+    hashing: Future[str] | None = field(default=None, repr=False, compare=False)
     # What each processor did, "processor: what" (shown by --dry-run --explain).
     notes: list[str] = field(default_factory=list)
     # The file's modification time when it was hashed: a streamed file that changes is caught.
@@ -193,6 +213,17 @@ class UploadItem:
             self.path = self.source
         if not self.name:
             self.name = clean_name(self.source.name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """For a worker process: the hash itself, not the thread computing it."""
+        state = dict(self.__dict__)
+        state["_sha256"], state["hashing"] = self.sha256, None
+        return state
+
+    @property
+    def hash_pending(self) -> bool:
+        """Whether ``sha256`` is still being computed (reading it now would wait)."""
+        return self.hashing is not None and not self.hashing.done()
 
     @property
     def label(self) -> str:

@@ -221,9 +221,11 @@ class Batch:
         async def one(index: int, file: Found) -> UploadResult | None:
             async with self._admitted:
                 try:
-                    # A small file in memory is hashed and looked up at once: cheaper than a thread hop.
+                    # A small file in memory is hashed and claimed at once: cheaper than a thread hop. Claimed
+                    # like any run's: a `picbeam upload` of the same file at the same time waits for it.
                     small = file.data is not None and len(file.data) <= PRELOAD_LIMIT
-                    result = await self._process(index, file, self._load(index, file) if small else NOT_LOADED)
+                    loaded = self._load_and_claim(index, file) if small else NOT_LOADED
+                    result = await self._process(index, file, loaded)
                 except Exception as exc:  # a bug in a host or plugin fails this file, not the others
                     result = self._failure(index, file.path, f"internal error: {type(exc).__name__}: {exc}")
             if result is not None:

@@ -22,6 +22,7 @@ import pytest
 from picbeam.loading import HASH_WHILE_SENDING_FROM
 from picbeam.testing import Reply, run_picbeam, write_host
 from test_audit_ledger import install_plugin
+from test_audit_ledger import ledger_rows as rows
 
 BIG = HASH_WHILE_SENDING_FROM + 1024 * 1024
 
@@ -46,12 +47,6 @@ def big_png(path: Path, seed: int, size: int = BIG, text: bool = True) -> Path:
 def fake(fake_host, hosts_dir):
     write_host(hosts_dir, "fake", endpoint=fake_host.endpoint(), url_path="data.url", timeout=30)
     return ["--host", "fake"]
-
-
-def rows(home: Path) -> list[dict]:
-    with sqlite3.connect(home / "data" / "picbeam" / "ledger.sqlite3") as db:
-        db.row_factory = sqlite3.Row
-        return [dict(row) for row in db.execute("SELECT * FROM uploads ORDER BY id")]
 
 
 def digest(path: Path) -> str:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,16 @@ from picbeam.samples import png
 pytest_plugins = ["picbeam.testing", "storage_servers", "vendor_servers"]
 
 DATA = Path(__file__).parent / "data"
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto` (the default options): one worker more than there are cores. A good part of the suite waits
+    (hosts that answer late, timeouts, Retry-After, servers starting), and the extra worker fills that time.
+    PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores + 1
 
 
 @pytest.fixture(autouse=True)

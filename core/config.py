@@ -34,6 +34,11 @@ def data_dir() -> Path:
     return _base("XDG_DATA_HOME", (".local", "share"), "user_data_dir") / "picbeam"
 
 
+def cache_dir() -> Path:
+    """What picbeam can rebuild at any time (the plugin index)."""
+    return _base("XDG_CACHE_HOME", (".cache",), "user_cache_dir") / "picbeam"
+
+
 def bundled_hosts_dir() -> Path:
     """The presets that ship inside the package (the project's ``hosts.d/``)."""
     from importlib.resources import files

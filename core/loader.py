@@ -13,19 +13,21 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 import inspect
+import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
-from .config import Config
+from .config import Config, cache_dir
 from .errors import PicbeamError
-from .hosts import BrokenHost, Host, HostDraft, HostRegistry
+from .hosts import FILES_PLUGIN, BrokenHost, Host, HostDraft, HostRegistry
 from .spec import HostSpec
 
 if TYPE_CHECKING:
@@ -37,6 +39,8 @@ ENTRY_POINT_GROUP = "picbeam"
 PROJECT = "picbeam"
 BUILTIN_PREFIX = "picbeam.plugins."
 HOOKS = tuple(name for name, value in vars(hookspecs).items() if hasattr(value, f"{PROJECT}_spec"))
+# Hooks that only some commands call: a plugin implementing nothing else is imported when one is called.
+DEFERRABLE = frozenset({"register_hosts", "register_commands", "register_importers"})
 
 
 @dataclass
@@ -82,11 +86,18 @@ class Plugins:
         self.infos: dict[str, PluginInfo] = {}
         # Built-in plugins PICBEAM_DISABLE_PLUGINS turned off, loaded only to know what they declare.
         self.disabled: dict[str, ModuleType] = {}
+        # Plugins found but not imported yet (see load_entry_points), by name.
+        self.pending: dict[str, importlib.metadata.EntryPoint] = {}
+        self.index = HookIndex()
         self.hooks = Hooks(self)
 
     # -- loading ------------------------------------------------------------------------------------
     def load_entry_points(self, selection: str | None = None, disable: str | None = None) -> None:
-        """Load the built-ins, then the third-party plugins ``selection`` names (all when None)."""
+        """Load the built-ins, then the third-party plugins ``selection`` names (all when None).
+
+        A plugin whose hooks the index (:class:`HookIndex`) knows, and which implements only hooks some
+        commands need (:data:`DEFERRABLE`), is imported when one of them is called: a one-file upload
+        does not import every host plugin."""
         wanted, off = _names(selection), _names(disable) or set()
         points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
         # Built-ins first: they register first, so a third-party clash is the one reported.
@@ -102,17 +113,37 @@ class Plugins:
             if entry_point.dist is not None:
                 info.distribution, info.version = _name_and_version(entry_point.dist)
             self.infos[info.name] = info
-            try:
-                module = entry_point.load()
-            except Exception as exc:  # any import-time failure of a third-party module
-                info.errors.append(f"import failed: {type(exc).__name__}: {exc}")
-                print_traceback(exc)
+            known = None if entry_point.name in off else self.index.hooks(entry_point, info)
+            if known is not None and known and set(known) <= DEFERRABLE:
+                info.hooks = known
+                self.pending[info.name] = entry_point
                 continue
-            if entry_point.name in off:
-                info.disabled = True
-                self.disabled[info.name] = module
-                continue
-            self.add(module, info.name)
+            self._load(entry_point, info, disabled=entry_point.name in off)
+        self.index.save()
+
+    def load_pending(self, hook: str | None = None, names: Iterable[str] | None = None) -> None:
+        """Import the plugins not imported yet that implement ``hook`` (any hook when None), or those
+        ``names`` names."""
+        for name, entry_point in list(self.pending.items()):
+            if (names is None or name in names) and (hook is None or hook in self.infos[name].hooks):
+                del self.pending[name]
+                self._load(entry_point, self.infos[name], disabled=False)
+        self.index.save()
+
+    def _load(self, entry_point: importlib.metadata.EntryPoint, info: PluginInfo, *, disabled: bool) -> None:
+        try:
+            module = entry_point.load()
+        except Exception as exc:  # any import-time failure of a third-party module
+            info.errors.append(f"import failed: {type(exc).__name__}: {exc}")
+            print_traceback(exc)
+            return
+        if disabled:
+            info.disabled = True
+            self.disabled[info.name] = module
+            return
+        self.add(module, info.name)
+        if not info.errors:  # a plugin with a problem is imported (and reported) by every run
+            self.index.learn(entry_point, info)
 
     def add(self, plugin: ModuleType | object, name: str) -> None:
         """Register one plugin object (a module or an instance with hook methods) under ``name``."""
@@ -146,9 +177,9 @@ class Plugins:
             for error in info.errors:
                 yield f"{self.label(info.name)}: {error}"
 
-    def hosts(self, config: Config) -> HostRegistry:
+    def hosts(self, config: Config, *, lazy: bool = False) -> HostRegistry:
         """Every host the plugins provide (see :meth:`Hooks.register_hosts`)."""
-        return self.hooks.register_hosts(config)
+        return self.hooks.register_hosts(config, lazy=lazy)
 
 
 def _check_hooks(plugin: object) -> str | None:
@@ -189,7 +220,9 @@ class Hooks:
         self._importers: dict[str, Importer] | None = None
         self._failed: set[tuple[str, str]] = set()
 
-    def _impls(self, hook: str) -> list[Any]:
+    def _impls(self, hook: str, *, load: bool = True) -> list[Any]:
+        if load:
+            self.plugins.load_pending(hook)
         # pluggy calls the last registered first; registration order reads better (built-ins first).
         return list(reversed(getattr(self.plugins.manager.hook, hook).get_hookimpls()))
 
@@ -214,9 +247,15 @@ class Hooks:
             self._failed.add((plugin, hook))
             self.plugins.report(plugin, f"{hook} failed: {message}")
 
-    def register_hosts(self, config: Config) -> HostRegistry:
-        """Every host the plugins provide; a plugin's failure is reported and its other hosts kept."""
+    def register_hosts(self, config: Config, *, lazy: bool = False) -> HostRegistry:
+        """Every host the plugins provide; a plugin's failure is reported and its other hosts kept.
+
+        ``lazy``: for a command that uses the hosts it names (``upload``), the plugins already imported
+        and the hosts.d folders register now; a name they do not settle is asked of the plugin of that
+        name, and only then of every plugin (see :meth:`HostRegistry.settle`). The same host results:
+        a hosts.d file's host replaces any plugin's of its name."""
         registry = HostRegistry()
+        asked: set[str] = set()
 
         def registrar(plugin: str) -> Callable[[HostSpec | Host | HostDraft | BrokenHost], None]:
             def register(item: HostSpec | Host | HostDraft | BrokenHost) -> None:
@@ -227,16 +266,38 @@ class Hooks:
 
             return register
 
-        for impl in self._impls("register_hosts"):
-            self._call(impl, "register_hosts", {"register": registrar(impl.plugin_name), "config": config})
-        for name, messages in config.host_warnings.items():
-            for message in messages:
-                registry.warn_about(name, message)
-        registry.complete_drafts()
-        for name, entry in registry.entries.items():
-            info = self.plugins.infos.setdefault(entry.plugin, PluginInfo(name=entry.plugin))
-            if name not in info.hosts:
-                info.hosts.append(name)
+        def ask(impls: list[Any]) -> None:
+            for impl in impls:
+                if impl.plugin_name not in asked:
+                    asked.add(impl.plugin_name)
+                    self._call(impl, "register_hosts", {"register": registrar(impl.plugin_name), "config": config})
+            for name, messages in config.host_warnings.items():
+                for message in messages:
+                    registry.warn_about(name, message)
+
+        def finish() -> None:
+            registry.more = None
+            ask(self._impls("register_hosts"))
+            registry.complete_drafts()
+            for name, entry in registry.entries.items():
+                info = self.plugins.infos.setdefault(entry.plugin, PluginInfo(name=entry.plugin))
+                if name not in info.hosts:
+                    info.hosts.append(name)
+
+        def more(name: str | None) -> None:
+            if name is not None and name in self.plugins.pending:
+                self.plugins.load_pending("register_hosts", names=[name])
+                ask(self._impls("register_hosts", load=False))
+                if registry.defines(name):
+                    return
+            finish()
+
+        if not lazy:
+            finish()
+            return registry
+        self.plugins.load_pending("register_hosts", names=[FILES_PLUGIN])
+        ask(self._impls("register_hosts", load=False))
+        registry.more = more
         return registry
 
     def register_commands(self, app: Any) -> None:
@@ -331,6 +392,81 @@ class Hooks:
 
     def has(self, hook: str) -> bool:
         return bool(getattr(self.plugins.manager.hook, hook).get_hookimpls())
+
+
+class HookIndex:
+    """Which hooks each plugin implements, remembered from the last run that imported it, so a run can
+    leave a plugin unimported until a hook it implements is called.
+
+    An entry is keyed by the entry point, its distribution's version and its module file's size and
+    modification time: a plugin upgraded or edited is imported again and learnt anew. Only plugins that
+    loaded cleanly are remembered; one that fails is imported, and reported, by every run. The index is a
+    cache (``$XDG_CACHE_HOME/picbeam/plugins.json``): deleting it costs one slower run, and a folder that
+    cannot be written only means no plugin is deferred."""
+
+    VERSION = 1
+    LIMIT = 500  # entries kept: enough for many environments sharing one cache folder
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_dir() / "plugins.json"
+        self._known: dict[str, list[str]] | None = None
+        self._changed = False
+
+    def _entries(self) -> dict[str, list[str]]:
+        if self._known is None:
+            self._known = {}
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return self._known
+            if isinstance(data, dict) and data.get("version") == self.VERSION and isinstance(data.get("hooks"), dict):
+                self._known = {
+                    key: value
+                    for key, value in data["hooks"].items()
+                    if isinstance(value, list) and all(isinstance(hook, str) for hook in value)
+                }
+        return self._known
+
+    @staticmethod
+    def key(entry_point: importlib.metadata.EntryPoint, info: PluginInfo) -> str | None:
+        """The entry point's identity, None when its module file cannot be found without importing it."""
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec(entry_point.module)
+            origin = spec.origin if spec is not None else None
+            stat = os.stat(origin) if origin else None
+        except Exception:  # a parent package that fails to import: the plugin's own import will say so
+            return None
+        if stat is None:
+            return None
+        return f"{entry_point.value}|{info.distribution}|{info.version}|{origin}|{stat.st_mtime_ns}|{stat.st_size}"
+
+    def hooks(self, entry_point: importlib.metadata.EntryPoint, info: PluginInfo) -> list[str] | None:
+        key = self.key(entry_point, info)
+        return None if key is None else self._entries().get(key)
+
+    def learn(self, entry_point: importlib.metadata.EntryPoint, info: PluginInfo) -> None:
+        key = self.key(entry_point, info)
+        entries = self._entries()
+        if key is not None and entries.get(key) != info.hooks:
+            entries.pop(key, None)
+            entries[key] = list(info.hooks)
+            self._changed = True
+
+    def save(self) -> None:
+        if not self._changed or self._known is None:
+            return
+        self._changed = False
+        kept = dict(list(self._known.items())[-self.LIMIT :])
+        text = json.dumps({"version": self.VERSION, "hooks": kept}, indent=0)
+        try:  # another run may write at the same time: each writes a whole file, the last one stays
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, self.path)
+        except OSError:
+            pass
 
 
 def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str, str]:

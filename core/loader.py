@@ -474,8 +474,17 @@ def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str, str]:
     re-reads its METADATA, which for a dozen plugins of one distribution cost ~70 ms per run."""
     key = str(getattr(dist, "_path", id(dist)))
     if key not in _dist_names:
-        metadata = dist.metadata
-        _dist_names[key] = (metadata["Name"], metadata["Version"])
+        # Only the header block: parsing the whole file as an email message includes the long
+        # description (picbeam's README), which is most of the cost.
+        text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+        headers = dict(
+            line.split(": ", 1) for line in text.partition("\n\n")[0].splitlines() if line[:1].strip() and ": " in line
+        )
+        if "Name" in headers and "Version" in headers:
+            _dist_names[key] = (headers["Name"].strip(), headers["Version"].strip())
+        else:  # an unusual file: the full parser
+            metadata = dist.metadata
+            _dist_names[key] = (metadata["Name"], metadata["Version"])
     return _dist_names[key]
 
 

@@ -53,9 +53,7 @@ def load_plugins_reporting() -> Plugins:
     return plugins
 
 
-def open_hosts(
-    hosts_dirs: Sequence[Path] | None = None, *, lazy: bool = False
-) -> tuple[Plugins, Config, HostRegistry]:
+def open_hosts(hosts_dirs: Sequence[Path] | None = None, *, lazy: bool = False) -> tuple[Plugins, Config, HostRegistry]:
     """The run's plugins, config and hosts; a plugin problem is one warning line, not a failure.
     ``lazy``: for a command that only uses the hosts it names (see :meth:`Hooks.register_hosts`)."""
     plugins = load_plugins_reporting()

@@ -10,7 +10,6 @@ ones included; a flag that needs a disabled processor is then a usage error.
 
 from __future__ import annotations
 
-import difflib
 import importlib.metadata
 import inspect
 import json
@@ -189,6 +188,8 @@ def _check_hooks(plugin: object) -> str | None:
         if not callable(function) or getattr(function, f"{PROJECT}_impl", None) is None:
             continue
         if attribute not in HOOKS:
+            import difflib  # for a misspelled hook only
+
             close = difflib.get_close_matches(attribute, HOOKS, n=1)
             hint = f", did you mean {close[0]}?" if close else f" (hooks: {', '.join(HOOKS)})"
             return f"unknown hook '{attribute}'{hint}"
@@ -410,6 +411,7 @@ class HookIndex:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or cache_dir() / "plugins.json"
         self._known: dict[str, list[str]] | None = None
+        self._keys: dict[str, str | None] = {}
         self._changed = False
 
     def _entries(self) -> dict[str, list[str]]:
@@ -427,9 +429,14 @@ class HookIndex:
                 }
         return self._known
 
-    @staticmethod
-    def key(entry_point: importlib.metadata.EntryPoint, info: PluginInfo) -> str | None:
+    def key(self, entry_point: importlib.metadata.EntryPoint, info: PluginInfo) -> str | None:
         """The entry point's identity, None when its module file cannot be found without importing it."""
+        if entry_point.value not in self._keys:
+            self._keys[entry_point.value] = self._identity(entry_point, info)
+        return self._keys[entry_point.value]
+
+    @staticmethod
+    def _identity(entry_point: importlib.metadata.EntryPoint, info: PluginInfo) -> str | None:
         import importlib.util
 
         try:

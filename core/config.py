@@ -40,10 +40,12 @@ def cache_dir() -> Path:
 
 
 def bundled_hosts_dir() -> Path:
-    """The presets that ship inside the package (the project's ``hosts.d/``)."""
-    from importlib.resources import files
+    """The presets that ship inside the package (the project's ``hosts.d/``, a folder on disk as the
+    hosts folders are; importlib.resources would import zipfile for it on every run)."""
+    import importlib
 
-    return Path(str(files("picbeam.presets")))
+    presets = importlib.import_module("picbeam.presets")
+    return Path(str(presets.__file__)).parent
 
 
 def user_hosts_dir() -> Path:

@@ -10,7 +10,6 @@ ones included; a flag that needs a disabled processor is then a usage error.
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
 import json
 import os
@@ -30,6 +29,8 @@ from .hosts import FILES_PLUGIN, BrokenHost, Host, HostDraft, HostRegistry
 from .spec import HostSpec
 
 if TYPE_CHECKING:
+    import importlib.metadata
+
     from .importers import Importer
     from .items import UploadResult
     from .processing import Processor
@@ -86,7 +87,7 @@ class Plugins:
         # Built-in plugins PICBEAM_DISABLE_PLUGINS turned off, loaded only to know what they declare.
         self.disabled: dict[str, ModuleType] = {}
         # Plugins found but not imported yet (see load_entry_points), by name.
-        self.pending: dict[str, importlib.metadata.EntryPoint] = {}
+        self.pending: dict[str, Point] = {}
         self.index = HookIndex()
         self.hooks = Hooks(self)
 
@@ -98,40 +99,38 @@ class Plugins:
         commands need (:data:`DEFERRABLE`), is imported when one of them is called: a one-file upload
         does not import every host plugin."""
         wanted, off = _names(selection), _names(disable) or set()
-        points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
         # Built-ins first: they register first, so a third-party clash is the one reported.
-        for entry_point in sorted(points, key=lambda ep: not ep.value.startswith(BUILTIN_PREFIX)):
-            builtin = entry_point.value.startswith(BUILTIN_PREFIX)
-            if not builtin and wanted is not None and entry_point.name not in wanted:
+        for point in sorted(self.index.points(), key=lambda p: not p.value.startswith(BUILTIN_PREFIX)):
+            builtin = point.value.startswith(BUILTIN_PREFIX)
+            if not builtin and wanted is not None and point.name not in wanted:
                 continue
-            if entry_point.name in self.infos:
+            if point.name in self.infos:
                 continue  # the same distribution seen twice on sys.path
-            if entry_point.name in off and not builtin:
+            if point.name in off and not builtin:
                 continue
-            info = PluginInfo(name=entry_point.name, module=entry_point.value, builtin=builtin)
-            if entry_point.dist is not None:
-                info.distribution, info.version = _name_and_version(entry_point.dist)
+            info = PluginInfo(name=point.name, module=point.value, builtin=builtin)
+            info.distribution, info.version = point.distribution, point.version
             self.infos[info.name] = info
-            known = None if entry_point.name in off else self.index.hooks(entry_point, info)
+            known = None if point.name in off else self.index.hooks(point)
             if known is not None and known and set(known) <= DEFERRABLE:
                 info.hooks = known
-                self.pending[info.name] = entry_point
+                self.pending[info.name] = point
                 continue
-            self._load(entry_point, info, disabled=entry_point.name in off)
+            self._load(point, info, disabled=point.name in off)
         self.index.save()
 
     def load_pending(self, hook: str | None = None, names: Iterable[str] | None = None) -> None:
         """Import the plugins not imported yet that implement ``hook`` (any hook when None), or those
         ``names`` names."""
-        for name, entry_point in list(self.pending.items()):
+        for name, point in list(self.pending.items()):
             if (names is None or name in names) and (hook is None or hook in self.infos[name].hooks):
                 del self.pending[name]
-                self._load(entry_point, self.infos[name], disabled=False)
+                self._load(point, self.infos[name], disabled=False)
         self.index.save()
 
-    def _load(self, entry_point: importlib.metadata.EntryPoint, info: PluginInfo, *, disabled: bool) -> None:
+    def _load(self, point: Point, info: PluginInfo, *, disabled: bool) -> None:
         try:
-            module = entry_point.load()
+            module = point.load()
         except Exception as exc:  # any import-time failure of a third-party module
             info.errors.append(f"import failed: {type(exc).__name__}: {exc}")
             print_traceback(exc)
@@ -142,7 +141,7 @@ class Plugins:
             return
         self.add(module, info.name)
         if not info.errors:  # a plugin with a problem is imported (and reported) by every run
-            self.index.learn(entry_point, info)
+            self.index.learn(point, info.hooks)
 
     def add(self, plugin: ModuleType | object, name: str) -> None:
         """Register one plugin object (a module or an instance with hook methods) under ``name``."""
@@ -395,78 +394,139 @@ class Hooks:
         return bool(getattr(self.plugins.manager.hook, hook).get_hookimpls())
 
 
+@dataclass(frozen=True)
+class Point:
+    """One entry point of the ``picbeam`` group and its distribution: what loading needs, listed without
+    importlib.metadata when the index's listing is current."""
+
+    name: str
+    value: str
+    distribution: str | None = None
+    version: str | None = None
+
+    @property
+    def module(self) -> str:
+        return self.value.partition(":")[0].strip()
+
+    def load(self) -> Any:
+        """Import the module and fetch the attribute ``module:attr`` names, as EntryPoint.load does
+        (without importing importlib.metadata, which a run with a current listing never needs)."""
+        import importlib
+
+        target = importlib.import_module(self.module)
+        attributes = self.value.partition(":")[2].partition("[")[0].strip()  # "[extras]" select nothing here
+        for attribute in filter(None, attributes.split(".")):
+            target = getattr(target, attribute)
+        return target
+
+
 class HookIndex:
-    """Which hooks each plugin implements, remembered from the last run that imported it, so a run can
-    leave a plugin unimported until a hook it implements is called.
+    """What the last runs learnt about the plugins, so a run can leave a plugin unimported until a hook it
+    implements is called: which hooks each plugin implements, and the ``picbeam`` entry points.
 
-    An entry is keyed by the entry point, its distribution's version and its module file's size and
-    modification time: a plugin upgraded or edited is imported again and learnt anew. Only plugins that
-    loaded cleanly are remembered; one that fails is imported, and reported, by every run. The index is a
-    cache (``$XDG_CACHE_HOME/picbeam/plugins.json``): deleting it costs one slower run, and a folder that
-    cannot be written only means no plugin is deferred."""
+    A plugin's hooks are keyed by its entry point, its distribution's version and its module file's size
+    and modification time: a plugin upgraded or edited is imported again and learnt anew. Only plugins that
+    loaded cleanly are remembered; one that fails is imported, and reported, by every run. The listing of
+    entry points is kept with the modification times of sys.path's folders and of the entry_points.txt
+    files that declared them: installing, removing or reinstalling a distribution changes one. The index
+    is a cache (``$XDG_CACHE_HOME/picbeam/plugins.json``): deleting it costs one slower run, and a folder
+    that cannot be written only means no plugin is deferred."""
 
-    VERSION = 1
-    LIMIT = 500  # entries kept: enough for many environments sharing one cache folder
+    VERSION = 2
+    LIMIT = 500  # hook entries kept: enough for many environments sharing one cache folder
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or cache_dir() / "plugins.json"
-        self._known: dict[str, list[str]] | None = None
+        self._data: dict[str, Any] | None = None
         self._keys: dict[str, str | None] = {}
         self._changed = False
 
-    def _entries(self) -> dict[str, list[str]]:
-        if self._known is None:
-            self._known = {}
+    def _read(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = {"hooks": {}, "points": None}
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
-                return self._known
-            if isinstance(data, dict) and data.get("version") == self.VERSION and isinstance(data.get("hooks"), dict):
-                self._known = {
+                return self._data
+            if not isinstance(data, dict) or data.get("version") != self.VERSION:
+                return self._data
+            hooks = data.get("hooks")
+            if isinstance(hooks, dict):
+                self._data["hooks"] = {
                     key: value
-                    for key, value in data["hooks"].items()
+                    for key, value in hooks.items()
                     if isinstance(value, list) and all(isinstance(hook, str) for hook in value)
                 }
-        return self._known
+            self._data["points"] = data.get("points")
+        return self._data
 
-    def key(self, entry_point: importlib.metadata.EntryPoint, info: PluginInfo) -> str | None:
+    # -- the entry points -------------------------------------------------------------------------
+    def points(self) -> list[Point]:
+        """The ``picbeam`` entry points, from the listing when nothing was installed or removed since."""
+        listing = self._read()["points"]
+        try:
+            if listing["stamp"] == _stamp(sys.path) and all(_stamp([p])[0] == [p, t] for p, t in listing["metadata"]):
+                return [Point(*entry) for entry in listing["entries"]]
+        except (TypeError, KeyError, ValueError):  # an older or damaged listing: list them again
+            pass
+        import importlib.metadata
+
+        points, metadata = [], {}
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            distribution = version = None
+            if entry_point.dist is not None:
+                distribution, version = _name_and_version(entry_point.dist)
+                folder = getattr(entry_point.dist, "_path", None)
+                if folder is not None:  # rewritten in place by an editable reinstall
+                    metadata[os.path.join(str(folder), "entry_points.txt")] = None
+            points.append(Point(entry_point.name, entry_point.value, distribution, version))
+        self._read()["points"] = {
+            "stamp": _stamp(sys.path),
+            "metadata": _stamp(list(metadata)),
+            "entries": [[p.name, p.value, p.distribution, p.version] for p in points],
+        }
+        self._changed = True
+        return points
+
+    # -- the hooks of each plugin -----------------------------------------------------------------
+    def key(self, point: Point) -> str | None:
         """The entry point's identity, None when its module file cannot be found without importing it."""
-        if entry_point.value not in self._keys:
-            self._keys[entry_point.value] = self._identity(entry_point, info)
-        return self._keys[entry_point.value]
+        if point.value not in self._keys:
+            self._keys[point.value] = self._identity(point)
+        return self._keys[point.value]
 
     @staticmethod
-    def _identity(entry_point: importlib.metadata.EntryPoint, info: PluginInfo) -> str | None:
+    def _identity(point: Point) -> str | None:
         import importlib.util
 
         try:
-            spec = importlib.util.find_spec(entry_point.module)
+            spec = importlib.util.find_spec(point.module)
             origin = spec.origin if spec is not None else None
             stat = os.stat(origin) if origin else None
         except Exception:  # a parent package that fails to import: the plugin's own import will say so
             return None
         if stat is None:
             return None
-        return f"{entry_point.value}|{info.distribution}|{info.version}|{origin}|{stat.st_mtime_ns}|{stat.st_size}"
+        return f"{point.value}|{point.distribution}|{point.version}|{origin}|{stat.st_mtime_ns}|{stat.st_size}"
 
-    def hooks(self, entry_point: importlib.metadata.EntryPoint, info: PluginInfo) -> list[str] | None:
-        key = self.key(entry_point, info)
-        return None if key is None else self._entries().get(key)
+    def hooks(self, point: Point) -> list[str] | None:
+        key = self.key(point)
+        return None if key is None else self._read()["hooks"].get(key)
 
-    def learn(self, entry_point: importlib.metadata.EntryPoint, info: PluginInfo) -> None:
-        key = self.key(entry_point, info)
-        entries = self._entries()
-        if key is not None and entries.get(key) != info.hooks:
-            entries.pop(key, None)
-            entries[key] = list(info.hooks)
+    def learn(self, point: Point, hooks: list[str]) -> None:
+        key = self.key(point)
+        known = self._read()["hooks"]
+        if key is not None and known.get(key) != hooks:
+            known.pop(key, None)
+            known[key] = list(hooks)
             self._changed = True
 
     def save(self) -> None:
-        if not self._changed or self._known is None:
+        if not self._changed or self._data is None:
             return
         self._changed = False
-        kept = dict(list(self._known.items())[-self.LIMIT :])
-        text = json.dumps({"version": self.VERSION, "hooks": kept}, indent=0)
+        hooks = dict(list(self._data["hooks"].items())[-self.LIMIT :])
+        text = json.dumps({"version": self.VERSION, "hooks": hooks, "points": self._data["points"]}, indent=0)
         try:  # another run may write at the same time: each writes a whole file, the last one stays
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
@@ -474,6 +534,18 @@ class HookIndex:
             os.replace(temporary, self.path)
         except OSError:
             pass
+
+
+def _stamp(paths: list[str]) -> list[list[Any]]:
+    """Each path with its modification time (None when it does not exist): a distribution installed in,
+    or removed from, a folder changes the folder's."""
+    stamped: list[list[Any]] = []
+    for path in paths:
+        try:
+            stamped.append([path, os.stat(path or ".").st_mtime_ns])
+        except OSError:
+            stamped.append([path, None])
+    return stamped
 
 
 def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str, str]:

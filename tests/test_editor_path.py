@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from picbeam.loader import HookIndex
 from picbeam.testing import write_host
 from test_plugins import make_distribution, venv_with
 
@@ -179,7 +180,7 @@ def test_a_damaged_index_is_ignored_and_rewritten(run, fake_host, images, hosts_
     done, modules = run("upload", path, "--host", "mine")
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert "picbeam.plugins.s3" in modules  # nothing trusted: everything imported, and learnt
-    assert json.loads(cache.read_text())["version"] == 1
+    assert json.loads(cache.read_text())["version"] == HookIndex.VERSION
 
 
 def test_a_cache_folder_that_cannot_be_written_changes_nothing(
@@ -195,3 +196,35 @@ def test_a_cache_folder_that_cannot_be_written_changes_nothing(
         said = [line for line in done.stderr.splitlines() if "picbeam_editor_broken" not in line]
         assert said == ["watcher saw mine"], done.stderr  # nothing about the cache
     assert len(fake_host.requests) == 2
+
+
+def test_a_plugin_installed_after_the_index_was_written_is_found(run, venv, fake_host, images, hosts_dir, tmp_path):
+    """The listing of entry points is kept with sys.path's folders' times: pip installing changes one."""
+    import sys
+
+    write_host(hosts_dir, "mine", endpoint=fake_host.endpoint(), url_path="data.url")
+    first, second = images(2)
+    done, modules = run("upload", first, "--host", "mine")
+    assert "picbeam_editor_late" not in modules
+    late = make_distribution(
+        tmp_path,
+        "picbeam-editor-late",
+        "picbeam_editor_late",
+        """
+        import sys
+        from picbeam import hookimpl
+
+        @hookimpl
+        def after_upload(result):
+            print("the late plugin saw it", file=sys.stderr)
+    """,
+    )
+    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q", "--no-deps"]
+    subprocess.run([*pip, "--no-build-isolation", "--no-index", str(late)], check=True)
+    try:
+        done, modules = run("upload", second, "--host", "mine")
+    finally:
+        subprocess.run([*pip[:5], "uninstall", "-q", "-y", "picbeam-editor-late"], check=True)
+    assert done.returncode == 0 and "the late plugin saw it" in done.stderr, done.stderr
+    done, modules = run("upload", second, "--host", "mine", "--force")
+    assert "picbeam_editor_late" not in modules and "the late plugin" not in done.stderr

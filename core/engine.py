@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import json
 import threading
@@ -16,15 +15,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from .dedupe import Dedupe, Ledger
 from .errors import LedgerError, UploadError
 from .hosts import Host
 from .inputs import DOWNLOAD_MAX_BYTES, DOWNLOAD_TIMEOUT, Discovery, Found
 from .items import UploadItem, UploadResult, escape_controls, printable, url_problem
-from .loading import NOT_LOADED, Refused, check_unchanged, load, refuse
+from .loading import NOT_LOADED, Refused, changed, check_unchanged, load, refuse
 from .redaction import Redactor
 from .sending import HostGate, RetryPolicy, Tally, network_message, new_session, tries
 
@@ -37,24 +37,6 @@ DISCOVERY_CHUNK = 64
 PRELOAD_LIMIT = 256 * 1024
 Loaded = Any  # an UploadItem, a failed UploadResult, None for a file passed over, or NOT_LOADED
 Job = tuple[int, Found, Loaded]
-
-
-class Ledger(Protocol):
-    """What the engine needs from the upload record (see :mod:`picbeam.ledger`)."""
-
-    def find(self, sha256: str, host: str, destination: str, variant: str = "") -> UploadResult | None: ...
-
-    def record_many(
-        self, results: list[UploadResult], destination: str, redact: Callable[[str], str], variant: str = ""
-    ) -> list[int]: ...
-
-    def mark_deleted(self, record_id: int) -> None: ...
-
-    def claim(
-        self, sha256s: list[str], host: str, destination: str, variant: str = "", largest: int = 0
-    ) -> dict[str, UploadResult | str | None]: ...
-
-    def release(self, sha256s: list[str], host: str, destination: str, variant: str = "") -> None: ...
 
 
 @dataclass
@@ -75,40 +57,6 @@ class Summary:
     @property
     def ok(self) -> bool:
         return self.failed == 0 and self.not_started == 0 and not self.interrupted and self.ledger_error is None
-
-
-class GroupCommit:
-    """Records successful uploads in the ledger, one transaction for all that finish in the same turn of
-    the event loop (a commit costs more than an insert). Each caller resumes once its row is committed,
-    so a result is never printed before it is recorded.
-
-    It runs on the loop, not in a thread: a few inserts take less time than a thread hop.
-    """
-
-    def __init__(self, ledger: Ledger, destination: str, redact: Callable[[str], str], variant: str) -> None:
-        self.ledger, self.destination, self.redact, self.variant = ledger, destination, redact, variant
-        self._pending: list[UploadResult] = []
-        self._committed: asyncio.Future[None] | None = None
-
-    async def record(self, result: UploadResult) -> int:
-        if not self._pending:
-            self._committed = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().call_soon(self._commit)
-        self._pending.append(result)
-        assert self._committed is not None
-        await asyncio.shield(self._committed)
-        return int(result.extra["id"])
-
-    def _commit(self) -> None:
-        results, self._pending = self._pending, []
-        committed, self._committed = self._committed, None
-        assert committed is not None
-        try:
-            self.ledger.record_many(results, self.destination, self.redact, self.variant)
-        except Exception as exc:
-            committed.set_exception(exc)
-        else:
-            committed.set_result(None)
 
 
 class FinishGate:
@@ -172,12 +120,8 @@ class Batch:
         self.destination = self.redact(self.host.destination)
         self._window = max(64, self.jobs * 8)
         self._pending: dict[int, UploadResult | None] = {}
-        self._in_flight: dict[str, asyncio.Future[UploadResult]] = {}
         self._next_index = 0
         self._stopping = False
-        # Content this process claimed in the ledger (it uploads it), and content another process holds.
-        self._claimed: set[str] = set()
-        self._busy: set[str] = set()
         self._recorded: list[int] = []  # ledger ids of this run's uploads, withdrawn if the host's finish fails
         self._downloads: Path | None = None  # the folder of files downloaded from addresses, made on first use
         if self.processing is None and self.plugins is not None:
@@ -186,9 +130,12 @@ class Batch:
             self.processing = Processing(steps=collect_steps(self.plugins))
         # The ledger's dedupe key is the original content plus what processing does to it.
         self.variant = self.processing.signature if self.processing is not None else ""
-        self._writer = None
-        if self.ledger is not None:
-            self._writer = GroupCommit(self.ledger, self.destination, self.redact, self.variant)
+        self.dedupe = Dedupe(
+            self.ledger, self.host.name, self.destination, self.variant, self.redact, force=self.force,
+            dry_run=self.dry_run, on_ledger_error=self._ledger_failed,
+        )  # fmt: skip
+        # A big file is hashed while it is sent when the host does not need its hash first.
+        self._hash_while_sending = type(self.host).hash_while_sending and not self.dry_run
         # One line per problem that is the run's rather than a file's (a plugin that failed), for stderr.
         self.warnings: list[str] = []
         self._failed_plugins: set[str] = set()
@@ -225,7 +172,7 @@ class Batch:
                 raise
             finally:
                 self.summary.seconds = time.monotonic() - started
-                await self._release_claims(list(self._claimed))
+                await self.dedupe.release_all()
             await self._finish_host()
         return self.summary
 
@@ -274,9 +221,11 @@ class Batch:
         async def one(index: int, file: Found) -> UploadResult | None:
             async with self._admitted:
                 try:
-                    # A small file in memory is hashed and looked up at once: cheaper than a thread hop.
+                    # A small file in memory is hashed and claimed at once: cheaper than a thread hop. Claimed
+                    # like any run's: a `picbeam upload` of the same file at the same time waits for it.
                     small = file.data is not None and len(file.data) <= PRELOAD_LIMIT
-                    result = await self._process(index, file, self._load(index, file) if small else NOT_LOADED)
+                    loaded = self._load_and_claim(index, file) if small else NOT_LOADED
+                    result = await self._process(index, file, loaded)
                 except Exception as exc:  # a bug in a host or plugin fails this file, not the others
                     result = self._failure(index, file.path, f"internal error: {type(exc).__name__}: {exc}")
             if result is not None:
@@ -342,55 +291,11 @@ class Batch:
         claimed, so that a batch of small files costs one thread hop (and one ledger write) per chunk
         rather than one per file."""
         jobs = [
-            (index, found, self._load(index, found, PRELOAD_LIMIT) if size > 1 else NOT_LOADED)
+            (index, found, self._load(index, found, PRELOAD_LIMIT, look_up=False) if size > 1 else NOT_LOADED)
             for index, found in enumerate(itertools.islice(found_files, size), start=first)
         ]
-        self._claim([loaded for _, _, loaded in jobs])
+        self.dedupe.claim(loaded for _, _, loaded in jobs)
         return jobs
-
-    # -- claims: two picbeam processes over one ledger send each content once ------------------------
-    def _claim(self, loaded: list[Loaded]) -> None:
-        """Runs in a thread: claim in the ledger the content about to be sent. What another process
-        recorded meanwhile is reused; what it is sending now is waited for (see _wait_for_claim)."""
-        items = [i for i in loaded if isinstance(i, UploadItem) and i.previous is None]
-        if self.ledger is None or self.force or self.dry_run or not items:
-            return
-        largest = max(item.size for item in items)
-        try:
-            answers = self.ledger.claim(
-                [i.sha256 for i in items], self.host.name, self.destination, self.variant, largest=largest
-            )
-        except LedgerError as exc:
-            self._ledger_failed(exc)
-            return
-        for item in items:
-            answer = answers[item.sha256]
-            if isinstance(answer, UploadResult):
-                item.previous = _stamp(dataclasses.replace(answer), item, reused=True)
-            elif answer is None:
-                self._claimed.add(item.sha256)
-            else:
-                self._busy.add(item.sha256)
-
-    async def _wait_for_claim(self, item: UploadItem) -> UploadResult | None:
-        """Wait while another process uploads this content: its result when it recorded one, None when
-        this process holds the claim now (the other failed, or died)."""
-        delay = 0.02
-        while item.sha256 in self._busy:
-            if self._stopping:
-                return self._failure(item.index, item.source, "not sent: another picbeam is uploading it", item=item)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-            self._busy.discard(item.sha256)
-            await asyncio.to_thread(self._claim, [item])
-            if item.previous is not None:
-                return item.previous
-        return None
-
-    async def _release_claims(self, sha256s: list[str]) -> None:
-        if self.ledger is not None and sha256s:
-            self._claimed.difference_update(sha256s)
-            await asyncio.to_thread(self.ledger.release, sha256s, self.host.name, self.destination, self.variant)
 
     async def _worker(self) -> None:
         while (job := await self._queue.get()) is not None:
@@ -498,25 +403,17 @@ class Batch:
         )
 
     async def _upload_once(self, item: UploadItem) -> UploadResult:
-        """Send a file unless the same content is already on its way in this run: then wait for that
-        upload and reuse its URL (the ledger covers uploads that have finished)."""
-        earlier = None if self.force else self._in_flight.get(item.sha256)
-        if earlier is not None:
-            first = await asyncio.shield(earlier)
-            if first.ok and self._same_destination(first, item):
-                return dataclasses.replace(
-                    first, path=item.label, index=item.index, reused=True, extra=dict(first.extra)
-                )
-        future: asyncio.Future[UploadResult] = asyncio.get_running_loop().create_future()
-        self._in_flight.setdefault(item.sha256, future)
-        result = None
-        try:
-            result = await self._wait_for_claim(item) or await self._upload(item)
-            return result
-        finally:
-            future.set_result(result or self._failure(item.index, item.label, "not sent", item=item))
-            if self._in_flight.get(item.sha256) is future:
-                del self._in_flight[item.sha256]
+        """Send a file unless the same content is already on its way (see :mod:`picbeam.dedupe`)."""
+        return await self.dedupe.send_once(
+            item,
+            self._upload,
+            stopping=lambda: self._stopping,
+            not_sent=self._not_sent,
+            same_destination=self._same_destination,
+        )
+
+    def _not_sent(self, item: UploadItem, message: str) -> UploadResult:
+        return self._failure(item.index, item.label, message, item=item)
 
     def _same_destination(self, first: UploadResult, item: UploadItem) -> bool:
         """Whether ``item``, with the content of ``first``, may take its URL. With the ledger, yes (it
@@ -535,25 +432,25 @@ class Batch:
     async def _upload(self, item: UploadItem) -> UploadResult:
         try:
             await self._prepare(item)
+            earlier = await self.dedupe.claim_unhashed(item, lambda: self._stopping, self._not_sent)
+            if earlier is not None:
+                return earlier
             result = await self._send(item)
             self._check_urls(result)
             if item.data is None:
                 await asyncio.to_thread(check_unchanged, item)
         except UploadError as exc:
-            result = self._failure(item.index, item.label, exc.message, status=exc.status, item=item)
+            # A file that changed under its upload breaks the request; the change is what to report.
+            message = (await asyncio.to_thread(changed, item) if item.data is None else None) or exc.message
+            result = self._failure(item.index, item.label, message, status=exc.status, item=item)
         finally:
             if self.processing is not None:
                 self.processing.release(item)
         if self._has_after:
             await asyncio.to_thread(self._after, result)
-        if result.ok and self._writer is not None:
-            try:
-                self._recorded.append(await self._writer.record(result))
-                self._claimed.discard(item.sha256)
-            except LedgerError as exc:
-                self._ledger_failed(exc)
-        elif not result.ok and item.sha256 in self._claimed:
-            await self._release_claims([item.sha256])  # another process may send it now
+        record_id = await self.dedupe.settle(item, result)
+        if record_id is not None:
+            self._recorded.append(record_id)
         return result
 
     def _ledger_failed(self, exc: LedgerError) -> None:
@@ -561,7 +458,6 @@ class Batch:
         nothing new starts (each upload would be one more the ledger cannot remember)."""
         if self.summary.ledger_error is None:
             self.summary.ledger_error = self.redact(exc.message)
-        self._writer = None
         self._stopping = True
 
     def _check_urls(self, result: UploadResult) -> None:
@@ -572,23 +468,29 @@ class Batch:
                 raise UploadError(problem, status=result.status)
 
     def _load_and_claim(self, index: int, found: Found) -> Loaded:
-        loaded = self._load(index, found)
-        self._claim([loaded])
+        loaded = self._load(index, found, look_up=False)
+        self.dedupe.claim([loaded])
         return loaded
 
-    def _load(self, index: int, found: Found, limit: int | None = None) -> Loaded:
+    def _load(self, index: int, found: Found, limit: int | None = None, *, look_up: bool = True) -> Loaded:
         """Runs in a thread: the file loaded (see :mod:`picbeam.loading`) and looked up in the ledger. The
         host's limits are checked here too, unless processing re-encodes (then after processing). A file
         over ``limit`` bytes, or an address (downloaded by a worker first), is left to a worker (NOT_LOADED)."""
         if found.url is not None:
             return NOT_LOADED  # downloaded by a worker first
         reencodes = self.processing is not None and self.processing.reencodes
-        loaded = load(index, found, self.host, limit=limit, check_limits=not reencodes)
+        loaded = load(
+            index,
+            found,
+            self.host,
+            limit=limit,
+            check_limits=not reencodes,
+            hash_while_sending=self._hash_while_sending,
+        )
         if isinstance(loaded, Refused):
             return self._failure(index, loaded.path, loaded.message, item=loaded.item)
-        if isinstance(loaded, UploadItem) and self.ledger is not None and not self.force:
-            previous = self.ledger.find(loaded.sha256, self.host.name, self.destination, self.variant)
-            loaded.previous = _stamp(previous, loaded, reused=True) if previous is not None else None
+        if isinstance(loaded, UploadItem) and look_up:  # else the claim that follows looks it up
+            self.dedupe.look_up(loaded)
         return loaded
 
     async def _prepare(self, item: UploadItem, dry_run: bool = False) -> None:
@@ -631,6 +533,11 @@ class Batch:
             raise UploadError(self.redact(network_message(exc)) + tries(tally.attempts)) from None
         finally:
             self.summary.retries += max(0, tally.attempts - 1)
+        if item.hashing is not None:  # a big file hashed while it was sent: its hash, without holding the loop
+            try:
+                await asyncio.wrap_future(item.hashing)
+            except OSError as exc:
+                raise UploadError(f"cannot read the file to hash it: {exc.strerror or exc}") from None
         _stamp(result, item)
         result.extra.setdefault("name", item.name)  # the name it was sent under, for {filename} in --format
         # What the Python API returns and the ledger keeps: the answer and endpoint without credentials.
@@ -650,7 +557,7 @@ class Batch:
             status=status,
             index=index,
             bytes=item.size if item else 0,
-            sha256=item.sha256 if item else "",
+            sha256=item.sha256 if item and not item.hash_pending else "",
         )
 
     def _count(self, result: UploadResult) -> None:
@@ -668,11 +575,9 @@ def _count(found_files: Iterator[Found]) -> int:
     return sum(1 for _ in found_files)
 
 
-def _stamp(result: UploadResult, item: UploadItem, *, reused: bool | None = None) -> UploadResult:
-    """Set the bookkeeping fields of ``result`` for ``item``: the engine alone sets them (a host's result,
-    or one read from the ledger, carries the host's part only)."""
+def _stamp(result: UploadResult, item: UploadItem) -> UploadResult:
+    """Set the bookkeeping fields of ``result`` for ``item``: the engine alone sets them (a host's result
+    carries the host's part only)."""
     result.index, result.path = item.index, item.label  # an address for a download, else the path
     result.bytes, result.sha256 = item.size, item.sha256
-    if reused is not None:
-        result.reused = reused
     return result

@@ -50,6 +50,10 @@ class Host:
     # True when upload() reads the file only through ``item.open()``, once per attempt: a big file whose
     # metadata is stripped is then streamed through the stripper instead of copied first.
     streams_files: bool = False
+    # True when upload() does not need ``item.sha256`` before the file is sent (nothing is named or signed
+    # by content): a big file is then hashed in a thread while it is sent, not read once more first.
+    # Reading ``item.sha256`` stays correct either way; it waits for the hash.
+    hash_while_sending: ClassVar[bool] = False
     # Hosts that every upload to this one also goes to (a hosts.d file's `mirrors = [...]`).
     mirrors: tuple[str, ...] = ()
 
@@ -117,8 +121,7 @@ class Host:
             host=self.name,
             url=url,
             bytes=item.size,
-            sha256=item.sha256,
-            index=item.index,
+            index=item.index,  # the engine stamps the content's hash: it may still be being computed
             **fields,
         )
 
@@ -127,6 +130,7 @@ class SpecHost(Host):
     """A host described by a :class:`HostSpec`: one HTTP request per file, one JMESPath over the answer."""
 
     streams_files = True
+    hash_while_sending = True
 
     def __init__(self, spec: HostSpec) -> None:
         self.spec = spec

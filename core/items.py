@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import bisect
-import functools
 import hashlib
 import io
 import os
 import re
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -90,6 +90,21 @@ class SpliceReader(io.RawIOBase):
             starts.append(position)
             position += len(piece) if isinstance(piece, bytes) else piece[1]
         self._starts = starts
+        self._sendable: io.FileIO | None = None
+
+    @property
+    def declared_size(self) -> int:
+        return self.splice.size
+
+    def pieces(self) -> list[bytes | tuple[int, int]] | None:
+        """What is left to send as literal bytes and ranges of the file (None once reading has begun)."""
+        return list(self.splice.pieces) if self._at == 0 else None
+
+    def sendable(self) -> io.FileIO:
+        """The file itself, for ``sendfile`` (closed with this reader)."""
+        if self._sendable is None:
+            self._sendable = io.FileIO(self._fd, "rb", closefd=False)
+        return self._sendable
 
     def readable(self) -> bool:
         return True
@@ -129,23 +144,27 @@ class SpliceReader(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
+            if self._sendable is not None:
+                self._sendable.close()
             os.close(self._fd)
         super().close()
 
 
-@functools.cache
-def _splice_payload() -> None:
-    """Teach aiohttp the size of a :class:`SpliceReader` (it would take the whole file's size)."""
-    from aiohttp import payload
+class _ContentHash:
+    """``UploadItem.sha256``. A big file may be hashed in a thread while it is sent (see
+    :mod:`picbeam.loading`): reading the field then waits for that hash, so whoever reads it — a
+    processor, a host, the ledger — always gets the file's real digest."""
 
-    class SplicePayload(payload.IOBasePayload):
-        @property
-        def size(self) -> int:
-            if self._start_position is None:
-                self._start_position = self._value.tell()
-            return self._value.splice.size - self._start_position  # type: ignore[attr-defined]
+    def __get__(self, item: UploadItem | None, owner: type | None = None) -> str:
+        if item is None:
+            return ""  # the dataclass's default
+        pending = item.__dict__.get("hashing")
+        if pending is not None:
+            item.__dict__["_sha256"], item.__dict__["hashing"] = pending.result(), None
+        return item.__dict__.get("_sha256", "")
 
-    payload.register_payload(SplicePayload, SpliceReader)
+    def __set__(self, item: UploadItem, value: str) -> None:
+        item.__dict__["_sha256"] = value
 
 
 @dataclass
@@ -165,8 +184,10 @@ class UploadItem:
     name: str = ""
     mime: str = "application/octet-stream"
     size: int = 0
-    sha256: str = ""
+    sha256: str = _ContentHash()  # type: ignore[assignment]
     data: bytes | None = None
+    # The hash of a big file being computed in a thread while it is sent (``sha256`` waits for it).
+    hashing: Future[str] | None = field(default=None, repr=False, compare=False)
     # What each processor did, "processor: what" (shown by --dry-run --explain).
     notes: list[str] = field(default_factory=list)
     # The file's modification time when it was hashed: a streamed file that changes is caught.
@@ -192,6 +213,17 @@ class UploadItem:
             self.path = self.source
         if not self.name:
             self.name = clean_name(self.source.name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """For a worker process: the hash itself, not the thread computing it."""
+        state = dict(self.__dict__)
+        state["_sha256"], state["hashing"] = self.sha256, None
+        return state
+
+    @property
+    def hash_pending(self) -> bool:
+        """Whether ``sha256`` is still being computed (reading it now would wait)."""
+        return self.hashing is not None and not self.hashing.done()
 
     @property
     def label(self) -> str:
@@ -276,7 +308,6 @@ class UploadItem:
         if self.data is not None:
             return self.data
         if self.splice is not None:
-            _splice_payload()
             return SpliceReader(self.path, self.splice)
         return ExactFile(self.path, self.size)
 
@@ -309,6 +340,18 @@ class ExactFile(io.BufferedReader):
     def __init__(self, path: os.PathLike[str] | str, length: int) -> None:
         super().__init__(io.FileIO(path, "rb"))
         self.length = length
+
+    @property
+    def declared_size(self) -> int:
+        return self.length
+
+    def pieces(self) -> list[bytes | tuple[int, int]]:
+        """What is left to send, as one range of the file."""
+        at = self.tell()
+        return [(at, max(0, self.length - at))]
+
+    def sendable(self) -> ExactFile:
+        return self
 
     def _left(self, size: int | None) -> int:
         left = max(0, self.length - self.tell())

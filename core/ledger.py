@@ -68,6 +68,15 @@ _DROP_OWN_CLAIM = (
     "DELETE FROM claims WHERE sha256 = ? AND host = ? AND destination = ? AND variant = ? AND machine = ? AND pid = ?"
 )
 BUSY = "busy"  # what claim() answers for content another live process is uploading now
+TAKEN = "taken"  # what claim_size() answers when an upload of that size is recorded
+_SIZE_LIVE = (
+    "SELECT 1 FROM uploads WHERE size = ? AND host = ? AND destination = ? AND variant = ? AND deleted IS NULL LIMIT 1"
+)
+
+
+def size_key(size: int) -> str:
+    """The claim key of a file known by its size alone (its hash is computed while it is sent)."""
+    return f"size:{size}"
 COLUMNS = (
     "id",
     "sha256",
@@ -165,24 +174,36 @@ class Ledger:
             for sha256 in dict.fromkeys(sha256s):
                 key = (sha256, host, destination, variant)
                 row = self._fetch(_NEWEST_LIVE, key)
-                if row is not None:
-                    answers[sha256] = _reused(row)
-                    continue
-                holder = self._fetch(
-                    "SELECT machine, pid, expires FROM claims "
-                    "WHERE sha256 = ? AND host = ? AND destination = ? AND variant = ?",
-                    key,
-                )
-                if holder is not None and _holds(holder, now):
-                    answers[sha256] = BUSY
-                    continue
-                self._db.execute(
-                    "INSERT OR REPLACE INTO claims (sha256, host, destination, variant, machine, pid, expires)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (*key, _MACHINE, os.getpid(), now + lease),
-                )
-                answers[sha256] = None
+                answers[sha256] = _reused(row) if row is not None else self._take(key, now, lease)
         return answers
+
+    def claim_size(self, size: int, host: str, destination: str, variant: str = "") -> str | None:
+        """Claim "a file of ``size`` bytes" for a file whose hash is not known yet (a big file hashed while
+        it is sent): :data:`TAKEN` when a live upload of that size is recorded (it may be the same content:
+        hash the file first, then :meth:`claim` it), :data:`BUSY` while another live process holds a file
+        of that size, or None: this process holds it until :meth:`release` (``size_key(size)``)."""
+        now = time.time()
+        with self._transaction():
+            if self._fetch(_SIZE_LIVE, (size, host, destination, variant)) is not None:
+                return TAKEN
+            answer = self._take((size_key(size), host, destination, variant), now, CLAIM_LEASE + size / (256 * 1024))
+        return answer
+
+    def _take(self, key: tuple[str, str, str, str], now: float, lease: float) -> str | None:
+        """Inside a transaction: claim ``key`` for this process, or :data:`BUSY` while a live one holds it."""
+        holder = self._fetch(
+            "SELECT machine, pid, expires FROM claims "
+            "WHERE sha256 = ? AND host = ? AND destination = ? AND variant = ?",
+            key,
+        )
+        if holder is not None and _holds(holder, now):
+            return BUSY
+        self._db.execute(
+            "INSERT OR REPLACE INTO claims (sha256, host, destination, variant, machine, pid, expires)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*key, _MACHINE, os.getpid(), now + lease),
+        )
+        return None
 
     def release(self, sha256s: list[str], host: str, destination: str, variant: str = "") -> None:
         """Let go of this process's claims on content it did not upload (it failed, or was not started)."""

@@ -9,8 +9,11 @@ read here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,9 @@ from .items import IN_MEMORY_LIMIT, UploadItem
 
 HASH_CHUNK = 1024 * 1024
 NOT_LOADED: Any = object()
+# Files from this size on may be hashed in a thread while they are sent (see load's ``hash_while_sending``):
+# below it, hashing first costs less than the bookkeeping of a hash that arrives late.
+HASH_WHILE_SENDING_FROM = 16 * 1024 * 1024
 
 
 @dataclass
@@ -33,15 +39,25 @@ class Refused:
     item: UploadItem | None = None
 
 
-def load(index: int, found: Found, host: Host, *, limit: int | None = None, check_limits: bool = True) -> Any:
+def load(
+    index: int,
+    found: Found,
+    host: Host,
+    *,
+    limit: int | None = None,
+    check_limits: bool = True,
+    hash_while_sending: bool = False,
+) -> Any:
     """The file ``found`` as an UploadItem (or Refused, None, NOT_LOADED; see the module's docstring).
 
     ``check_limits`` False leaves the host's size and type limits to after processing (a big photo may
-    fit once converted)."""
+    fit once converted). ``hash_while_sending``: a file of :data:`HASH_WHILE_SENDING_FROM` bytes or more
+    is hashed in a thread of its own, started now, so that its upload need not wait for it
+    (``item.hashing``; reading ``item.sha256`` waits for it)."""
     path = found.path
     if found.error:
         return Refused(path, found.error)
-    mtime_ns = 0
+    mtime_ns, later = 0, False
     try:
         if found.data is not None:  # content handed in memory (picbeam serve): nothing to read
             data: bytes | None = found.data
@@ -58,7 +74,8 @@ def load(index: int, found: Found, host: Host, *, limit: int | None = None, chec
                     data = handle.read()
                 else:
                     data, head = None, handle.read(SNIFF_BYTES)
-                    digest = hash_rest(handle, head)
+                    later = hash_while_sending and info.st_size >= HASH_WHILE_SENDING_FROM
+                    digest = "" if later else hash_rest(handle, head)
         if data is not None:
             head, digest = data[:SNIFF_BYTES], hashlib.sha256(data).hexdigest()
     except OSError as exc:
@@ -78,7 +95,11 @@ def load(index: int, found: Found, host: Host, *, limit: int | None = None, chec
         mtime_ns=mtime_ns,
     )
     problem = refuse(item, host) if check_limits else None
-    return Refused(path, problem, item) if problem else item
+    if problem:
+        return Refused(path, problem, item)
+    if later:
+        item.hashing = _hashers().submit(hash_file, path, item.size)
+    return item
 
 
 def refuse(item: UploadItem, host: Host) -> str | None:
@@ -100,18 +121,43 @@ def hash_rest(handle: Any, head: bytes) -> str:
     return digest.hexdigest()
 
 
+def hash_file(path: Path, size: int) -> str:
+    """The SHA-256 of the first ``size`` bytes of the file at ``path`` (what is sent of it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while size > 0 and (chunk := handle.read(min(HASH_CHUNK, size))):
+            digest.update(chunk)
+            size -= len(chunk)
+    return digest.hexdigest()
+
+
+@functools.cache
+def _hashers() -> ThreadPoolExecutor:
+    """Threads for hashes computed while files are sent: as many as cores (hashlib runs without the GIL)."""
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="picbeam-hash")
+
+
 def check_unchanged(item: UploadItem) -> None:
     """A streamed file that changed while it was sent may have arrived mixed: say so, do not record it."""
+    problem = changed(item)
+    if problem:
+        raise UploadError(problem)
+
+
+def changed(item: UploadItem) -> str | None:
+    """How a streamed file changed since it was read first (it grew, shrank, was rewritten or removed), or
+    None: a failure to send it is then explained by the change rather than by the broken request."""
     read = item.on_disk()
     if read is None:
-        return
+        return None
     path, size, mtime_ns = read
     try:
         info = path.stat()
     except OSError:
-        raise UploadError("the file disappeared while it was being uploaded; run again") from None
+        return "the file disappeared while it was being uploaded; run again"
     if (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
-        raise UploadError("the file changed while it was being uploaded; run again to send its new content")
+        return "the file changed while it was being uploaded; run again to send its new content"
+    return None
 
 
 def mime_matches(mime: str, pattern: str) -> bool:

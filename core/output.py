@@ -69,8 +69,10 @@ def formatter(name: str, where: str = "--format") -> Formatter:
     known ones."""
     if is_template(name):
         return template(name)
-    check_format(name, where)
-    return formats()[name]
+    known = formats()
+    if name not in known:
+        check_format(name, where)  # raises, naming the known formats
+    return known[name]
 
 
 def format_result(result: UploadResult, fmt: str) -> str:

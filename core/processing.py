@@ -21,6 +21,7 @@ holds what they have in common:
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import os
 import secrets
@@ -144,9 +145,10 @@ class ProcessSettings:
     def get(self, name: str, default: Any = None) -> Any:
         return self.__dict__["_values"].get(name, default)
 
-    @property
+    @functools.cached_property
     def needs_pixels(self) -> bool:
-        """Whether some option that needs Pillow (decoding and encoding images) is set."""
+        """Whether some option that needs Pillow (decoding and encoding images) is set (asked per file, and
+        the settings do not change)."""
         known = process_options()
         return any(known[name].pillow and value not in (None, False, "", 0)
                    for name, value in self.__dict__["_values"].items() if name in known)  # fmt: skip

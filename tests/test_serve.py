@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 import pytest
 from picbeam.samples import png
-from picbeam.testing import write_host
+from picbeam.testing import run_picbeam, write_host
 
 SECRET = "s3cret-for-tests-0123456789"
 
@@ -680,8 +680,6 @@ def test_serve_command_contract(command, fake, images, tmp_path):
 
 
 def test_listen_beyond_loopback_needs_a_secret(fake):
-    from picbeam.testing import run_picbeam
-
     done = run_picbeam("serve", "--host", "fake", "--listen", "0.0.0.0:0", env={"PICBEAM_SERVER_SECRET": ""})
     assert done.returncode == 2
     assert "set a secret with --secret or PICBEAM_SERVER_SECRET" in done.stderr and "Traceback" not in done.stderr
@@ -790,3 +788,29 @@ def test_a_plugin_format_shapes_the_result_entries(serve, fake, images):
         assert all(item["url"] for item in answer.json["items"])
     finally:
         load_plugins(reload=True)
+
+
+def test_serve_and_a_command_at_once_over_one_ledger_send_a_file_once(serve, fake, tmp_path):
+    """An editor posts a screenshot to the server while a `picbeam upload` of the same file runs: the
+    server claims what it sends in the ledger like any run, so the command waits and reuses its upload."""
+    from picbeam.testing import Reply
+
+    fake.respond_with(lambda recorded, host: Reply(json=host.default_reply(recorded).json, delay=2.0))
+    port = serve()
+    shot = tmp_path / "shot.png"
+    shot.write_bytes(png(9, 9, seed=91))
+    content_type, body = obsidian_multipart([("shot.png", shot.read_bytes())])
+    answers: list[Answer] = []
+    poster = threading.Thread(target=lambda: answers.append(request(port, body=body,
+                              headers={"Content-Type": content_type})))  # fmt: skip
+    poster.start()
+    deadline = time.monotonic() + 20
+    while not fake.requests and time.monotonic() < deadline:  # the server's upload is on its way
+        time.sleep(0.02)
+    done = run_picbeam("upload", shot, "--host", "fake", "--format", "json")
+    poster.join(30)
+    assert done.returncode == 0, done.stderr
+    assert [answer.status for answer in answers] == [200]
+    assert len(fake.requests) == 1
+    record = json.loads(done.stdout)
+    assert record["reused"] and record["url"] == answers[0].json["result"][0]

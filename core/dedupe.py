@@ -1,0 +1,299 @@
+"""Each content is sent once: reused from the ledger, claimed against other processes, shared within a run.
+
+For each file, in this order:
+
+- **the ledger**: the same content, processed the same way, already uploaded to this destination is
+  reused (:meth:`Dedupe.look_up`);
+- **other processes** over the same ledger: a claim says "this process is sending it"; the others wait
+  for it, then reuse what it recorded (:meth:`Dedupe.claim`, :meth:`Dedupe.send_once`);
+- **this run**: files with the same content share one upload (:meth:`Dedupe.send_once`).
+
+The key is the content's SHA-256. A big file hashed while it is sent (see :mod:`picbeam.loading`) is
+known by its size until then: content nobody has uploaded at that size cannot be a duplicate, so it is
+sent at once, under a claim on its size; a file of a size already recorded waits for its hash and is then
+looked up like any other, and one of the size another upload holds waits for that upload first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+from .errors import LedgerError
+from .items import UploadItem, UploadResult
+from .ledger import TAKEN, size_key
+
+
+class Ledger(Protocol):
+    """What the engine needs from the upload record (see :mod:`picbeam.ledger`)."""
+
+    def find(self, sha256: str, host: str, destination: str, variant: str = "") -> UploadResult | None: ...
+
+    def record_many(
+        self, results: list[UploadResult], destination: str, redact: Callable[[str], str], variant: str = ""
+    ) -> list[int]: ...
+
+    def mark_deleted(self, record_id: int) -> None: ...
+
+    def claim(
+        self, sha256s: list[str], host: str, destination: str, variant: str = "", largest: int = 0
+    ) -> dict[str, UploadResult | str | None]: ...
+
+    def claim_size(self, size: int, host: str, destination: str, variant: str = "") -> str | None: ...
+
+    def release(self, sha256s: list[str], host: str, destination: str, variant: str = "") -> None: ...
+
+
+class GroupCommit:
+    """Records successful uploads in the ledger, one transaction for all that finish in the same turn of
+    the event loop (a commit costs more than an insert). Each caller resumes once its row is committed,
+    so a result is never printed before it is recorded.
+
+    It runs on the loop, not in a thread: a few inserts take less time than a thread hop.
+    """
+
+    def __init__(self, ledger: Ledger, destination: str, redact: Callable[[str], str], variant: str) -> None:
+        self.ledger, self.destination, self.redact, self.variant = ledger, destination, redact, variant
+        self._pending: list[UploadResult] = []
+        self._committed: asyncio.Future[None] | None = None
+
+    async def record(self, result: UploadResult) -> int:
+        if not self._pending:
+            self._committed = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._commit)
+        self._pending.append(result)
+        assert self._committed is not None
+        await asyncio.shield(self._committed)
+        return int(result.extra["id"])
+
+    def _commit(self) -> None:
+        results, self._pending = self._pending, []
+        committed, self._committed = self._committed, None
+        assert committed is not None
+        try:
+            self.ledger.record_many(results, self.destination, self.redact, self.variant)
+        except Exception as exc:
+            committed.set_exception(exc)
+        else:
+            committed.set_result(None)
+
+
+def key_of(item: UploadItem) -> str:
+    """The item's dedupe key: its SHA-256, or its size while its hash is being computed."""
+    return size_key(item.size) if item.hashing is not None else item.sha256
+
+
+def reused(result: UploadResult, item: UploadItem) -> UploadResult:
+    """``result`` (the ledger's, or another file's of this run) as the outcome of ``item``."""
+    copy = dataclasses.replace(result, extra=dict(result.extra), reused=True)
+    copy.index, copy.path, copy.bytes, copy.sha256 = item.index, item.label, item.size, item.sha256
+    return copy
+
+
+class Dedupe:
+    """A batch's dedupe against its ledger (or none), for one host, destination and processing variant.
+
+    ``on_ledger_error`` is told once when the ledger cannot be written; from then on nothing is recorded
+    or claimed."""
+
+    def __init__(
+        self,
+        ledger: Ledger | None,
+        host: str,
+        destination: str,
+        variant: str,
+        redact: Callable[[str], str],
+        *,
+        force: bool,
+        dry_run: bool = False,
+        on_ledger_error: Callable[[LedgerError], None],
+    ) -> None:
+        self.ledger, self.host, self.destination, self.variant = ledger, host, destination, variant
+        self.force, self.dry_run = force, dry_run
+        self._on_ledger_error = on_ledger_error
+        self._writer = GroupCommit(ledger, destination, redact, variant) if ledger is not None else None
+        # Keys this process claimed in the ledger (it uploads them), and keys another process holds.
+        self._claimed: set[str] = set()
+        self._busy: set[str] = set()
+        # The file (by index) holding each size claim: only its own outcome lets the claim go.
+        self._size_holders: dict[str, int] = {}
+        self._in_flight: dict[str, asyncio.Future[UploadResult]] = {}
+
+    # -- before sending (in loading threads) ----------------------------------------------------------
+    def look_up(self, item: UploadItem) -> None:
+        """Runs in a thread: ``item.previous``, the ledger's upload of the same content, when there is one.
+        A file whose hash is still being computed is looked up by :meth:`claim` instead."""
+        if self.ledger is None or self.force or item.hashing is not None:
+            return
+        previous = self.ledger.find(item.sha256, self.host, self.destination, self.variant)
+        item.previous = reused(previous, item) if previous is not None else None
+
+    def claim(self, items: Iterable[object]) -> None:
+        """Runs in a thread: claim in the ledger the content about to be sent. What another process
+        recorded is reused; what it is sending now is waited for (see :meth:`send_once`). A file whose hash
+        is still being computed is claimed after processing instead (:meth:`claim_unhashed`)."""
+        pending = [i for i in items if isinstance(i, UploadItem) and i.previous is None and i.hashing is None]
+        if not self._claims:  # a dry run, --force, no ledger: nothing to claim, what is recorded is still reused
+            for item in pending:
+                self.look_up(item)
+            return
+        try:
+            self._claim_hashes(pending)  # which reuses what is recorded, in the same transaction
+        except LedgerError as exc:
+            self.ledger_failed(exc)
+
+    @property
+    def _claims(self) -> bool:
+        return self.ledger is not None and not self.force and not self.dry_run and self._writer is not None
+
+    async def claim_unhashed(
+        self, item: UploadItem, stopping: Callable[[], bool], not_sent: Callable[[UploadItem, str], UploadResult]
+    ) -> UploadResult | None:
+        """Claim a file whose hash is still being computed, once processing has made what is sent: by the
+        size sent (the ledger's rows hold that size). The ledger's upload of the same content, when that
+        size is recorded and the hash matches; otherwise None (send it), after waiting for whoever holds it."""
+        if item.hashing is None or not self._claims:
+            return None
+        await asyncio.to_thread(self._claim_one, item)
+        return item.previous or await self._wait_for_claim(item, stopping, not_sent)
+
+    def _claim_one(self, item: UploadItem) -> None:
+        """Runs in a thread: claim one file, by its size while its hash is not known, else by its hash."""
+        try:
+            if item.hashing is None or not self._claim_size(item):
+                self._claim_hashes([item])
+        except LedgerError as exc:
+            self.ledger_failed(exc)
+
+    def _claim_size(self, item: UploadItem) -> bool:
+        """Claim a file whose hash is not known yet by its size; False when it must be hashed and claimed
+        by its hash after all (an upload of that size is recorded: it may be the same content)."""
+        assert self.ledger is not None
+        key = size_key(item.size)
+        answer = self.ledger.claim_size(item.size, self.host, self.destination, self.variant)
+        if answer == TAKEN:
+            self.look_up(_hashed(item))
+            return item.previous is not None
+        if answer is None:
+            self._claimed.add(key)
+            self._size_holders[key] = item.index
+        else:
+            self._busy.add(key)
+        return True
+
+    def _claim_hashes(self, items: list[UploadItem]) -> None:
+        assert self.ledger is not None
+        if not self._claims or not items:
+            return
+        largest = max(item.size for item in items)
+        answers = self.ledger.claim(
+            [i.sha256 for i in items], self.host, self.destination, self.variant, largest=largest
+        )
+        for item in items:
+            answer = answers[item.sha256]
+            if isinstance(answer, UploadResult):
+                item.previous = reused(answer, item)
+            elif answer is None:
+                self._claimed.add(item.sha256)
+            else:
+                self._busy.add(item.sha256)
+
+    def ledger_failed(self, exc: LedgerError) -> None:
+        """The ledger cannot be written: record and claim nothing more, and say so once."""
+        if self._writer is not None:
+            self._writer = None
+            self._on_ledger_error(exc)
+
+    # -- sending ----------------------------------------------------------------------------------------
+    async def send_once(
+        self,
+        item: UploadItem,
+        upload: Callable[[UploadItem], Awaitable[UploadResult]],
+        *,
+        stopping: Callable[[], bool],
+        not_sent: Callable[[UploadItem, str], UploadResult],
+        same_destination: Callable[[UploadResult, UploadItem], bool],
+    ) -> UploadResult:
+        """Send ``item`` with ``upload`` unless its content is on its way already: then wait for that upload
+        (this run's, or another process's claim) and reuse its URL."""
+        key = key_of(item)
+        earlier = None if self.force else self._in_flight.get(key)
+        if earlier is not None:
+            first = await asyncio.shield(earlier)
+            if item.hashing is not None:  # a file of the same size, which may hold other content
+                same = await asyncio.to_thread(_hashed_digest, item) == first.sha256
+                await asyncio.to_thread(self.claim, [item])  # by its hash, now that it is known
+                if item.previous is not None:
+                    return item.previous
+                key = item.sha256
+            else:
+                same = True
+            if first.ok and same and same_destination(first, item):
+                return reused(first, item)
+        future: asyncio.Future[UploadResult] = asyncio.get_running_loop().create_future()
+        self._in_flight.setdefault(key, future)
+        result = None
+        try:
+            result = await self._wait_for_claim(item, stopping, not_sent) or await upload(item)
+            return result
+        finally:
+            future.set_result(result or not_sent(item, "not sent"))
+            if self._in_flight.get(key) is future:
+                del self._in_flight[key]
+
+    async def _wait_for_claim(
+        self, item: UploadItem, stopping: Callable[[], bool], not_sent: Callable[[UploadItem, str], UploadResult]
+    ) -> UploadResult | None:
+        """Wait while another upload holds this content (or, for a file not hashed yet, its size): its
+        result when it recorded one, None when this process holds the claim now (the other failed, or died)."""
+        delay = 0.02
+        while (key := key_of(item)) in self._busy:
+            if stopping():
+                return not_sent(item, "not sent: another picbeam is uploading it")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            self._busy.discard(key)
+            await asyncio.to_thread(self._claim_one, item)
+            if item.previous is not None:
+                return item.previous
+        return None
+
+    async def settle(self, item: UploadItem, result: UploadResult) -> int | None:
+        """After ``item`` was sent: record a success (its ledger id is returned), or let the claim go so
+        that another process may send it. Raises nothing: a ledger that fails is :meth:`ledger_failed`."""
+        record_id = None
+        if result.ok and self._writer is not None:
+            try:
+                record_id = await self._writer.record(result)
+                self._claimed.discard(item.sha256)
+            except LedgerError as exc:
+                self.ledger_failed(exc)
+        elif not result.ok and item.hashing is None and item.sha256 in self._claimed:
+            await self._release([item.sha256])
+        key = size_key(item.size)
+        if self._size_holders.get(key) == item.index:
+            del self._size_holders[key]
+            await self._release([key])  # after the record: a process waiting for it then finds the upload
+        return record_id
+
+    async def release_all(self) -> None:
+        """Let go of every claim still held (the run ends)."""
+        self._size_holders.clear()
+        await self._release(list(self._claimed))
+
+    async def _release(self, keys: list[str]) -> None:
+        if self.ledger is not None and keys:
+            self._claimed.difference_update(keys)
+            await asyncio.to_thread(self.ledger.release, keys, self.host, self.destination, self.variant)
+
+
+def _hashed(item: UploadItem) -> UploadItem:
+    """``item`` with its hash computed (waited for, in the calling thread)."""
+    _hashed_digest(item)
+    return item
+
+
+def _hashed_digest(item: UploadItem) -> str:
+    return item.sha256

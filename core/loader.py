@@ -465,8 +465,12 @@ class HookIndex:
         """The ``picbeam`` entry points, from the listing when nothing was installed or removed since."""
         listing = self._read()["points"]
         try:
-            if listing["stamp"] == _stamp(sys.path) and all(_stamp([p])[0] == [p, t] for p, t in listing["metadata"]):
-                return [Point(*entry) for entry in listing["entries"]]
+            if listing["stamp"] == _stamp(sys.path) and all(
+                isinstance(p, str) and _stamp([p])[0] == [p, t] for p, t in listing["metadata"]
+            ):
+                points = [Point(*entry) for entry in listing["entries"]]
+                if all(isinstance(p.name, str) and isinstance(p.value, str) for p in points):
+                    return points
         except (TypeError, KeyError, ValueError):  # an older or damaged listing: list them again
             pass
         import importlib.metadata

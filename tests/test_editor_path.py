@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -168,12 +169,23 @@ def test_a_plugin_that_changes_is_learnt_again(run, venv, fake_host, images, hos
     assert "picbeam_editor_example" in modules
 
 
-@pytest.mark.parametrize("index", ["not json {", '{"version": 1, "hooks": {"x": 3}}', '{"version": 1, "hooks": []}'])
-def test_a_damaged_index_is_ignored_and_rewritten(run, fake_host, images, hosts_dir, picbeam_home, index):
+def damaged_listing(venv: Path) -> str:
+    """A listing whose stamps match the venv's (so it is trusted) but whose entries are of the wrong types."""
+    ask = "import json, sys; from picbeam.loader import _stamp; print(json.dumps(_stamp(sys.path)))"
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", ask], capture_output=True, text=True, check=True)
+    return json.dumps({"version": HookIndex.VERSION, "hooks": {}, "points": {
+        "stamp": json.loads(done.stdout), "metadata": [], "entries": [["s3", 5, None, None]]}})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "index",
+    ["not json {", '{"version": 2, "hooks": {"x": 3}, "points": {"stamp": 1}}', '{"version": 2, "hooks": []}', None],
+)
+def test_a_damaged_index_is_ignored_and_rewritten(run, venv, fake_host, images, hosts_dir, picbeam_home, index):
     write_host(hosts_dir, "mine", endpoint=fake_host.endpoint(), url_path="data.url")
     cache = picbeam_home / "cache" / "picbeam" / "plugins.json"
     cache.parent.mkdir(parents=True)
-    cache.write_text(index)
+    cache.write_text(index or damaged_listing(venv))
     [path] = images(1)
     done, modules = run("upload", path, "--host", "mine")
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
@@ -198,8 +210,6 @@ def test_a_cache_folder_that_cannot_be_written_changes_nothing(
 
 def test_a_plugin_installed_after_the_index_was_written_is_found(run, venv, fake_host, images, hosts_dir, tmp_path):
     """The listing of entry points is kept with sys.path's folders' times: pip installing changes one."""
-    import sys
-
     write_host(hosts_dir, "mine", endpoint=fake_host.endpoint(), url_path="data.url")
     first, second = images(2)
     done, modules = run("upload", first, "--host", "mine")

@@ -77,6 +77,8 @@ _SIZE_LIVE = (
 def size_key(size: int) -> str:
     """The claim key of a file known by its size alone (its hash is computed while it is sent)."""
     return f"size:{size}"
+
+
 COLUMNS = (
     "id",
     "sha256",

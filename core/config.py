@@ -34,11 +34,18 @@ def data_dir() -> Path:
     return _base("XDG_DATA_HOME", (".local", "share"), "user_data_dir") / "picbeam"
 
 
-def bundled_hosts_dir() -> Path:
-    """The presets that ship inside the package (the project's ``hosts.d/``)."""
-    from importlib.resources import files
+def cache_dir() -> Path:
+    """What picbeam can rebuild at any time (the plugin index)."""
+    return _base("XDG_CACHE_HOME", (".cache",), "user_cache_dir") / "picbeam"
 
-    return Path(str(files("picbeam.presets")))
+
+def bundled_hosts_dir() -> Path:
+    """The presets that ship inside the package (the project's ``hosts.d/``, a folder on disk as the
+    hosts folders are; importlib.resources would import zipfile for it on every run)."""
+    import importlib
+
+    presets = importlib.import_module("picbeam.presets")
+    return Path(str(presets.__file__)).parent
 
 
 def user_hosts_dir() -> Path:

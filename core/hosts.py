@@ -376,13 +376,65 @@ class HostRegistry:
     """Every host of a run, by name, with the plugin that provided it and any host that failed to load."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, HostEntry] = {}
+        self._entries: dict[str, HostEntry] = {}
         self.drafts: list[tuple[HostDraft, str]] = []
         # Host name -> one-line error, for host files that could not be read.
-        self.broken: dict[str, str] = {}
+        self._broken: dict[str, str] = {}
         # Host name -> warnings worth a line when a command uses or lists that host (a literal secret).
         self.warnings: dict[str, list[str]] = {}
         self.on_warning: Callable[[str], None] = lambda message: None
+        # Set while some plugins have not registered their hosts yet (a one-file upload names one host):
+        # ``more(name)`` brings in the plugins that may define host ``name``, ``more(None)`` all of them
+        # (and completes the drafts). See picbeam.loader.Hooks.register_hosts.
+        self.more: Callable[[str | None], None] | None = None
+
+    @property
+    def entries(self) -> dict[str, HostEntry]:
+        """Every host, by name (all plugins registered first)."""
+        self.complete()
+        return self._entries
+
+    @property
+    def broken(self) -> dict[str, str]:
+        """Host name -> why it could not be loaded (all plugins registered first)."""
+        self.complete()
+        return self._broken
+
+    def defines(self, name: str) -> bool:
+        """Whether host ``name`` is registered (or known to be broken) so far."""
+        return name in self._entries or name in self._broken
+
+    def complete(self) -> None:
+        """Let every plugin still to be asked register its hosts."""
+        if self.more is not None:
+            self.more(None)
+
+    def settle(self, name: str, seen: frozenset[str] = frozenset()) -> None:
+        """Make host ``name`` final without asking every plugin: its hosts.d draft completed from its base
+        (itself settled first), else the plugins that may define it asked (see :attr:`more`)."""
+        if self.more is None or name in self._broken:
+            return
+        draft = next((pair for pair in self.drafts if pair[0].name == name), None)
+        if draft is None:
+            if name not in self._entries:
+                self.more(name)
+            return
+        if name in seen:  # a cycle of extends: complete_drafts names it
+            self.complete()
+            return
+        base = draft[0].extends
+        if base == name:  # customises a plugin's host of the same name: that plugin's host comes first
+            if name not in self._entries:
+                self.more(name)
+        else:
+            self.settle(base, seen | {name})
+        if self.more is None or draft not in self.drafts:  # everything was completed meanwhile
+            return
+        self.drafts.remove(draft)
+        try:
+            self._complete(*draft)
+        except ConfigError as exc:
+            self._broken[name] = str(exc)
 
     def warn_about(self, name: str, message: str) -> None:
         """Keep a warning about host ``name``, said when a command uses or lists it."""
@@ -398,7 +450,7 @@ class HostRegistry:
             self.drafts.append((item, plugin))
             return
         if isinstance(item, BrokenHost):
-            self.broken[item.name] = item.error
+            self._broken[item.name] = item.error
             return
         host = SpecHost(item) if isinstance(item, HostSpec) else item
         if not isinstance(host, Host):
@@ -407,18 +459,18 @@ class HostRegistry:
             raise PluginError(f"{type(host).__name__} has no name")
         if not host.plugin:
             host.plugin = plugin
-        existing = self.entries.get(host.name)
+        existing = self._entries.get(host.name)
         if existing is not None and (plugin == FILES_PLUGIN) != (existing.plugin == FILES_PLUGIN):
             # The user's hosts.d file customises a plugin's host of the same name, whichever registered first.
             if plugin == FILES_PLUGIN:
-                self.entries[host.name] = HostEntry(host, plugin)
+                self._entries[host.name] = HostEntry(host, plugin)
             return
         if existing is not None:
             raise ConfigError(
                 f"host name '{host.name}' is defined twice: by {existing.plugin} ({existing.host.source}) "
                 f"and by {plugin} ({host.source}); rename one of them"
             )
-        self.entries[host.name] = HostEntry(host, plugin)
+        self._entries[host.name] = HostEntry(host, plugin)
 
     def complete_drafts(self) -> None:
         """Build every ``extends`` host from its base, in dependency order."""
@@ -434,16 +486,16 @@ class HostRegistry:
                 try:
                     self._complete(draft, plugin)
                 except ConfigError as exc:
-                    self.broken[draft.name] = str(exc)
+                    self._broken[draft.name] = str(exc)
             if not progressed:
                 for draft, _ in pending:
-                    self.broken[draft.name] = f"{draft.source}: 'extends' forms a cycle through '{draft.extends}'"
+                    self._broken[draft.name] = f"{draft.source}: 'extends' forms a cycle through '{draft.extends}'"
                 break
 
     def _complete(self, draft: HostDraft, plugin: str) -> None:
-        base = self.entries.get(draft.extends)
+        base = self._entries.get(draft.extends)
         if base is None:
-            reason = self.broken.get(draft.extends, "no such host")
+            reason = self._broken.get(draft.extends, "no such host")
             raise ConfigError(f"{draft.source}: extends '{draft.extends}': {reason}")
         changes = dict(draft.changes)
         table = None if isinstance(base.host, SpecHost) else changes.pop("process", None)
@@ -465,18 +517,19 @@ class HostRegistry:
 
             host.process = {**host.process, **check_options(table, f"{draft.source} [process]")}
         if draft.name == draft.extends:  # a file that customises a host of the same name replaces it
-            del self.entries[draft.name]
+            del self._entries[draft.name]
         self.register(host, plugin)
 
     def get(self, name: str) -> Host:
-        if name in self.broken:  # a broken file of a plugin host's name must not silently fall back to it
-            raise ConfigError(self.broken[name])
-        if name in self.entries:
+        self.settle(name)
+        if name in self._broken:  # a broken file of a plugin host's name must not silently fall back to it
+            raise ConfigError(self._broken[name])
+        if name in self._entries:
             self.say_warnings(name)
-            return self.entries[name].host
+            return self._entries[name].host
         import difflib  # for a mistyped name only
 
-        close = difflib.get_close_matches(name, list(self.entries), n=1)
+        close = difflib.get_close_matches(name, list(self._entries), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else "; `picbeam hosts list` shows them"
         raise ConfigError(f"unknown host '{name}'{hint}")
 

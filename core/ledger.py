@@ -8,7 +8,6 @@ several picbeam processes at once (SQLite's locking, with a busy timeout).
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import os
@@ -77,6 +76,8 @@ _SIZE_LIVE = (
 def size_key(size: int) -> str:
     """The claim key of a file known by its size alone (its hash is computed while it is sent)."""
     return f"size:{size}"
+
+
 COLUMNS = (
     "id",
     "sha256",
@@ -383,6 +384,8 @@ def export(rows: list[dict[str, Any]], kind: str) -> Iterator[str]:
         for row in rows:
             yield json.dumps(public_record(row), ensure_ascii=False)
         return
+    import csv  # only for an export: not on every run's path
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)

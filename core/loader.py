@@ -10,25 +10,27 @@ ones included; a flag that needs a disabled processor is then a usage error.
 
 from __future__ import annotations
 
-import difflib
-import importlib.metadata
 import inspect
+import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
-from .config import Config
+from .config import Config, cache_dir
 from .errors import PicbeamError
-from .hosts import BrokenHost, Host, HostDraft, HostRegistry
+from .hosts import FILES_PLUGIN, BrokenHost, Host, HostDraft, HostRegistry
 from .spec import HostSpec
 
 if TYPE_CHECKING:
+    import importlib.metadata
+
     from .importers import Importer
     from .items import UploadResult
     from .processing import Processor
@@ -37,6 +39,8 @@ ENTRY_POINT_GROUP = "picbeam"
 PROJECT = "picbeam"
 BUILTIN_PREFIX = "picbeam.plugins."
 HOOKS = tuple(name for name, value in vars(hookspecs).items() if hasattr(value, f"{PROJECT}_spec"))
+# Hooks that only some commands call: a plugin implementing nothing else is imported when one is called.
+DEFERRABLE = frozenset({"register_hosts", "register_commands", "register_importers"})
 
 
 @dataclass
@@ -82,37 +86,62 @@ class Plugins:
         self.infos: dict[str, PluginInfo] = {}
         # Built-in plugins PICBEAM_DISABLE_PLUGINS turned off, loaded only to know what they declare.
         self.disabled: dict[str, ModuleType] = {}
+        # Plugins found but not imported yet (see load_entry_points), by name.
+        self.pending: dict[str, Point] = {}
+        self.index = HookIndex()
         self.hooks = Hooks(self)
 
     # -- loading ------------------------------------------------------------------------------------
     def load_entry_points(self, selection: str | None = None, disable: str | None = None) -> None:
-        """Load the built-ins, then the third-party plugins ``selection`` names (all when None)."""
+        """Load the built-ins, then the third-party plugins ``selection`` names (all when None).
+
+        A plugin whose hooks the index (:class:`HookIndex`) knows, and which implements only hooks some
+        commands need (:data:`DEFERRABLE`), is imported when one of them is called: a one-file upload
+        does not import every host plugin."""
         wanted, off = _names(selection), _names(disable) or set()
-        points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
         # Built-ins first: they register first, so a third-party clash is the one reported.
-        for entry_point in sorted(points, key=lambda ep: not ep.value.startswith(BUILTIN_PREFIX)):
-            builtin = entry_point.value.startswith(BUILTIN_PREFIX)
-            if not builtin and wanted is not None and entry_point.name not in wanted:
+        for point in sorted(self.index.points(), key=lambda p: not p.value.startswith(BUILTIN_PREFIX)):
+            builtin = point.value.startswith(BUILTIN_PREFIX)
+            if not builtin and wanted is not None and point.name not in wanted:
                 continue
-            if entry_point.name in self.infos:
+            if point.name in self.infos:
                 continue  # the same distribution seen twice on sys.path
-            if entry_point.name in off and not builtin:
+            if point.name in off and not builtin:
                 continue
-            info = PluginInfo(name=entry_point.name, module=entry_point.value, builtin=builtin)
-            if entry_point.dist is not None:
-                info.distribution, info.version = _name_and_version(entry_point.dist)
+            info = PluginInfo(name=point.name, module=point.value, builtin=builtin)
+            info.distribution, info.version = point.distribution, point.version
             self.infos[info.name] = info
-            try:
-                module = entry_point.load()
-            except Exception as exc:  # any import-time failure of a third-party module
-                info.errors.append(f"import failed: {type(exc).__name__}: {exc}")
-                print_traceback(exc)
+            known = None if point.name in off else self.index.hooks(point)
+            if known is not None and known and set(known) <= DEFERRABLE:
+                info.hooks = known
+                self.pending[info.name] = point
                 continue
-            if entry_point.name in off:
-                info.disabled = True
-                self.disabled[info.name] = module
-                continue
-            self.add(module, info.name)
+            self._load(point, info, disabled=point.name in off)
+        self.index.save()
+
+    def load_pending(self, hook: str | None = None, names: Iterable[str] | None = None) -> None:
+        """Import the plugins not imported yet that implement ``hook`` (any hook when None), or those
+        ``names`` names."""
+        for name, point in list(self.pending.items()):
+            if (names is None or name in names) and (hook is None or hook in self.infos[name].hooks):
+                del self.pending[name]
+                self._load(point, self.infos[name], disabled=False)
+        self.index.save()
+
+    def _load(self, point: Point, info: PluginInfo, *, disabled: bool) -> None:
+        try:
+            module = point.load()
+        except Exception as exc:  # any import-time failure of a third-party module
+            info.errors.append(f"import failed: {type(exc).__name__}: {exc}")
+            print_traceback(exc)
+            return
+        if disabled:
+            info.disabled = True
+            self.disabled[info.name] = module
+            return
+        self.add(module, info.name)
+        if not info.errors:  # a plugin with a problem is imported (and reported) by every run
+            self.index.learn(point, info.hooks)
 
     def add(self, plugin: ModuleType | object, name: str) -> None:
         """Register one plugin object (a module or an instance with hook methods) under ``name``."""
@@ -146,9 +175,9 @@ class Plugins:
             for error in info.errors:
                 yield f"{self.label(info.name)}: {error}"
 
-    def hosts(self, config: Config) -> HostRegistry:
+    def hosts(self, config: Config, *, lazy: bool = False) -> HostRegistry:
         """Every host the plugins provide (see :meth:`Hooks.register_hosts`)."""
-        return self.hooks.register_hosts(config)
+        return self.hooks.register_hosts(config, lazy=lazy)
 
 
 def _check_hooks(plugin: object) -> str | None:
@@ -158,6 +187,8 @@ def _check_hooks(plugin: object) -> str | None:
         if not callable(function) or getattr(function, f"{PROJECT}_impl", None) is None:
             continue
         if attribute not in HOOKS:
+            import difflib  # for a misspelled hook only
+
             close = difflib.get_close_matches(attribute, HOOKS, n=1)
             hint = f", did you mean {close[0]}?" if close else f" (hooks: {', '.join(HOOKS)})"
             return f"unknown hook '{attribute}'{hint}"
@@ -189,7 +220,9 @@ class Hooks:
         self._importers: dict[str, Importer] | None = None
         self._failed: set[tuple[str, str]] = set()
 
-    def _impls(self, hook: str) -> list[Any]:
+    def _impls(self, hook: str, *, load: bool = True) -> list[Any]:
+        if load:
+            self.plugins.load_pending(hook)
         # pluggy calls the last registered first; registration order reads better (built-ins first).
         return list(reversed(getattr(self.plugins.manager.hook, hook).get_hookimpls()))
 
@@ -214,9 +247,15 @@ class Hooks:
             self._failed.add((plugin, hook))
             self.plugins.report(plugin, f"{hook} failed: {message}")
 
-    def register_hosts(self, config: Config) -> HostRegistry:
-        """Every host the plugins provide; a plugin's failure is reported and its other hosts kept."""
+    def register_hosts(self, config: Config, *, lazy: bool = False) -> HostRegistry:
+        """Every host the plugins provide; a plugin's failure is reported and its other hosts kept.
+
+        ``lazy``: for a command that uses the hosts it names (``upload``), the plugins already imported
+        and the hosts.d folders register now; a name they do not settle is asked of the plugin of that
+        name, and only then of every plugin (see :meth:`HostRegistry.settle`). The same host results:
+        a hosts.d file's host replaces any plugin's of its name."""
         registry = HostRegistry()
+        asked: set[str] = set()
 
         def registrar(plugin: str) -> Callable[[HostSpec | Host | HostDraft | BrokenHost], None]:
             def register(item: HostSpec | Host | HostDraft | BrokenHost) -> None:
@@ -227,16 +266,38 @@ class Hooks:
 
             return register
 
-        for impl in self._impls("register_hosts"):
-            self._call(impl, "register_hosts", {"register": registrar(impl.plugin_name), "config": config})
-        for name, messages in config.host_warnings.items():
-            for message in messages:
-                registry.warn_about(name, message)
-        registry.complete_drafts()
-        for name, entry in registry.entries.items():
-            info = self.plugins.infos.setdefault(entry.plugin, PluginInfo(name=entry.plugin))
-            if name not in info.hosts:
-                info.hosts.append(name)
+        def ask(impls: list[Any]) -> None:
+            for impl in impls:
+                if impl.plugin_name not in asked:
+                    asked.add(impl.plugin_name)
+                    self._call(impl, "register_hosts", {"register": registrar(impl.plugin_name), "config": config})
+            for name, messages in config.host_warnings.items():
+                for message in messages:
+                    registry.warn_about(name, message)
+
+        def finish() -> None:
+            registry.more = None
+            ask(self._impls("register_hosts"))
+            registry.complete_drafts()
+            for name, entry in registry.entries.items():
+                info = self.plugins.infos.setdefault(entry.plugin, PluginInfo(name=entry.plugin))
+                if name not in info.hosts:
+                    info.hosts.append(name)
+
+        def more(name: str | None) -> None:
+            if name is not None and name in self.plugins.pending:
+                self.plugins.load_pending("register_hosts", names=[name])
+                ask(self._impls("register_hosts", load=False))
+                if registry.defines(name):
+                    return
+            finish()
+
+        if not lazy:
+            finish()
+            return registry
+        self.plugins.load_pending("register_hosts", names=[FILES_PLUGIN])
+        ask(self._impls("register_hosts", load=False))
+        registry.more = more
         return registry
 
     def register_commands(self, app: Any) -> None:
@@ -333,13 +394,180 @@ class Hooks:
         return bool(getattr(self.plugins.manager.hook, hook).get_hookimpls())
 
 
+@dataclass(frozen=True)
+class Point:
+    """One entry point of the ``picbeam`` group and its distribution: what loading needs, listed without
+    importlib.metadata when the index's listing is current."""
+
+    name: str
+    value: str
+    distribution: str | None = None
+    version: str | None = None
+
+    @property
+    def module(self) -> str:
+        return self.value.partition(":")[0].strip()
+
+    def load(self) -> Any:
+        """Import the module and fetch the attribute ``module:attr`` names, as EntryPoint.load does
+        (without importing importlib.metadata, which a run with a current listing never needs)."""
+        import importlib
+
+        target = importlib.import_module(self.module)
+        attributes = self.value.partition(":")[2].partition("[")[0].strip()  # "[extras]" select nothing here
+        for attribute in filter(None, attributes.split(".")):
+            target = getattr(target, attribute)
+        return target
+
+
+class HookIndex:
+    """What the last runs learnt about the plugins, so a run can leave a plugin unimported until a hook it
+    implements is called: which hooks each plugin implements, and the ``picbeam`` entry points.
+
+    A plugin's hooks are keyed by its entry point, its distribution's version and its module file's size
+    and modification time: a plugin upgraded or edited is imported again and learnt anew. Only plugins that
+    loaded cleanly are remembered; one that fails is imported, and reported, by every run. The listing of
+    entry points is kept with the modification times of sys.path's folders and of the entry_points.txt
+    files that declared them: installing, removing or reinstalling a distribution changes one. The index
+    is a cache (``$XDG_CACHE_HOME/picbeam/plugins.json``): deleting it costs one slower run, and a folder
+    that cannot be written only means no plugin is deferred."""
+
+    VERSION = 2
+    LIMIT = 500  # hook entries kept: enough for many environments sharing one cache folder
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_dir() / "plugins.json"
+        self._data: dict[str, Any] | None = None
+        self._keys: dict[str, str | None] = {}
+        self._changed = False
+
+    def _read(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = {"hooks": {}, "points": None}
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return self._data
+            if not isinstance(data, dict) or data.get("version") != self.VERSION:
+                return self._data
+            hooks = data.get("hooks")
+            if isinstance(hooks, dict):
+                self._data["hooks"] = {
+                    key: value
+                    for key, value in hooks.items()
+                    if isinstance(value, list) and all(isinstance(hook, str) for hook in value)
+                }
+            self._data["points"] = data.get("points")
+        return self._data
+
+    # -- the entry points -------------------------------------------------------------------------
+    def points(self) -> list[Point]:
+        """The ``picbeam`` entry points, from the listing when nothing was installed or removed since."""
+        listing = self._read()["points"]
+        try:
+            if listing["stamp"] == _stamp(sys.path) and all(
+                isinstance(p, str) and _stamp([p])[0] == [p, t] for p, t in listing["metadata"]
+            ):
+                points = [Point(*entry) for entry in listing["entries"]]
+                if all(isinstance(p.name, str) and isinstance(p.value, str) for p in points):
+                    return points
+        except (TypeError, KeyError, ValueError):  # an older or damaged listing: list them again
+            pass
+        import importlib.metadata
+
+        points, metadata = [], {}
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            distribution = version = None
+            if entry_point.dist is not None:
+                distribution, version = _name_and_version(entry_point.dist)
+                folder = getattr(entry_point.dist, "_path", None)
+                if folder is not None:  # rewritten in place by an editable reinstall
+                    metadata[os.path.join(str(folder), "entry_points.txt")] = None
+            points.append(Point(entry_point.name, entry_point.value, distribution, version))
+        self._read()["points"] = {
+            "stamp": _stamp(sys.path),
+            "metadata": _stamp(list(metadata)),
+            "entries": [[p.name, p.value, p.distribution, p.version] for p in points],
+        }
+        self._changed = True
+        return points
+
+    # -- the hooks of each plugin -----------------------------------------------------------------
+    def key(self, point: Point) -> str | None:
+        """The entry point's identity, None when its module file cannot be found without importing it."""
+        if point.value not in self._keys:
+            self._keys[point.value] = self._identity(point)
+        return self._keys[point.value]
+
+    @staticmethod
+    def _identity(point: Point) -> str | None:
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec(point.module)
+            origin = spec.origin if spec is not None else None
+            stat = os.stat(origin) if origin else None
+        except Exception:  # a parent package that fails to import: the plugin's own import will say so
+            return None
+        if stat is None:
+            return None
+        return f"{point.value}|{point.distribution}|{point.version}|{origin}|{stat.st_mtime_ns}|{stat.st_size}"
+
+    def hooks(self, point: Point) -> list[str] | None:
+        key = self.key(point)
+        return None if key is None else self._read()["hooks"].get(key)
+
+    def learn(self, point: Point, hooks: list[str]) -> None:
+        key = self.key(point)
+        known = self._read()["hooks"]
+        if key is not None and known.get(key) != hooks:
+            known.pop(key, None)
+            known[key] = list(hooks)
+            self._changed = True
+
+    def save(self) -> None:
+        if not self._changed or self._data is None:
+            return
+        self._changed = False
+        hooks = dict(list(self._data["hooks"].items())[-self.LIMIT :])
+        text = json.dumps({"version": self.VERSION, "hooks": hooks, "points": self._data["points"]}, indent=0)
+        try:  # another run may write at the same time: each writes a whole file, the last one stays
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, self.path)
+        except OSError:
+            pass
+
+
+def _stamp(paths: list[str]) -> list[list[Any]]:
+    """Each path with its modification time (None when it does not exist): a distribution installed in,
+    or removed from, a folder changes the folder's."""
+    stamped: list[list[Any]] = []
+    for path in paths:
+        try:
+            stamped.append([path, os.stat(path or ".").st_mtime_ns])
+        except OSError:
+            stamped.append([path, None])
+    return stamped
+
+
 def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str, str]:
     """A distribution's name and version, parsed once per distribution: each ``.name`` or ``.version``
     re-reads its METADATA, which for a dozen plugins of one distribution cost ~70 ms per run."""
     key = str(getattr(dist, "_path", id(dist)))
     if key not in _dist_names:
-        metadata = dist.metadata
-        _dist_names[key] = (metadata["Name"], metadata["Version"])
+        # Only the header block: parsing the whole file as an email message includes the long
+        # description (picbeam's README), which is most of the cost.
+        text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+        headers = dict(
+            line.split(": ", 1) for line in text.partition("\n\n")[0].splitlines() if line[:1].strip() and ": " in line
+        )
+        if "Name" in headers and "Version" in headers:
+            _dist_names[key] = (headers["Name"].strip(), headers["Version"].strip())
+        else:  # an unusual file: the full parser
+            metadata = dist.metadata
+            _dist_names[key] = (metadata["Name"], metadata["Version"])
     return _dist_names[key]
 
 

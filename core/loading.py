@@ -13,15 +13,17 @@ import functools
 import hashlib
 import os
 import stat
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UploadError
 from .hosts import Host
 from .inputs import SNIFF_BYTES, Found, guess_type, sniff_image
 from .items import IN_MEMORY_LIMIT, UploadItem
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 HASH_CHUNK = 1024 * 1024
 NOT_LOADED: Any = object()
@@ -134,6 +136,8 @@ def hash_file(path: Path, size: int) -> str:
 @functools.cache
 def _hashers() -> ThreadPoolExecutor:
     """Threads for hashes computed while files are sent: as many as cores (hashlib runs without the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor  # most runs have no file big enough
+
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="picbeam-hash")
 
 

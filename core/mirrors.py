@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,8 @@ class Feed:
     :meth:`close`). The batch reads it in a worker thread, so a blocking get is fine."""
 
     def __init__(self) -> None:
+        import queue  # a one-host run never makes a Feed
+
         self._queue: queue.Queue[Any] = queue.Queue()
 
     def put(self, found: Found) -> None:

@@ -13,7 +13,6 @@ This module imports nothing heavy: the typer parts load typer only when a comman
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -141,6 +140,8 @@ def from_text(text: str, kind: Any, what: str) -> Any:
 def unknown(name: str, known: Iterable[str], where: str, what: str = "option") -> ConfigError:
     """The error for a name nobody declared, with a "did you mean"."""
     known = list(known)
+    import difflib  # for a mistyped name only
+
     close = difflib.get_close_matches(name, known, n=1)
     hint = f", did you mean {close[0]}?" if close else f" (known: {', '.join(known)})"
     shown = name if name.isprintable() else repr(name)  # a name holding a line break stays on one line

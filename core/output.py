@@ -7,7 +7,6 @@ render with the functions below.
 from __future__ import annotations
 
 import functools
-import html as html_module
 import json
 import re
 from collections.abc import Callable
@@ -40,7 +39,9 @@ def markdown(result: UploadResult) -> str:
 
 
 def html(result: UploadResult) -> str:
-    return f'<img src="{html_module.escape(result.url or "")}" alt="{html_module.escape(_alt(result))}">'
+    from html import escape  # html.entities is a big table: only for this format
+
+    return f'<img src="{escape(result.url or "")}" alt="{escape(_alt(result))}">'
 
 
 def bbcode(result: UploadResult) -> str:

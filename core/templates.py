@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import re
-import secrets
 import string
 import uuid
 from collections.abc import Mapping
@@ -182,6 +181,8 @@ def _value(name: str, width: str | None, context: TemplateContext) -> str:
         return uuid.uuid4().hex
     if name == "random":
         alphabet = string.ascii_lowercase + string.digits
+        import secrets  # only for {random}: not on every run's path
+
         return "".join(secrets.choice(alphabet) for _ in range(int(width or 8)))
     raise UploadError(f"unknown placeholder '{{{name}}}'")
 

@@ -411,9 +411,10 @@ if pytest is not None:
 
     @pytest.fixture
     def picbeam_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-        """Isolate picbeam's config, data and ledger in ``tmp_path`` (no user files touched)."""
+        """Isolate picbeam's config, data, cache and ledger in ``tmp_path`` (no user files touched)."""
         monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
         monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
         for name in ("PICBEAM_HOST", "PICBEAM_HOSTS_DIR", "PICBEAM_LEDGER", "PICBEAM_LOAD_PLUGINS",
                      "PICBEAM_DISABLE_PLUGINS"):  # fmt: skip
             monkeypatch.delenv(name, raising=False)

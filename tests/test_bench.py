@@ -32,7 +32,10 @@ def test_benchmark_quick_run_reports_every_figure():
         "picbeam --keep-metadata",
     }
     assert report["memory"]["big_file_peak_rss_mb"] > 0 and report["memory"]["tree_peak_rss_mb"] > 0
-    assert report["startup"]["ratios"]["one_file_over_raw"] > 0
+    assert report["startup"]["ratios"]["version_over_import_typer"] > 0
+    editor = report["editor"]
+    assert editor["runs"] == 2 and editor["ratios"]["wall"] > 0 and editor["ratios"]["cpu"] > 0
+    assert editor["picbeam upload one file"]["cpu_ms"] > 0 and editor["one-shot aiohttp script"]["wall_ms"] > 0
 
 
 def test_serve_benchmark_quick_run_reports_every_figure():

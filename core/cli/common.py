@@ -53,11 +53,12 @@ def load_plugins_reporting() -> Plugins:
     return plugins
 
 
-def open_hosts(hosts_dirs: Sequence[Path] | None = None) -> tuple[Plugins, Config, HostRegistry]:
-    """The run's plugins, config and hosts; a plugin problem is one warning line, not a failure."""
+def open_hosts(hosts_dirs: Sequence[Path] | None = None, *, lazy: bool = False) -> tuple[Plugins, Config, HostRegistry]:
+    """The run's plugins, config and hosts; a plugin problem is one warning line, not a failure.
+    ``lazy``: for a command that only uses the hosts it names (see :meth:`Hooks.register_hosts`)."""
     plugins = load_plugins_reporting()
     config = Config.load(hosts_dirs or ())
-    registry = plugins.hosts(config)
+    registry = plugins.hosts(config, lazy=lazy)
     registry.on_warning = warn  # a host's warnings are said when the command uses or lists it
     for line in [*plugins.errors(), *config.warnings]:
         warn(line)

@@ -71,7 +71,8 @@ def upload(
     run = Run(options)
     if explain and not run.dry_run:
         fail("--explain goes with --dry-run: picbeam upload --dry-run --explain ...")
-    plugins, config, registry = open_hosts(run.hosts_dirs)
+    # Lazy: a one-file upload (a Typora paste) asks only the plugins that may define the hosts it names.
+    plugins, config, registry = open_hosts(run.hosts_dirs, lazy=True)
     fmt = output_format(run.format, config)
     if not paths and not clipboard:
         fail("name the files or folders to upload, or use --clipboard")

@@ -31,6 +31,20 @@ PYTHON = sys.executable
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 DEFAULT_ROW = "picbeam CLI (default: strip), ledger on"
 KEEP_ROW = "picbeam CLI --keep-metadata, ledger on"
+EDITOR_RAW = "one-shot aiohttp script"
+EDITOR_ROW = "picbeam upload one file"
+# The editor path's floor: a one-shot script that imports aiohttp and posts one file (`python -c`).
+ONE_SHOT = """
+import asyncio, sys, aiohttp
+async def main():
+    async with aiohttp.ClientSession() as session:
+        form = aiohttp.FormData()
+        form.add_field("file", open(sys.argv[2], "rb"), filename="one.png", content_type="image/png")
+        async with session.post(sys.argv[1], data=form) as response:
+            print((await response.json())["data"]["url"])
+asyncio.run(main())
+"""
+PARTS = ("throughput", "scaling", "memory", "startup", "editor")
 
 FULL = {
     "files": 2000,
@@ -40,6 +54,7 @@ FULL = {
     "big": 1024**3,
     "tree": 50_000,
     "startup_runs": 10,
+    "editor_runs": 21,
     "repeats": 3,
     "warm": True,
 }
@@ -51,6 +66,7 @@ QUICK = {
     "big": 4 * 1024**2,
     "tree": 200,
     "startup_runs": 1,
+    "editor_runs": 2,
     "repeats": 1,
     # A smoke run checks that every measurement runs and reports, not its figures: no warming runs.
     "warm": False,
@@ -123,6 +139,7 @@ class Bench:
             "PICBEAM_HOSTS_DIR": str(hosts),
             "XDG_CONFIG_HOME": str(scratch / "config"),
             "XDG_DATA_HOME": str(scratch / "data"),
+            "XDG_CACHE_HOME": str(scratch / "cache"),
         }
         self.ledgers = 0
 
@@ -270,29 +287,54 @@ class Bench:
         }
 
     def startup(self) -> dict[str, Any]:
-        one = make_files(self.scratch / "one", 1, 32 * 1024) / "f000000.png"
         commands = {
             "python -c pass": [PYTHON, "-c", "pass"],
             "python -c 'import typer'": [PYTHON, "-c", "import typer"],
             "picbeam --version": [*picbeam_command(), "--version"],
             "picbeam upload --help": [*picbeam_command(), "upload", "--help"],
-            "raw aiohttp, one file": [PYTHON, str(HERE / "raw_aiohttp.py"), self.url, "1", str(one)],
-            "picbeam upload, one file": None,
         }
-        results = {}
+        results: dict[str, Any] = {}
         for name, command in commands.items():
             if self.sizes["warm"]:
-                self.timed(command or self.cli_upload(one, jobs=1))  # once to write bytecode and warm caches
-            times = []
-            for _ in range(self.sizes["startup_runs"]):
-                run = command or self.cli_upload(one, jobs=1)  # a fresh ledger each time: a real upload
-                times.append(self.timed(run))
+                self.timed(command)  # once to write bytecode and warm caches
+            times = [self.timed(command) for _ in range(self.sizes["startup_runs"])]
             results[name] = {"median_ms": 1000 * statistics.median(times)}
         results["ratios"] = {
             "version_over_import_typer": results["picbeam --version"]["median_ms"]
             / results["python -c 'import typer'"]["median_ms"],
-            "one_file_over_raw": results["picbeam upload, one file"]["median_ms"]
-            / results["raw aiohttp, one file"]["median_ms"],
+        }
+        return results
+
+    def editor(self) -> dict[str, Any]:
+        """The editor path (Typora, PicGo-app): one process per paste. Alternating pairs of the one-shot
+        script and `picbeam upload FILE` with default settings (strip on, the default ledger on), in one
+        shared XDG home as an editor's pastes are: each run sends a file not sent before, so picbeam
+        really uploads and its ledger grows. A warming pair first writes bytecode and the plugin index."""
+        runs = self.sizes["editor_runs"]
+        folder = make_files(self.scratch / "pastes", 2 * runs + 2, 32 * 1024)
+        files = iter(sorted(folder.iterdir()))
+        commands = {
+            EDITOR_RAW: lambda: [PYTHON, "-c", ONE_SHOT, self.url, str(next(files))],
+            EDITOR_ROW: lambda: [*picbeam_command(), "upload", str(next(files)), "--host", "bench"],
+        }
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+        for command in commands.values() if self.sizes["warm"] else ():
+            self.measured(command())
+        for _ in range(runs):
+            for name, command in commands.items():
+                samples[name].append(self.measured(command()))
+        results: dict[str, Any] = {"runs": runs}
+        for name, pairs in samples.items():
+            walls, cpus = [1000 * wall for wall, _ in pairs], [1000 * cpu for _, cpu in pairs]
+            results[name] = {
+                "wall_ms": statistics.median(walls),
+                "wall_spread_ms": [min(walls), max(walls)],
+                "cpu_ms": statistics.median(cpus),
+                "cpu_spread_ms": [min(cpus), max(cpus)],
+            }
+        results["ratios"] = {
+            "wall": results[EDITOR_ROW]["wall_ms"] / results[EDITOR_RAW]["wall_ms"],
+            "cpu": results[EDITOR_ROW]["cpu_ms"] / results[EDITOR_RAW]["cpu_ms"],
         }
         return results
 
@@ -341,24 +383,32 @@ def print_table(report: dict[str, Any]) -> None:
     for name, row in u.items():
         if name != "ratios":
             print(f"  {name:<30}{row['median_ms']:>8.0f} ms")
-    print(
-        f"  --version over `import typer`: {u['ratios']['version_over_import_typer']:.2f}x;"
-        f" one-file upload over raw aiohttp: {u['ratios']['one_file_over_raw']:.2f}x"
-    )
+    print(f"  --version over `import typer`: {u['ratios']['version_over_import_typer']:.2f}x")
+    e = report["editor"]
+    print(f"\neditor path: one 32 KB file per process, {e['runs']} alternating pairs, shared XDG home (medians):")
+    for name in (EDITOR_RAW, EDITOR_ROW):
+        row = e[name]
+        wall_low, wall_high = row["wall_spread_ms"]
+        cpu_low, cpu_high = row["cpu_spread_ms"]
+        print(
+            f"  {name:<30}{row['wall_ms']:>6.0f} ms wall ({wall_low:.0f}-{wall_high:.0f})"
+            f"{row['cpu_ms']:>6.0f} ms user+sys ({cpu_low:.0f}-{cpu_high:.0f})"
+        )
+    print(f"  picbeam over the script: {e['ratios']['wall']:.2f}x wall, {e['ratios']['cpu']:.2f}x CPU")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument("--only", choices=("throughput", "scaling", "memory", "startup"), action="append")
+    parser.add_argument("--only", choices=PARTS, action="append")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     report: dict[str, Any] = {"machine": machine(), "quick": args.quick}
     with tempfile.TemporaryDirectory(prefix="picbeam-bench-") as scratch:
         bench = Bench(Path(scratch), sizes)
         try:
-            for part in args.only or ("throughput", "scaling", "memory", "startup"):
+            for part in args.only or PARTS:
                 report[part] = getattr(bench, part)()
         finally:
             bench.close()

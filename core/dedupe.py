@@ -23,7 +23,7 @@ from typing import Protocol
 
 from .errors import LedgerError
 from .items import UploadItem, UploadResult
-from .ledger import TAKEN, size_key
+from .ledger import TAKEN, is_size_key, size_key
 
 
 class Ledger(Protocol):
@@ -179,7 +179,7 @@ class Dedupe:
         if answer is None:
             self._claimed.add(key)
             self._size_holders[key] = item.index
-        else:
+        elif key not in self._claimed:  # held by another process (this one's own files meet in flight)
             self._busy.add(key)
         return True
 
@@ -197,7 +197,9 @@ class Dedupe:
                 item.previous = reused(answer, item)
             elif answer is None:
                 self._claimed.add(item.sha256)
-            else:
+            elif item.sha256 not in self._claimed:
+                # Held by another process. A claim of this one is not waited for: two files of this run
+                # with one content meet in flight (send_once), and waiting here too could wait forever.
                 self._busy.add(item.sha256)
 
     def ledger_failed(self, exc: LedgerError) -> None:
@@ -220,17 +222,19 @@ class Dedupe:
         (this run's, or another process's claim) and reuse its URL."""
         key = key_of(item)
         earlier = None if self.force else self._in_flight.get(key)
+        if earlier is not None and is_size_key(key):  # a file of the same size, which may hold other content
+            first = await asyncio.shield(earlier)
+            same = await asyncio.to_thread(_hashed_digest, item) == first.sha256
+            if same and first.ok and same_destination(first, item):
+                return reused(first, item)
+            await asyncio.to_thread(self.claim, [item])  # by its hash, now that it is known
+            if item.previous is not None:
+                return item.previous
+            key = item.sha256
+            earlier = self._in_flight.get(key)
         if earlier is not None:
             first = await asyncio.shield(earlier)
-            if item.hashing is not None:  # a file of the same size, which may hold other content
-                same = await asyncio.to_thread(_hashed_digest, item) == first.sha256
-                await asyncio.to_thread(self.claim, [item])  # by its hash, now that it is known
-                if item.previous is not None:
-                    return item.previous
-                key = item.sha256
-            else:
-                same = True
-            if first.ok and same and same_destination(first, item):
+            if first.ok and same_destination(first, item):
                 return reused(first, item)
         future: asyncio.Future[UploadResult] = asyncio.get_running_loop().create_future()
         self._in_flight.setdefault(key, future)
@@ -240,7 +244,9 @@ class Dedupe:
             return result
         finally:
             future.set_result(result or not_sent(item, "not sent"))
-            if self._in_flight.get(key) is future:
+            # A big file's upload stays on record for the run: a copy that comes later is compared with it
+            # by hash (without a ledger nothing else would catch it; they are few).
+            if self._in_flight.get(key) is future and not is_size_key(key):
                 del self._in_flight[key]
 
     async def _wait_for_claim(

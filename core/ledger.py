@@ -78,6 +78,10 @@ def size_key(size: int) -> str:
     return f"size:{size}"
 
 
+def is_size_key(key: str) -> bool:
+    return key.startswith("size:")
+
+
 COLUMNS = (
     "id",
     "sha256",

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import random
+import ssl
 import subprocess
 import sys
 import threading
@@ -330,10 +331,10 @@ def write_sample_image(path: str | os.PathLike[str], width: int = 8, height: int
 
 
 @contextlib.contextmanager
-def serving(app: web.Application) -> Iterator[str]:
+def serving(app: web.Application, *, ssl_context: ssl.SSLContext | None = None) -> Iterator[str]:
     """Run an aiohttp application on 127.0.0.1 (an ephemeral port) in its own thread and event loop, for
     a host that FakeHost's scripted replies cannot play (one that streams, or acts mid-request); yields
-    its base URL."""
+    its base URL (``https://`` with ``ssl_context``, a server context holding its certificate)."""
     ready = threading.Event()
     state: dict[str, Any] = {}
 
@@ -341,7 +342,7 @@ def serving(app: web.Application) -> Iterator[str]:
         loop = asyncio.new_event_loop()
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
         loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context).start())
         state.update(loop=loop, port=runner.addresses[0][1])
         ready.set()
         loop.run_forever()
@@ -352,7 +353,7 @@ def serving(app: web.Application) -> Iterator[str]:
     thread.start()
     ready.wait(10)
     try:
-        yield f"http://127.0.0.1:{state['port']}"
+        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{state['port']}"
     finally:
         state["loop"].call_soon_threadsafe(state["loop"].stop)
         thread.join(10)

@@ -154,3 +154,71 @@ def test_a_big_file_cut_short_while_it_is_sent_fails_in_one_line_and_is_not_reco
     lines = [line for line in done.stderr.splitlines() if "big.png" in line]
     assert len(lines) == 1 and ("changed" in lines[0] or "shorter" in lines[0]), done.stderr
     assert not (home / "data" / "picbeam" / "ledger.sqlite3").exists() or rows(home) == []
+
+
+@pytest.fixture(scope="module")
+def tls_host(tmp_path_factory):
+    """A loopback host over HTTPS with its own certificate, which records the file bytes of each upload:
+    over TLS a file cannot go out with sendfile, so it is read and written as aiohttp does."""
+    import shutil
+    import ssl
+
+    from aiohttp import web
+    from picbeam.testing import serving
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl(1) to make a certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", folder / "key.pem",
+                    "-out", folder / "cert.pem", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    received: list[bytes] = []
+
+    async def upload(request: web.Request) -> web.Response:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if part.filename:
+                received.append(bytes(await part.read()))
+        return web.json_response({"data": {"url": f"https://127.0.0.1/{len(received)}.png"}})
+
+    app = web.Application(client_max_size=1024**3)
+    app.router.add_post("/upload", upload)
+    with serving(app, ssl_context=context) as url:
+        yield {"endpoint": url + "/upload", "cert": folder / "cert.pem", "received": received}
+
+
+@pytest.mark.parametrize("settings", [[], ["--keep-metadata"]], ids=["strip", "keep-metadata"])
+def test_over_tls_big_and_small_files_arrive_intact(tls_host, hosts_dir, home, tmp_path, settings):
+    write_host(hosts_dir, "tls", endpoint=tls_host["endpoint"], url_path="data.url", timeout=30)
+    big = big_png(tmp_path / "big.png", seed=6)
+    small = big_png(tmp_path / "small.png", seed=7, size=2 * 1024 * 1024)
+    tls_host["received"].clear()
+    done = run_picbeam("upload", big, small, "--host", "tls", *settings, "--format", "json", "-j", "1",
+                       env={"SSL_CERT_FILE": str(tls_host["cert"])})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["sha256"] for line in done.lines] == [digest(big), digest(small)]
+    text = chunk(b"tEXt", b"Comment\x00secret place")
+    expected = [p.read_bytes() if settings else p.read_bytes().replace(text, b"") for p in (big, small)]
+    assert sorted(tls_host["received"]) == sorted(expected)  # in whichever order they were sent
+
+
+@pytest.mark.parametrize("size", [512 * 1024, BIG], ids=["streamed", "hashed-while-sent"])
+def test_copies_named_on_the_command_line_never_wait_on_each_other(fake, fake_host, tmp_path, size):
+    """Copies of one file, each loaded by its own worker, meet in flight: the one that claimed the content
+    in the ledger first is sent, the others reuse it. (A copy once waited on its twin's ledger claim while
+    the twin waited on the copy's upload: the run hung.) The race is timing-dependent, so it runs a few times."""
+    first = big_png(tmp_path / "a.png", seed=8, size=size)
+    copies = [first]
+    for name in ("b.png", "c.png", "d.png"):
+        copies.append(tmp_path / name)
+        copies[-1].write_bytes(first.read_bytes())
+    for attempt in range(5):
+        fake_host.requests.clear()
+        done = run_picbeam("upload", *copies, *fake, "--ledger", tmp_path / f"ledger-{attempt}.sqlite3",
+                           "--format", "json", "-j", "4", timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        records = [json.loads(line) for line in done.lines]
+        assert len(fake_host.requests) == 1 and len({r["url"] for r in records}) == 1
+        assert sorted(r["reused"] for r in records) == [False, True, True, True]

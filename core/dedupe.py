@@ -174,7 +174,8 @@ class Dedupe:
         key = size_key(item.size)
         answer = self.ledger.claim_size(item.size, self.host, self.destination, self.variant)
         if answer == TAKEN:
-            self.look_up(_hashed(item))
+            item.sha256  # noqa: B018 (waits for the hash: the upload of that size may be this content)
+            self.look_up(item)
             return item.previous is not None
         if answer is None:
             self._claimed.add(key)
@@ -295,11 +296,6 @@ class Dedupe:
             await asyncio.to_thread(self.ledger.release, keys, self.host, self.destination, self.variant)
 
 
-def _hashed(item: UploadItem) -> UploadItem:
-    """``item`` with its hash computed (waited for, in the calling thread)."""
-    _hashed_digest(item)
-    return item
-
-
 def _hashed_digest(item: UploadItem) -> str:
+    """``item``'s hash, waited for in the calling thread (an UploadError when the file could not be read)."""
     return item.sha256

@@ -308,6 +308,8 @@ class Batch:
                 result = await self._process(index, found, loaded)
             except asyncio.CancelledError:
                 raise
+            except UploadError as exc:  # this file's own trouble (a hash it could not read), in its one line
+                result = self._failure(index, found.label, exc.message)
             except Exception as exc:  # a bug in a host or plugin fails this file, not the run
                 from .loader import debugging, print_traceback
 
@@ -534,10 +536,7 @@ class Batch:
         finally:
             self.summary.retries += max(0, tally.attempts - 1)
         if item.hashing is not None:  # a big file hashed while it was sent: its hash, without holding the loop
-            try:
-                await asyncio.wrap_future(item.hashing)
-            except OSError as exc:
-                raise UploadError(f"cannot read the file to hash it: {exc.strerror or exc}") from None
+            await asyncio.wrap_future(item.hashing)  # an UploadError when the file could not be read
         _stamp(result, item)
         result.extra.setdefault("name", item.name)  # the name it was sent under, for {filename} in --format
         # What the Python API returns and the ledger keeps: the answer and endpoint without credentials.
@@ -557,7 +556,7 @@ class Batch:
             status=status,
             index=index,
             bytes=item.size if item else 0,
-            sha256=item.sha256 if item and not item.hash_pending else "",
+            sha256=item.known_sha256 if item else "",
         )
 
     def _count(self, result: UploadResult) -> None:

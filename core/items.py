@@ -221,9 +221,13 @@ class UploadItem:
         return state
 
     @property
-    def hash_pending(self) -> bool:
-        """Whether ``sha256`` is still being computed (reading it now would wait)."""
-        return self.hashing is not None and not self.hashing.done()
+    def known_sha256(self) -> str:
+        """``sha256`` when it is known, else "" (still being computed, or the file could not be read):
+        for reports, which must neither wait nor fail."""
+        pending = self.hashing
+        if pending is None:
+            return self.sha256
+        return pending.result() if pending.done() and pending.exception() is None else ""
 
     @property
     def label(self) -> str:

@@ -124,12 +124,18 @@ def hash_rest(handle: Any, head: bytes) -> str:
 
 
 def hash_file(path: Path, size: int) -> str:
-    """The SHA-256 of the first ``size`` bytes of the file at ``path`` (what is sent of it)."""
+    """The SHA-256 of the first ``size`` bytes of the file at ``path`` (what is sent of it); a file that
+    cannot be read (removed meanwhile) is an UploadError for whoever reads the hash."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while size > 0 and (chunk := handle.read(min(HASH_CHUNK, size))):
-            digest.update(chunk)
-            size -= len(chunk)
+    try:
+        with open(path, "rb") as handle:
+            while size > 0 and (chunk := handle.read(min(HASH_CHUNK, size))):
+                digest.update(chunk)
+                size -= len(chunk)
+    except FileNotFoundError:
+        raise UploadError("the file disappeared while it was being uploaded; run again") from None
+    except OSError as exc:
+        raise UploadError(f"cannot read the file to hash it: {exc.strerror or exc}") from None
     return digest.hexdigest()
 
 

@@ -222,3 +222,34 @@ def test_copies_named_on_the_command_line_never_wait_on_each_other(fake, fake_ho
         records = [json.loads(line) for line in done.lines]
         assert len(fake_host.requests) == 1 and len({r["url"] for r in records}) == 1
         assert sorted(r["reused"] for r in records) == [False, True, True, True]
+
+
+def test_a_big_file_removed_before_it_is_hashed_fails_in_one_line(hosts_dir, home, tmp_path):
+    """Three big files hashed by two threads: the third waits its turn, and the host removes it as soon as
+    the first upload starts. That file fails in one clear line; the others are sent and recorded."""
+    from aiohttp import web
+    from picbeam.testing import serving
+
+    paths = []
+    for number, size in enumerate((300, 301, 302)):  # MB, sparse on disk: hashing each takes a while
+        path = tmp_path / f"f{number}.png"
+        with open(path, "wb") as handle:
+            handle.write(b"\x89PNG\r\n\x1a\n" + bytes([number]) * 64)
+            handle.truncate(size * 1024 * 1024)
+        paths.append(path)
+
+    async def upload(request: web.Request) -> web.Response:
+        paths[2].unlink(missing_ok=True)
+        await request.read()
+        return web.json_response({"data": {"url": f"http://127.0.0.1/{request.headers['Content-Length']}.png"}})
+
+    app = web.Application(client_max_size=1024**3)
+    app.router.add_post("/upload", upload)
+    with serving(app) as url:
+        write_host(hosts_dir, "gone", endpoint=url + "/upload", url_path="data.url", body="binary", timeout=60)
+        done = run_picbeam("upload", *paths, "--host", "gone", "--keep-metadata", "--retries", "0", "-j", "3")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "f2.png" in line]
+    assert len(lines) == 1 and ("disappeared" in lines[0] or "cannot read" in lines[0]), done.stderr
+    assert sorted(Path(row["path"]).name for row in rows(home)) == ["f0.png", "f1.png"]

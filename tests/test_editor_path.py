@@ -236,3 +236,56 @@ def test_a_plugin_installed_after_the_index_was_written_is_found(run, venv, fake
     assert done.returncode == 0 and "the late plugin saw it" in done.stderr, done.stderr
     done, modules = run("upload", second, "--host", "mine", "--force")
     assert "picbeam_editor_late" not in modules and "the late plugin" not in done.stderr
+
+
+# The collector while `picbeam` runs: paused for start-up, collecting during the work, and start-up's
+# objects frozen when the process ends (its last collection would walk them all once more).
+COLLECTOR_PROBE = """
+import asyncio, atexit, gc, sys
+seen = {}
+run = asyncio.run
+def watched(work):
+    seen["work"] = gc.isenabled()
+    return run(work)
+asyncio.run = watched
+atexit.register(lambda: print("collector", seen.get("work"), gc.isenabled(), gc.get_freeze_count() > 10_000))
+sys.argv = ["picbeam", *sys.argv[1:]]
+from picbeam.cli import main
+main()
+"""
+
+
+def test_the_collector_runs_during_the_work_and_start_up_is_frozen_at_exit(fake_host, images, hosts_dir):
+    write_host(hosts_dir, "mine", endpoint=fake_host.endpoint(), url_path="data.url")
+    (image,) = images(1)
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECTOR_PROBE, "upload", str(image), "--host", "mine"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "collector True True True"
+    assert len(fake_host.requests) == 1
+
+
+def test_main_called_from_python_leaves_the_collector_as_it_found_it(fake_host, images, hosts_dir):
+    import gc
+
+    from picbeam.cli import main
+
+    write_host(hosts_dir, "mine", endpoint=fake_host.endpoint(), url_path="data.url")
+    (image,) = images(1)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    with pytest.raises(SystemExit) as stopped:
+        main(["upload", str(image), "--host", "mine"])
+    assert stopped.value.code in (0, None)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        with pytest.raises(SystemExit):
+            main(["upload", str(image), "--host", "mine"])
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
+    assert len(fake_host.requests) == 1  # the second run reused the first's upload

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -32,6 +33,7 @@ LedgerOption = Annotated[Path | None, typer.Option("--ledger", help=RUN_OPTIONS[
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")]
 
 _said: set[str] = set()
+T = TypeVar("T")
 
 
 def warn(message: str) -> None:
@@ -178,6 +180,15 @@ def report_plugin_errors(plugins: Plugins) -> None:
     """Problems plugins had during the run (an ``after_upload`` that raised), each said once."""
     for line in plugins.errors():
         warn(line)
+
+
+def run_async(work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's work on its own event loop. Start-up is over: what it made lives until the
+    process ends, so it is frozen out of the collector's sight, and collection (paused by
+    :func:`picbeam.cli.main` while the imports and the app were made) resumes for the work."""
+    gc.freeze()
+    gc.enable()
+    return asyncio.run(work)
 
 
 def run_app(app: Any, args: list[str]) -> None:

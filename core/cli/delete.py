@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
 
-from .common import EXIT_FAILED, EXIT_USAGE, HostsDirOption, LedgerOption, complete_hosts, fail, open_hosts, warn
+from .common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    HostsDirOption,
+    LedgerOption,
+    complete_hosts,
+    fail,
+    open_hosts,
+    run_async,
+    warn,
+)
 from .history import open_ledger
 
 
@@ -42,7 +51,7 @@ def delete(
             where = f" to host '{host}'" if host else ""
             warn(f"nothing to delete: the ledger ({record.path}) has no upload{where} left")
         _, _, registry = open_hosts(hosts_dir)
-        outcomes = asyncio.run(delete_rows(rows, registry, overrides or (), record))
+        outcomes = run_async(delete_rows(rows, registry, overrides or (), record))
     for outcome in outcomes:
         if outcome.ok:
             if outcome.note:

@@ -14,7 +14,17 @@ from ..config import user_hosts_dir
 from ..errors import ConfigError
 from ..redaction import literal_secrets
 from ..spec import HostSpec, dump_toml
-from .common import EXIT_FAILED, EXIT_USAGE, HostsDirOption, JsonOption, complete_hosts, fail, open_hosts, warn
+from .common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    HostsDirOption,
+    JsonOption,
+    complete_hosts,
+    fail,
+    open_hosts,
+    run_async,
+    warn,
+)
 
 hosts_app = typer.Typer(help="List, show, check, add, import and export hosts.", no_args_is_help=True)
 
@@ -95,7 +105,6 @@ def check_host(
     print(f"{name}: configuration OK ({host.source})")
     if not probe:
         return
-    import asyncio
     import tempfile
 
     from ..api import open_batch
@@ -107,7 +116,7 @@ def check_host(
         sample = Path(folder, "picbeam-probe.png")
         sample.write_bytes(png(8, 8, seed=int.from_bytes(os.urandom(4), "big")))
         with open_batch(host, config, jobs=1, retries=1, ledger=False, emit=results.append) as batch:
-            asyncio.run(batch.run([Found(sample, explicit=True)]))
+            run_async(batch.run([Found(sample, explicit=True)]))
     result = results[0]
     if result.error:
         fail(f"{name}: probe upload failed: {result.error}", EXIT_FAILED)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .common import HostsDirOption, fail
+from .common import HostsDirOption, fail, run_async
 from .migrate import (
     BackupOption,
     DryRunOption,
@@ -64,14 +63,14 @@ def links(
 
     if (search or dry_run or backup) and not fix:
         fail("--search, --dry-run and --backup go with --fix: picbeam links --fix --host H ...")
-    report, documents = asyncio.run(
+    report, documents = run_async(
         check_links(paths, root=root, encoding=encoding, timeout=timeout, per_domain=per_domain)
     )
     if not fix or not report.dead_urls:
         finish(report, "", summary=report.check_summary())
         return
     with open_run(host, jobs, retries, ledger, dry_run, hosts_dir) as batch:
-        asyncio.run(
+        run_async(
             fix_links(report, documents, batch, search=search or (), timeout=timeout, per_domain=per_domain,
                       dry_run=dry_run, backup=backup)
         )  # fmt: skip

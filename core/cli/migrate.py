@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from .common import EXIT_FAILED, HostsDirOption, open_hosts, warn
+from .common import EXIT_FAILED, HostsDirOption, open_hosts, run_async, warn
 
 HostOption = Annotated[
     str | None, typer.Option("--host", "-H", help="Host to upload the images to (default: the default host).")
@@ -85,7 +84,7 @@ def migrate(
 
     options = MigrateOptions(root=root, remote=remote, from_domains=tuple(from_domain or ()), encoding=encoding)
     with open_run(host, jobs, retries, ledger, dry_run, hosts_dir) as batch:
-        report = asyncio.run(
+        report = run_async(
             run(paths, batch, options, dry_run=dry_run, backup=backup, limit=max_download, timeout=timeout)
         )  # fmt: skip
     finish(report, "would move" if dry_run else "moved")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import EXIT_FAILED, Run, command, fail, on_interrupt, open_hosts, output_format, warn
+from .common import EXIT_FAILED, Run, command, fail, on_interrupt, open_hosts, output_format, run_async, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -92,7 +92,7 @@ def serve(
         max_body=max_body * 1024 * 1024, public=public, format=fmt, overrides=tuple(run.overrides), process=process,
         mirrors=tuple(names[1:]), fallbacks=tuple(run.fallback), **run.batch_options(),
     )  # fmt: skip
-    asyncio.run(_serve(options, plugins, config, registry, addresses, port))
+    run_async(_serve(options, plugins, config, registry, addresses, port))
 
 
 def _listen_addresses(listen: str | None, port: int) -> tuple[list[str], int, bool]:

@@ -27,6 +27,7 @@ from .common import (
     open_hosts,
     output_format,
     report_plugin_errors,
+    run_async,
     warn,
 )
 from .progress import ProgressReport
@@ -124,7 +125,7 @@ def upload(
         )
         with batch, progress:
             progress.count_ahead(walk, expected)
-            summary = asyncio.run(_run_interruptible(batch, discovery))
+            summary = run_async(_run_interruptible(batch, discovery))
     for line in [*discovery.summary(non_images=summary.skipped), *batch.processing.warnings, *batch.warnings]:
         warn(line)
     report_plugin_errors(plugins)

@@ -33,6 +33,7 @@ from .common import (
     open_hosts,
     output_format,
     report_plugin_errors,
+    run_async,
     warn,
 )
 
@@ -83,7 +84,7 @@ def watch(
     watcher = Watcher(folder, batch, report, settle=settle, recursive=run.recursive,
                       follow_symlinks=run.follow_symlinks, selection=selection)  # fmt: skip
     with batch:
-        interrupted = asyncio.run(watcher.run(existing))
+        interrupted = run_async(watcher.run(existing))
     summary = batch.summary
     for line in batch.warnings:
         warn(line)

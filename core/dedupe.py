@@ -19,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import LedgerError
 from .items import UploadItem, UploadResult
 from .ledger import TAKEN, is_size_key, size_key
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 
 class Ledger(Protocol):
@@ -47,37 +50,60 @@ class Ledger(Protocol):
 
 
 class GroupCommit:
-    """Records successful uploads in the ledger, one transaction for all that finish in the same turn of
-    the event loop (a commit costs more than an insert). Each caller resumes once its row is committed,
-    so a result is never printed before it is recorded.
-
-    It runs on the loop, not in a thread: a few inserts take less time than a thread hop.
-    """
+    """Records successful uploads in the ledger. The rows that finish while a commit is being written go
+    in the next one, so a busy run commits a few times a second rather than once per file (a commit costs
+    more than an insert). Commits are written in a thread of their own: the event loop keeps sending
+    meanwhile. Each caller resumes once its row is committed, so a result is never printed before it is
+    recorded."""
 
     def __init__(self, ledger: Ledger, destination: str, redact: Callable[[str], str], variant: str) -> None:
         self.ledger, self.destination, self.redact, self.variant = ledger, destination, redact, variant
         self._pending: list[UploadResult] = []
-        self._committed: asyncio.Future[None] | None = None
+        self._next: asyncio.Future[None] | None = None  # the commit that the pending rows go in
+        self._writing = False
+        self._writer: ThreadPoolExecutor | None = None
 
     async def record(self, result: UploadResult) -> int:
-        if not self._pending:
-            self._committed = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().call_soon(self._commit)
+        loop = asyncio.get_running_loop()
+        if self._next is None:
+            self._next = loop.create_future()
+        committed = self._next
         self._pending.append(result)
-        assert self._committed is not None
-        await asyncio.shield(self._committed)
+        if not self._writing:
+            self._writing = True
+            loop.call_soon(self._write)  # after this turn of the loop: what else finished in it joins
+        await asyncio.shield(committed)
         return int(result.extra["id"])
 
-    def _commit(self) -> None:
-        results, self._pending = self._pending, []
-        committed, self._committed = self._committed, None
+    def _write(self) -> None:
+        results, committed = self._pending, self._next
+        self._pending, self._next = [], None
         assert committed is not None
-        try:
-            self.ledger.record_many(results, self.destination, self.redact, self.variant)
-        except Exception as exc:
-            committed.set_exception(exc)
+        if self._writer is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="picbeam-ledger")
+        writing = asyncio.get_running_loop().run_in_executor(
+            self._writer, self.ledger.record_many, results, self.destination, self.redact, self.variant
+        )
+        writing.add_done_callback(lambda done: self._written(done, committed))
+
+    def _written(self, done: asyncio.Future[list[int]], committed: asyncio.Future[None]) -> None:
+        error = done.exception()
+        if error is not None:
+            committed.set_exception(error)
         else:
             committed.set_result(None)
+        if self._pending:
+            self._write()
+        else:
+            self._writing = False
+
+    def close(self) -> None:
+        """The run is over (every record was awaited): the writing thread ends."""
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
 
 
 def key_of(item: UploadItem) -> str:
@@ -113,7 +139,8 @@ class Dedupe:
         self.ledger, self.host, self.destination, self.variant = ledger, host, destination, variant
         self.force, self.dry_run = force, dry_run
         self._on_ledger_error = on_ledger_error
-        self._writer = GroupCommit(ledger, destination, redact, variant) if ledger is not None else None
+        self._commits = GroupCommit(ledger, destination, redact, variant) if ledger is not None else None
+        self._writer = self._commits  # None once the ledger cannot be written
         # Keys this process claimed in the ledger (it uploads them), and keys another process holds.
         self._claimed: set[str] = set()
         self._busy: set[str] = set()
@@ -284,6 +311,11 @@ class Dedupe:
             del self._size_holders[key]
             await self._release([key])  # after the record: a process waiting for it then finds the upload
         return record_id
+
+    def close(self) -> None:
+        """The batch is over: nothing more is recorded."""
+        if self._commits is not None:
+            self._commits.close()
 
     async def release_all(self) -> None:
         """Let go of every claim still held (the run ends)."""

@@ -245,6 +245,7 @@ class Batch:
             shutil.rmtree(self._downloads, ignore_errors=True)
         if self.processing is not None:
             self.processing.close()
+        self.dedupe.close()
         if self.ledger is not None and hasattr(self.ledger, "close"):
             self.ledger.close()
 

@@ -143,6 +143,7 @@ class SpecHost(Host):
         self.source = spec.source
         self.process = spec.process
         self.mirrors = tuple(spec.mirrors)
+        self._has_secrets = bool(spec.secret_values())  # asked of every request (the redirect guard)
 
     @property
     def destination(self) -> str:
@@ -229,7 +230,7 @@ class SpecHost(Host):
         """For a host with credentials: redirects stay on the endpoint's origin. aiohttp drops only the
         Authorization header on the way to another origin; keys in other headers, the form, the query or
         the URL would all go along."""
-        return (same_origin_only(url),) if self.spec.secret_values() else ()
+        return (same_origin_only(url),) if self._has_secrets else ()
 
     async def delete(self, record: Mapping[str, Any], session: aiohttp.ClientSession) -> None:
         from .answers import http_error, parse_body, read_answer, search

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .errors import LedgerError
 from .items import UploadItem, UploadResult
@@ -27,6 +27,8 @@ from .ledger import TAKEN, is_size_key, size_key
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
+
+T = TypeVar("T")
 
 
 class Ledger(Protocol):
@@ -49,61 +51,74 @@ class Ledger(Protocol):
     def release(self, sha256s: list[str], host: str, destination: str, variant: str = "") -> None: ...
 
 
-class GroupCommit:
-    """Records successful uploads in the ledger. The rows that finish while a commit is being written go
-    in the next one, so a busy run commits a few times a second rather than once per file (a commit costs
-    more than an insert). Commits are written in a thread of their own: the event loop keeps sending
-    meanwhile. Each caller resumes once its row is committed, so a result is never printed before it is
-    recorded."""
+class LedgerThread:
+    """The ledger's own thread, and its work grouped: whatever is handed in while a transaction is being
+    written, or within GROUP_WINDOW of the last one's start, goes in the next one, so a busy run writes a
+    couple of hundred transactions a second at most rather than one per file (a transaction, and the
+    thread hop, cost more than a row); a file handed in after a quiet moment goes at once. The event loop
+    keeps sending meanwhile, and only this thread writes from the loop's side, so the loop never waits
+    for the ledger's lock."""
 
-    def __init__(self, ledger: Ledger, destination: str, redact: Callable[[str], str], variant: str) -> None:
-        self.ledger, self.destination, self.redact, self.variant = ledger, destination, redact, variant
-        self._pending: list[UploadResult] = []
-        self._next: asyncio.Future[None] | None = None  # the commit that the pending rows go in
-        self._writing = False
-        self._writer: ThreadPoolExecutor | None = None
+    GROUP_WINDOW = 0.005
 
-    async def record(self, result: UploadResult) -> int:
-        loop = asyncio.get_running_loop()
-        if self._next is None:
-            self._next = loop.create_future()
-        committed = self._next
-        self._pending.append(result)
-        if not self._writing:
-            self._writing = True
-            loop.call_soon(self._write)  # after this turn of the loop: what else finished in it joins
-        await asyncio.shield(committed)
-        return int(result.extra["id"])
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
 
-    def _write(self) -> None:
-        results, committed = self._pending, self._next
-        self._pending, self._next = [], None
-        assert committed is not None
-        if self._writer is None:
-            from concurrent.futures import ThreadPoolExecutor
+    def group(self, write: Callable[[list[T]], object]) -> Callable[[T], Awaitable[None]]:
+        """An ``await add(item)`` that returns once ``write`` (called in this thread, with every item
+        handed in meanwhile) has written it; ``write``'s exception is raised to each of its callers."""
+        pending: list[T] = []
+        next_call: list[asyncio.Future[None]] = []  # the call the pending items go in, once there is one
+        writing = False
+        started = float("-inf")  # when the last call started, on the loop's clock
 
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="picbeam-ledger")
-        writing = asyncio.get_running_loop().run_in_executor(
-            self._writer, self.ledger.record_many, results, self.destination, self.redact, self.variant
-        )
-        writing.add_done_callback(lambda done: self._written(done, committed))
+        def start() -> None:
+            nonlocal started
+            started = asyncio.get_running_loop().time()
+            items, done = pending[:], next_call.pop()
+            pending.clear()
+            if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
 
-    def _written(self, done: asyncio.Future[list[int]], committed: asyncio.Future[None]) -> None:
-        error = done.exception()
-        if error is not None:
-            committed.set_exception(error)
-        else:
-            committed.set_result(None)
-        if self._pending:
-            self._write()
-        else:
-            self._writing = False
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="picbeam-ledger")
+            call = asyncio.get_running_loop().run_in_executor(self._executor, write, items)
+            call.add_done_callback(lambda call: finished(call, done))
+
+        def finished(call: asyncio.Future[object], done: asyncio.Future[None]) -> None:
+            nonlocal writing
+            error = call.exception()
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(None)
+            if pending:
+                later(start)
+            else:
+                writing = False
+
+        def later(call: Callable[[], None]) -> None:
+            loop = asyncio.get_running_loop()
+            loop.call_at(max(loop.time(), started + self.GROUP_WINDOW), call)
+
+        async def add(item: T) -> None:
+            nonlocal writing
+            loop = asyncio.get_running_loop()
+            if not next_call:
+                next_call.append(loop.create_future())
+            done = next_call[0]
+            pending.append(item)
+            if not writing:
+                writing = True
+                later(start)  # at the soonest after this turn of the loop: what else is handed in joins
+            await asyncio.shield(done)
+
+        return add
 
     def close(self) -> None:
-        """The run is over (every record was awaited): the writing thread ends."""
-        if self._writer is not None:
-            self._writer.shutdown()
-            self._writer = None
+        """The run is over (every call was awaited): the thread ends."""
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
 
 
 def key_of(item: UploadItem) -> str:
@@ -139,8 +154,12 @@ class Dedupe:
         self.ledger, self.host, self.destination, self.variant = ledger, host, destination, variant
         self.force, self.dry_run = force, dry_run
         self._on_ledger_error = on_ledger_error
-        self._commits = GroupCommit(ledger, destination, redact, variant) if ledger is not None else None
-        self._writer = self._commits  # None once the ledger cannot be written
+        self._thread = LedgerThread()
+        self._writer: Callable[[UploadResult], Awaitable[None]] | None = None  # None: nothing is recorded
+        if ledger is not None:
+            # Each caller resumes once its row is committed: a result is never printed before it is recorded.
+            self._writer = self._thread.group(lambda results: ledger.record_many(results, destination, redact, variant))
+        self._claim_soon = self._thread.group(self.claim)
         # Keys this process claimed in the ledger (it uploads them), and keys another process holds.
         self._claimed: set[str] = set()
         self._busy: set[str] = set()
@@ -170,6 +189,11 @@ class Dedupe:
             self._claim_hashes(pending)  # which reuses what is recorded, in the same transaction
         except LedgerError as exc:
             self.ledger_failed(exc)
+
+    async def claim_in_group(self, item: object) -> None:
+        """:meth:`claim` for one file loaded on the event loop (``picbeam serve``): in the ledger's thread,
+        in one transaction with the files handed in meanwhile."""
+        await self._claim_soon(item)
 
     @property
     def _claims(self) -> bool:
@@ -300,7 +324,8 @@ class Dedupe:
         record_id = None
         if result.ok and self._writer is not None:
             try:
-                record_id = await self._writer.record(result)
+                await self._writer(result)
+                record_id = int(result.extra["id"])
                 self._claimed.discard(item.sha256)
             except LedgerError as exc:
                 self.ledger_failed(exc)
@@ -314,8 +339,7 @@ class Dedupe:
 
     def close(self) -> None:
         """The batch is over: nothing more is recorded."""
-        if self._commits is not None:
-            self._commits.close()
+        self._thread.close()
 
     async def release_all(self) -> None:
         """Let go of every claim still held (the run ends)."""

@@ -221,10 +221,12 @@ class Batch:
         async def one(index: int, file: Found) -> UploadResult | None:
             async with self._admitted:
                 try:
-                    # A small file in memory is hashed and claimed at once: cheaper than a thread hop. Claimed
-                    # like any run's: a `picbeam upload` of the same file at the same time waits for it.
-                    small = file.data is not None and len(file.data) <= PRELOAD_LIMIT
-                    loaded = self._load_and_claim(index, file) if small else NOT_LOADED
+                    # A small file in memory is hashed at once: cheaper than a thread hop. Claimed like any
+                    # run's: a `picbeam upload` of the same file at the same time waits for it.
+                    loaded = NOT_LOADED
+                    if file.data is not None and len(file.data) <= PRELOAD_LIMIT:
+                        loaded = self._load(index, file, look_up=False)
+                        await self.dedupe.claim_in_group(loaded)
                     result = await self._process(index, file, loaded)
                 except Exception as exc:  # a bug in a host or plugin fails this file, not the others
                     result = self._failure(index, file.path, f"internal error: {type(exc).__name__}: {exc}")

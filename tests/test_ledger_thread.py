@@ -1,0 +1,141 @@
+"""The ledger's thread (picbeam.dedupe.LedgerThread): claims and records are written off the event loop, many
+to a transaction, and each caller resumes once its own item is written."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from picbeam.dedupe import LedgerThread
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_items_handed_in_together_share_a_transaction_and_each_caller_waits_for_its_own():
+    calls: list[list[int]] = []
+    written: set[int] = set()
+
+    def write(items: list[int]) -> None:
+        time.sleep(0.02)  # a commit that takes a while: whatever comes meanwhile waits for the next one
+        calls.append(items)
+        written.update(items)
+
+    async def main() -> None:
+        thread = LedgerThread()
+        add = thread.group(write)
+
+        async def one(item: int) -> None:
+            await asyncio.sleep(item * 0.001)  # handed in over ~100 ms, not all in one turn of the loop
+            await add(item)
+            assert item in written  # resumed only once its own item is written
+
+        await asyncio.gather(*(one(item) for item in range(100)))
+        thread.close()
+
+    run(main())
+    assert sorted(item for call in calls for item in call) == list(range(100))
+    assert len(calls) < 50, calls  # grouped: one call per file would be 100
+
+
+def test_the_event_loop_runs_while_a_transaction_is_written():
+    ticks = 0
+    threads: set[str] = set()
+
+    def write(items: list[str]) -> None:
+        threads.add(threading.current_thread().name)
+        time.sleep(0.3)
+
+    async def ticker(stop: asyncio.Event) -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    async def main() -> None:
+        thread = LedgerThread()
+        add = thread.group(write)
+        stop = asyncio.Event()
+        ticking = asyncio.create_task(ticker(stop))
+        await asyncio.sleep(0)
+        before = ticks
+        await add("row")
+        during = ticks - before
+        stop.set()
+        await ticking
+        thread.close()
+        # A commit written on the loop would have held it for the 0.3 s: no tick at all in between.
+        assert during >= 10, during
+
+    run(main())
+    assert threads == {"picbeam-ledger_0"}
+
+
+def test_a_failed_write_fails_every_caller_of_that_transaction_and_the_next_one_goes_on():
+    failing = True
+
+    def write(items: list[str]) -> None:
+        if failing:
+            raise OSError("disk full")
+
+    async def main() -> None:
+        nonlocal failing
+        thread = LedgerThread()
+        add = thread.group(write)
+        outcomes = await asyncio.gather(add("a"), add("b"), return_exceptions=True)
+        assert [str(outcome) for outcome in outcomes] == ["disk full", "disk full"]
+        failing = False
+        await add("c")  # the ledger works again: so does the next transaction
+        thread.close()
+
+    run(main())
+
+
+def test_closing_ends_the_thread():
+    async def main() -> None:
+        thread = LedgerThread()
+        add = thread.group(lambda items: None)
+        await add(1)
+        thread.close()
+
+    run(main())
+    assert not [t for t in threading.enumerate() if t.name.startswith("picbeam-ledger")]
+
+
+def test_serve_records_every_upload_of_concurrent_clients(fake_host, images, tmp_path):
+    """End to end through the API's long-lived batch (what serve keeps per host): every file of many
+    concurrent callers is recorded once, with its own id, and a second round reuses them all."""
+    from picbeam import HostSpec
+    from picbeam.api import open_batch
+    from picbeam.config import Config
+    from picbeam.hosts import SpecHost
+    from picbeam.inputs import Found
+    from picbeam.ledger import Ledger
+
+    clients = 8
+    paths = images(clients * 5)
+    host = SpecHost(HostSpec(name="mine", endpoint=fake_host.endpoint(), url_path="data.url"))
+    ledger_file = tmp_path / "ledger.sqlite3"
+
+    async def round_of_uploads() -> list:
+        batch = open_batch(host, Config.load(()), ledger=str(ledger_file))
+        await batch.__aenter__()
+        try:
+            per_client = [paths[n::clients] for n in range(clients)]
+            groups = await asyncio.gather(
+                *(batch.submit([Found(p, explicit=True, data=p.read_bytes()) for p in group]) for group in per_client)
+            )
+        finally:
+            await batch.__aexit__(None, None, None)
+        return [result for group in groups for result in group]
+
+    first = run(round_of_uploads())
+    assert all(result.ok and not result.reused for result in first)
+    with Ledger(ledger_file) as ledger:
+        rows = ledger.history()
+    assert len(rows) == len(paths) and len({row["id"] for row in rows}) == len(paths)
+    second = run(round_of_uploads())
+    assert all(result.ok and result.reused for result in second)
+    assert len(fake_host.requests) == len(paths)

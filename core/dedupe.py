@@ -51,17 +51,25 @@ class Ledger(Protocol):
     def release(self, sha256s: list[str], host: str, destination: str, variant: str = "") -> None: ...
 
 
+# How long after a ledger transaction starts the next one may start: what is handed in meanwhile joins it.
+# A run's workers wait for their rows while as many others keep the host busy (see Batch.run), so a run
+# gathers for longer (fewer, larger transactions: less CPU); a long-lived batch (picbeam serve) answers
+# each request only once its rows are written, so its rows go at once (with whatever arrived while the
+# last transaction was being written).
+RUN_WINDOW = 0.02
+REQUEST_WINDOW = 0.0
+
+
 class LedgerThread:
     """The ledger's own thread, and its work grouped: whatever is handed in while a transaction is being
-    written, or within GROUP_WINDOW of the last one's start, goes in the next one, so a busy run writes a
-    couple of hundred transactions a second at most rather than one per file (a transaction, and the
-    thread hop, cost more than a row); a file handed in after a quiet moment goes at once. The event loop
-    keeps sending meanwhile, and only this thread writes from the loop's side, so the loop never waits
-    for the ledger's lock."""
+    written, or within ``window`` seconds of the last one's start, goes in the next one, so a busy run
+    writes a few dozen transactions a second rather than one per file (a transaction, and the thread hop,
+    cost more than a row); a file handed in after a quiet moment goes at once. The event loop keeps
+    sending meanwhile, and only this thread writes from the loop's side, so the loop never waits for the
+    ledger's lock."""
 
-    GROUP_WINDOW = 0.005
-
-    def __init__(self) -> None:
+    def __init__(self, window: float = RUN_WINDOW) -> None:
+        self.window = window
         self._executor: ThreadPoolExecutor | None = None
 
     def group(self, write: Callable[[list[T]], object]) -> Callable[[T], Awaitable[None]]:
@@ -98,7 +106,7 @@ class LedgerThread:
 
         def later(call: Callable[[], None]) -> None:
             loop = asyncio.get_running_loop()
-            loop.call_at(max(loop.time(), started + self.GROUP_WINDOW), call)
+            loop.call_at(max(loop.time(), started + self.window), call)
 
         async def add(item: T) -> None:
             nonlocal writing
@@ -189,6 +197,15 @@ class Dedupe:
             self._claim_hashes(pending)  # which reuses what is recorded, in the same transaction
         except LedgerError as exc:
             self.ledger_failed(exc)
+
+    def for_requests(self) -> None:
+        """This dedupe serves a long-lived batch, whose callers wait for their rows: write them at once."""
+        self._thread.window = REQUEST_WINDOW
+
+    @property
+    def records(self) -> bool:
+        """Whether successful uploads are recorded (there is a ledger, and it can be written)."""
+        return self._writer is not None
 
     async def claim_in_group(self, item: object) -> None:
         """:meth:`claim` for one file loaded on the event loop (``picbeam serve``): in the ledger's thread,

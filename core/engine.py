@@ -158,7 +158,9 @@ class Batch:
         self._retry = RetryPolicy(retries=self.retries, wait=self.retry_wait, gate=self._gate)
         async with contextlib.AsyncExitStack() as owned:
             self.session = session or await owned.enter_async_context(new_session(self.host.destination, self.jobs))
-            workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
+            # With a ledger, as many workers again wait for their rows' commit (see picbeam.dedupe.RUN_WINDOW).
+            count = self._workers + (self.jobs if self.dedupe.records else 0)
+            workers = [asyncio.create_task(self._worker()) for _ in range(count)]
             try:
                 await self._feed(discovery)
                 for _ in workers:
@@ -197,6 +199,7 @@ class Batch:
         self._gate = HostGate(self.host, self.jobs)
         self._retry = RetryPolicy(retries=self.retries, wait=self.retry_wait, gate=self._gate)
         self.session = new_session(self.host.destination, self.jobs)
+        self.dedupe.for_requests()
         self._admitted = asyncio.Semaphore(self._workers)
         self._finishing = FinishGate()
         self._batches_finish = type(self.host).finish is not Host.finish

@@ -1,4 +1,5 @@
-"""Sending: the per-host gate, the ONE retry policy, the ONE classifier of failures, and the proxy.
+"""Sending: the per-host gate, the ONE retry policy, the ONE classifier of failures, the proxy, and the
+file payload (:class:`FileBody`: a file, or the stripper's ranges of it, sent with ``sendfile``).
 
 The engine sends every file through :class:`RetryPolicy` and :class:`HostGate`; hosts that make requests
 of their own beyond one upload (GitHub's commit, a storage host's login in :class:`~picbeam.storage.RunOnce`)

@@ -167,6 +167,7 @@ class Dedupe:
         if ledger is not None:
             # Each caller resumes once its row is committed: a result is never printed before it is recorded.
             self._writer = self._thread.group(lambda results: ledger.record_many(results, destination, redact, variant))
+        self._claim_soon = self._thread.group(self.claim)
         # Keys this process claimed in the ledger (it uploads them), and keys another process holds.
         self._claimed: set[str] = set()
         self._busy: set[str] = set()
@@ -205,6 +206,11 @@ class Dedupe:
     def records(self) -> bool:
         """Whether successful uploads are recorded (there is a ledger, and it can be written)."""
         return self._writer is not None
+
+    async def claim_in_group(self, item: object) -> None:
+        """:meth:`claim` for one file loaded on the event loop (``picbeam serve``): in the ledger's thread,
+        in one transaction with the files handed in meanwhile."""
+        await self._claim_soon(item)
 
     @property
     def _claims(self) -> bool:

@@ -224,9 +224,13 @@ class Batch:
         async def one(index: int, file: Found) -> UploadResult | None:
             async with self._admitted:
                 try:
-                    # Loaded, hashed and claimed in a thread (the hash and the claim's transaction run beside
-                    # the event loop), like any run's: a `picbeam upload` of the same file waits for it.
-                    result = await self._process(index, file, NOT_LOADED)
+                    # A small file in memory is hashed at once: cheaper than a thread hop. Claimed like any
+                    # run's: a `picbeam upload` of the same file at the same time waits for it.
+                    loaded = NOT_LOADED
+                    if file.data is not None and len(file.data) <= PRELOAD_LIMIT:
+                        loaded = self._load(index, file, look_up=False)
+                        await self.dedupe.claim_in_group(loaded)
+                    result = await self._process(index, file, loaded)
                 except Exception as exc:  # a bug in a host or plugin fails this file, not the others
                     result = self._failure(index, file.path, f"internal error: {type(exc).__name__}: {exc}")
             if result is not None:

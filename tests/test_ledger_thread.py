@@ -70,7 +70,7 @@ def test_the_event_loop_runs_while_a_transaction_is_written():
         assert during >= 10, during
 
     run(main())
-    assert threads == {"picbeam-ledger_0"}
+    assert threads == {"picbeam-ledger"}
 
 
 def test_a_failed_write_fails_every_caller_of_that_transaction_and_the_next_one_goes_on():

@@ -73,7 +73,8 @@ class LedgerThread:
         # A thread and a queue of its own rather than an executor: serve hands over two jobs per request,
         # and an executor's futures and wrappers cost the event loop a tenth of its time there.
         self._jobs: queue.SimpleQueue[tuple[Callable[[], object], Callable[[BaseException | None], object]] | None]
-        self._thread: threading.Thread | None = None
+        self._jobs = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None  # started by the first job
 
     def group(self, write: Callable[[list[T]], object]) -> Callable[[T], Awaitable[None]]:
         """An ``await add(item)`` that returns once ``write`` (called in this thread, with every item
@@ -85,10 +86,10 @@ class LedgerThread:
 
         def start() -> None:
             nonlocal started
-            started = asyncio.get_running_loop().time()
+            loop = asyncio.get_running_loop()
+            started = loop.time()
             items, done = pending[:], next_call.pop()
             pending.clear()
-            loop = asyncio.get_running_loop()
             self._run(lambda: write(items), lambda error: loop.call_soon_threadsafe(finished, error, done))
 
         def finished(error: BaseException | None, done: asyncio.Future[None]) -> None:
@@ -123,7 +124,6 @@ class LedgerThread:
     def _run(self, job: Callable[[], object], then: Callable[[BaseException | None], object]) -> None:
         """``job()`` in this thread, then ``then(its exception or None)``, from this thread too."""
         if self._thread is None:
-            self._jobs = queue.SimpleQueue()
             self._thread = threading.Thread(target=self._work, name="picbeam-ledger", daemon=True)
             self._thread.start()
         self._jobs.put((job, then))

@@ -21,6 +21,7 @@ import socket
 import stat
 import tempfile
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ from .webapp import WebApp, is_webapp_path
 DEFAULT_PORT = 36677
 MAX_JSON_BYTES = 1024 * 1024
 MAX_LIST = 100
+# Text fields a multipart body may carry beside its files (PicGo's clients send none).
+MAX_TEXT_FIELDS = 100
 MAX_ENTRY_CHARS = 4096
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
 URL_TIMEOUT = 30.0
@@ -600,50 +603,54 @@ class PicGoServer:
         return bytes(body)
 
     async def _read_multipart(self, request: web.Request, folder: Scratch) -> list[Entry]:
+        """The file parts of a multipart body (text fields are passed over), parsed as the bytes arrive by
+        the ``multipart`` library's push parser: aiohttp's reader parsed each part's headers in Python
+        twice and awaited every line, which cost more than sending the screenshot on."""
+        from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
+
         limit = self.options.max_body
         if request.content_length is not None and request.content_length > limit:
             raise Refused(413, f"the body is over the limit of {limit} bytes")
+        boundary = parse_options_header(request.headers.get("Content-Type", ""))[1].get("boundary")
+        if not boundary:
+            raise Refused(400, "malformed multipart body: its Content-Type names no boundary")
+        entries: list[Entry] = []
+        part: PostedPart | None = None
+        received = 0
+        clock = BodyClock(self.options.body_timeout)
         try:
-            reader = await request.multipart()
-            entries: list[Entry] = []
-            received = 0
-            clock = BodyClock(self.options.body_timeout)
-            while (part := await clock.read(reader.next())) is not None:
-                filename = _part_filename(part)
-                if filename is None:
-                    continue  # text fields (and nested multiparts) carry no file
-                if len(entries) == self.options.max_list:
-                    raise Refused(413, f"too many files: at most {self.options.max_list} per request")
-                number = len(entries) + 1
-                name = safe_name(filename, f"upload-{number}")
-                data, handle, path = bytearray(), None, None
-                try:
-                    while chunk := await clock.read(part.read_chunk(CHUNK)):
-                        received += len(chunk)
-                        if received > limit:
-                            raise Refused(413, f"the body is over the limit of {limit} bytes")
-                        if handle is None and len(data) + len(chunk) > IN_MEMORY_LIMIT:
-                            # a big file goes to disk; a small one (most screenshots) stays in memory
-                            path = folder.make(f"part{number}") / name
-                            handle = open(path, "wb")  # noqa: SIM115 (closed below, written chunk by chunk)
-                            handle.write(data)
-                            data = bytearray()
-                        if handle is not None:
-                            handle.write(chunk)
-                        else:
-                            data += chunk
-                finally:
-                    if handle is not None:
-                        handle.close()
-                if path is not None:
-                    entries.append(Entry(filename, path))
-                else:
-                    entries.append(Entry(filename, Path(name), data=bytes(data)))
-        except (ValueError, AssertionError, aiohttp.ClientPayloadError) as exc:  # aiohttp's multipart errors
+            with PushMultipartParser(boundary, max_segment_count=self.options.max_list + MAX_TEXT_FIELDS) as parser:
+                while not parser.closed:  # an empty read (the body's end) closes it, or fails an unfinished body
+                    chunk = await clock.read(request.content.readany())
+                    received += len(chunk)
+                    if received > limit:
+                        raise Refused(413, f"the body is over the limit of {limit} bytes")
+                    for event in parser.parse(chunk):
+                        if isinstance(event, MultipartSegment):
+                            part = self._posted_part(event, len(entries), folder)
+                        elif event is None:  # the part is complete
+                            if part is not None:
+                                entries.append(part.entry())
+                            part = None
+                        elif part is not None:
+                            part.write(event)
+        except MultipartError as exc:
             raise Refused(400, f"malformed multipart body: {exc}") from None
+        finally:
+            if part is not None:
+                part.close()
         if not entries:
             raise Refused(400, "the multipart body carried no file part (send parts named files or list)")
         return entries
+
+    def _posted_part(self, segment: Any, count: int, folder: Scratch) -> PostedPart | None:
+        """Where a part goes: a file part (the ``count``-th, counted from 0), or None for a text field."""
+        filename = _part_filename(segment)
+        if filename is None:
+            return None
+        if count == self.options.max_list:
+            raise Refused(413, f"too many files: at most {self.options.max_list} per request")
+        return PostedPart(filename, count + 1, folder)
 
     # -- checking and fetching entries ---------------------------------------------------------------
     async def _prepare(self, entries: list[Entry], folder: Scratch) -> None:
@@ -763,6 +770,40 @@ class PicGoServer:
         return answer_json({"success": True, "result": result, "items": items}, 200, summary)
 
 
+class PostedPart:
+    """A file part being received: in memory while small (most screenshots), on disk past IN_MEMORY_LIMIT."""
+
+    def __init__(self, filename: str, number: int, folder: Scratch) -> None:
+        self.filename, self.number, self.folder = filename, number, folder
+        self.name = safe_name(filename, f"upload-{number}")
+        self.data = bytearray()
+        self.handle: Any = None
+        self.path: Path | None = None
+
+    def write(self, chunk: bytes) -> None:
+        if self.handle is None and len(self.data) + len(chunk) > IN_MEMORY_LIMIT:
+            self.path = self.folder.make(f"part{self.number}") / self.name
+            self.handle = open(self.path, "wb")  # noqa: SIM115 (closed by entry() or close())
+            self.handle.write(self.data)
+            self.data = bytearray()
+        if self.handle is not None:
+            self.handle.write(chunk)
+        else:
+            self.data += chunk
+
+    def entry(self) -> Entry:
+        """The complete part, as the request's entry."""
+        self.close()
+        if self.path is not None:
+            return Entry(self.filename, self.path)
+        return Entry(self.filename, Path(self.name), data=bytes(self.data))
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
 class MirroredRun:
     """A request's own run to a host with mirrors or fallbacks (see picbeam.mirrors), with the long-lived
     batch's ``submit``: the results in the order given."""
@@ -793,14 +834,20 @@ class Busy(asyncio.Protocol):
         transport.close()
 
 
-def _part_filename(part: Any) -> str | None:
-    """A file part's name as the client wrote it. Clients put whole paths there, unescaped
-    (filename="C:\\vault\\a.png"), which aiohttp's parser turns into another name: read the raw header."""
-    if not isinstance(part, aiohttp.BodyPartReader):
-        return None
-    # Read first: aiohttp's own parse of the header (part.filename) costs more than uploading a screenshot.
-    raw = re.search(r'(?:^|;)\s*filename="([^"]*)"', part.headers.get("Content-Disposition", ""))
-    return raw.group(1) if raw else part.filename
+def _part_filename(segment: Any) -> str | None:
+    """A file part's name as the client wrote it, or None for a text field. Clients put whole paths
+    there, unescaped (filename="C:\\vault\\a.png"), which a parser turns into another name (the
+    multipart library keeps only ``a.png``): read the raw header."""
+    disposition = segment.header("Content-Disposition", "")
+    if raw := re.search(r'(?:^|;)\s*filename="([^"]*)"', disposition):
+        return raw.group(1)
+    if extended := re.search(r"(?:^|;)\s*filename\*\s*=\s*([\w!#$%&+^`{}~.-]*)'[^']*'([^;\s]+)", disposition):
+        charset = extended.group(1) or "utf-8"
+        try:
+            return urllib.parse.unquote(extended.group(2), encoding=charset, errors="replace")
+        except LookupError:  # an unknown charset
+            return urllib.parse.unquote(extended.group(2), errors="replace")
+    return segment.filename
 
 
 def _is_url(text: str) -> bool:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
@@ -286,6 +287,87 @@ def test_picgo_multipart_files_parts(serve, fake):
     answer = request(serve(), body=parts, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert answer.status == 200, answer.body
     assert len(answer.json["result"]) == 2 and len(fake.requests) == 2
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+def multipart_body(boundary: str, parts: list[tuple[str, bytes]], end: bytes = b"--\r\n") -> bytes:
+    """A multipart body from (headers, data) parts as given, byte for byte."""
+    body = b"".join(f"--{boundary}\r\n{headers}\r\n\r\n".encode() + data + b"\r\n" for headers, data in parts)
+    return body + f"--{boundary}".encode() + end
+
+
+HOSTILE_MULTIPART = {
+    "no boundary": ("multipart/form-data", b"--x\r\n\r\n", 400, "names no boundary"),
+    "truncated": ("multipart/form-data; boundary=b", multipart_body("b", [(
+        'Content-Disposition: form-data; name="files"; filename="a.png"', b"\x89PNG")], end=b"")[:-3],
+        400, "malformed multipart body: Unexpected end of multipart stream"),
+    "no boundary in the body": ("multipart/form-data; boundary=b", b"\x00garbage\xff" * 1000, 400,
+                                "malformed multipart body"),
+    "a huge part header": ("multipart/form-data; boundary=b", multipart_body("b", [(
+        f'Content-Disposition: form-data; name="files"; filename="{"a" * 10000}.png"', b"x")]), 400,
+        "malformed multipart body: Maximum segment header length exceeded"),
+    "a flood of text fields": ("multipart/form-data; boundary=b", multipart_body("b", [(
+        f'Content-Disposition: form-data; name="f{n}"', b"v") for n in range(500)]), 400,
+        "malformed multipart body: Maximum segment count exceeded"),
+    "too many files": ("multipart/form-data; boundary=b", multipart_body("b", [(
+        f'Content-Disposition: form-data; name="files"; filename="{n}.png"', b"x") for n in range(101)]), 413,
+        "too many files: at most 100 per request"),
+    "text fields only": ("multipart/form-data; boundary=b", multipart_body("b", [(
+        'Content-Disposition: form-data; name="note"', b"hello")]), 400, "carried no file part"),
+    "a part without Content-Disposition": ("multipart/form-data; boundary=b", multipart_body("b", [(
+        "Content-Type: image/png", b"x")]), 400, "malformed multipart body: Missing Content-Disposition"),
+    "part headers not UTF-8": ("multipart/form-data; boundary=b", multipart_body("b", [(
+        'Content-Disposition: form-data; name="files"; filename="@@.png"', b"x")]).replace(b"@@", b"\xff"),
+        400, "malformed multipart body"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_MULTIPART)
+def test_hostile_multipart_bodies_are_one_clear_line(serve, fake, case):
+    content_type, body, status, message = HOSTILE_MULTIPART[case]
+    port = serve()
+    answer = request(port, body=body, headers={"Content-Type": content_type})
+    assert answer.status == status, answer.body
+    assert answer.json["success"] is False and message in answer.json["message"], answer.json
+    assert "\n" not in answer.json["message"]
+    assert fake.requests == []
+    assert request(port, "/heartbeat").status == 200  # and the server still serves
+
+
+def test_multipart_parts_arrive_intact_however_the_bytes_are_split(serve, fake):
+    # Data that looks like a boundary (a CR, then "\r\n--" and the boundary's start) on every packet's
+    # edge, text fields between the files, a name given only as RFC 5987 filename*: each file arrives
+    # byte for byte, whatever the split.
+    boundary = "xYz-boundary"
+    edges = b"\r\n--xYz-bound\r\r\n-\r" * 50
+    tricky = png(20, 20, seed=3)[:-12] + png_chunk(b"IDAT", edges) + png_chunk(b"IEND", b"")  # before IEND
+    body = multipart_body(boundary, [
+        ('Content-Disposition: form-data; name="note"', b"first a text field"),
+        ('Content-Disposition: form-data; name="files"; filename="tricky.png"\r\nContent-Type: image/png', tricky),
+        ("Content-Disposition: form-data; name=files; filename*=UTF-8''%E5%9B%BE%20%C3%A9.png", png(3, 3, seed=4)),
+    ])  # fmt: skip
+    port = serve()
+    for piece in (7, 64, 1000):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connection.sendall(f"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: "
+                               f"multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
+                               .encode())  # fmt: skip
+            for start in range(0, len(body), piece):
+                connection.sendall(body[start : start + piece])
+                if start % (piece * 50) == 0:
+                    time.sleep(0.001)  # let the server read what has come so far
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+        head, _, text = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), answer
+        assert [item["path"] for item in json.loads(text)["items"]] == ["tricky.png", "图 é.png"]
+    assert {(r.file.filename, r.file.data) for r in fake.requests[:2]} == {
+        ("tricky.png", tricky), (unquote("%E5%9B%BE%20%C3%A9.png"), png(3, 3, seed=4))}  # fmt: skip
 
 
 def test_empty_body_or_list_uploads_the_clipboard_image(x_display, serve, fake):

@@ -116,16 +116,19 @@ class BodyClock:
         self.deadline = time.monotonic() + grace
         self.received = 0
 
-    async def read(self, reading: Awaitable[Any]) -> Any:
-        remaining = self.deadline + self.received / MIN_BODY_RATE - time.monotonic()
-        try:
-            async with asyncio.timeout(max(remaining, 0.0)):
-                chunk = await reading
-        except TimeoutError:
-            raise Refused(408, f"the body arrived too slowly (under {MIN_BODY_RATE // 1024} KB/s); send it again",
-                          close=True) from None  # fmt: skip
-        if isinstance(chunk, bytes | bytearray):
-            self.received += len(chunk)
+    async def read(self, body: aiohttp.StreamReader) -> bytes:
+        """What has arrived of ``body`` (b"" at its end), waiting for more only if nothing has: a body that
+        came in one piece, as most do, costs no timer."""
+        chunk = body.read_nowait()
+        if not chunk and not body.at_eof():
+            remaining = self.deadline + self.received / MIN_BODY_RATE - time.monotonic()
+            try:
+                async with asyncio.timeout(max(remaining, 0.0)):
+                    chunk = await body.readany()
+            except TimeoutError:
+                raise Refused(408, f"the body arrived too slowly (under {MIN_BODY_RATE // 1024} KB/s); send it "
+                                   "again", close=True) from None  # fmt: skip
+        self.received += len(chunk)
         return chunk
 
 
@@ -596,7 +599,7 @@ class PicGoServer:
             raise Refused(413, f"the body is over the limit of {limit} bytes")
         body = bytearray()
         clock = BodyClock(self.options.body_timeout)
-        while chunk := await clock.read(request.content.read(CHUNK)):
+        while chunk := await clock.read(request.content):
             body += chunk
             if len(body) > limit:
                 raise Refused(413, f"the body is over the limit of {limit} bytes")
@@ -621,7 +624,7 @@ class PicGoServer:
         try:
             with PushMultipartParser(boundary, max_segment_count=self.options.max_list + MAX_TEXT_FIELDS) as parser:
                 while not parser.closed:  # an empty read (the body's end) closes it, or fails an unfinished body
-                    chunk = await clock.read(request.content.readany())
+                    chunk = await clock.read(request.content)
                     received += len(chunk)
                     if received > limit:
                         raise Refused(413, f"the body is over the limit of {limit} bytes")
@@ -776,27 +779,29 @@ class PostedPart:
     def __init__(self, filename: str, number: int, folder: Scratch) -> None:
         self.filename, self.number, self.folder = filename, number, folder
         self.name = safe_name(filename, f"upload-{number}")
-        self.data = bytearray()
+        self.chunks: list[bytes] = []
+        self.size = 0
         self.handle: Any = None
         self.path: Path | None = None
 
     def write(self, chunk: bytes) -> None:
-        if self.handle is None and len(self.data) + len(chunk) > IN_MEMORY_LIMIT:
+        self.size += len(chunk)
+        if self.handle is None and self.size > IN_MEMORY_LIMIT:
             self.path = self.folder.make(f"part{self.number}") / self.name
             self.handle = open(self.path, "wb")  # noqa: SIM115 (closed by entry() or close())
-            self.handle.write(self.data)
-            self.data = bytearray()
+            self.handle.writelines(self.chunks)
+            self.chunks = []
         if self.handle is not None:
             self.handle.write(chunk)
         else:
-            self.data += chunk
+            self.chunks.append(chunk)
 
     def entry(self) -> Entry:
         """The complete part, as the request's entry."""
         self.close()
         if self.path is not None:
             return Entry(self.filename, self.path)
-        return Entry(self.filename, Path(self.name), data=bytes(self.data))
+        return Entry(self.filename, Path(self.name), data=b"".join(self.chunks))
 
     def close(self) -> None:
         if self.handle is not None:

@@ -8,6 +8,7 @@ several picbeam processes at once (SQLite's locking, with a busy timeout).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import json
 import os
@@ -106,6 +107,17 @@ def ledger_path(option: str | os.PathLike[str] | None = None, config: Config | N
     return Path(chosen).expanduser() if chosen else data_dir() / "ledger.sqlite3"
 
 
+BUSY_TIMEOUT_MS = 30000
+# Set by Ledger.without_waiting(), in the calling thread's context only.
+_AT_ONCE: contextvars.ContextVar[bool] = contextvars.ContextVar("picbeam_ledger_at_once", default=False)
+
+
+class WouldWait(Exception):
+    """A write inside :meth:`Ledger.without_waiting` found the ledger busy (another thread of this process
+    writing, or another process holding SQLite's write lock): nothing was written; write it where waiting
+    does no harm."""
+
+
 class Ledger:
     """The record of every upload. Safe to call from worker threads (one connection, one lock)."""
 
@@ -113,6 +125,7 @@ class Ledger:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._read_lock = threading.Lock()
+        self._checkpoints_elsewhere = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = self._connect()
@@ -140,7 +153,7 @@ class Ledger:
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
         connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute("PRAGMA busy_timeout=30000")
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return connection
 
     def close(self) -> None:
@@ -266,12 +279,38 @@ class Ledger:
         return ids
 
     @contextlib.contextmanager
+    def without_waiting(self) -> Iterator[None]:
+        """Writes made inside (in this thread) raise :class:`WouldWait` instead of waiting for the ledger,
+        and never checkpoint its write-ahead log: an event loop may write here, and leaves the waiting and
+        the checkpoints (:meth:`checkpoint`) to a thread. Once used, this connection no longer
+        checkpoints by itself."""
+        if not self._checkpoints_elsewhere:
+            with self._lock:
+                self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpoints_elsewhere = True
+        token = _AT_ONCE.set(True)
+        try:
+            yield
+        finally:
+            _AT_ONCE.reset(token)
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database, as SQLite's automatic checkpoint does (passive: other
+        processes' writes go on). It holds this process's writes meanwhile: the next one then starts the log
+        over, which a write made during the checkpoint would prevent (and the log would only grow)."""
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         """One write transaction; a failure to write is a LedgerError naming the ledger and SQLite's own
         reason (not the error of the rollback that follows it)."""
-        with self._lock:
+        at_once = _AT_ONCE.get()
+        if not self._lock.acquire(blocking=not at_once):
+            raise WouldWait
+        try:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
+                self._begin(at_once)
                 yield
                 self._db.execute("COMMIT")
             except BaseException as exc:
@@ -279,6 +318,22 @@ class Ledger:
                 if isinstance(exc, sqlite3.Error):
                     raise LedgerError(f"ledger {self.path}: {exc}") from None
                 raise
+        finally:
+            self._lock.release()
+
+    def _begin(self, at_once: bool) -> None:
+        if not at_once:
+            self._db.execute("BEGIN IMMEDIATE")
+            return
+        self._db.execute("PRAGMA busy_timeout=0")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):  # and extended codes
+                raise WouldWait from None
+            raise
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     def _abandon(self) -> None:
         """Roll back what is left of a failed transaction. SQLite has already rolled back after a full disk

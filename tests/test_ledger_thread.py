@@ -1,13 +1,18 @@
 """The ledger's thread (picbeam.dedupe.LedgerThread): claims and records are written off the event loop, many
-to a transaction, and each caller resumes once its own item is written."""
+to a transaction, and each caller resumes once its own item is written; a long-lived batch (serve) writes on
+the loop while that needs no waiting, and the thread waits for a busy ledger instead."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 
+import pytest
 from picbeam.dedupe import LedgerThread
+from picbeam.items import UploadResult
+from picbeam.ledger import Ledger, WouldWait
 
 
 def run(coroutine):
@@ -139,3 +144,100 @@ def test_serve_records_every_upload_of_concurrent_clients(fake_host, images, tmp
     second = run(round_of_uploads())
     assert all(result.ok and result.reused for result in second)
     assert len(fake_host.requests) == len(paths)
+
+
+def uploaded(number: int) -> UploadResult:
+    return UploadResult(path=f"/p/{number}.png", host="mine", url=f"https://h/{number}", sha256=f"{number:064x}")
+
+
+def test_a_write_that_would_wait_says_so_at_once_and_writes_nothing(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    other_process = sqlite3.connect(tmp_path / "ledger.sqlite3", isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")  # another picbeam holds SQLite's write lock
+    with ledger.without_waiting(), pytest.raises(WouldWait):  # not a 30 s busy wait, then "database is locked"
+        ledger.record(uploaded(1), "dest")
+    other_process.execute("COMMIT")
+    assert ledger.history() == []
+    with ledger.without_waiting():
+        ledger.record(uploaded(2), "dest")
+    assert [row["url"] for row in ledger.history()] == ["https://h/2"]
+    ledger.close()
+
+
+def test_a_long_lived_batch_writes_on_the_loop_and_a_busy_ledger_holds_up_neither_the_loop_nor_a_row(
+    fake_host, images, tmp_path
+):
+    from picbeam import HostSpec
+    from picbeam.api import open_batch
+    from picbeam.config import Config
+    from picbeam.hosts import SpecHost
+    from picbeam.inputs import Found
+
+    paths = images(16)
+    host = SpecHost(HostSpec(name="mine", endpoint=fake_host.endpoint(), url_path="data.url"))
+    ledger_file = tmp_path / "ledger.sqlite3"
+    ticks = 0
+
+    def ledger_threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("picbeam-ledger")]
+
+    async def ticker(stop: asyncio.Event) -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        nonlocal ticks
+        batch = open_batch(host, Config.load(()), ledger=str(ledger_file))
+        await batch.__aenter__()
+        try:
+            free = await asyncio.gather(*(batch.submit([Found(p, explicit=True, data=p.read_bytes())])
+                                          for p in paths[:8]))  # fmt: skip
+            assert ledger_threads() == []  # a free ledger: every claim and row was written on the loop
+            other_process = sqlite3.connect(ledger_file, isolation_level=None, check_same_thread=False)
+            other_process.execute("BEGIN IMMEDIATE")
+            threading.Timer(1.0, other_process.execute, ("COMMIT",)).start()  # held for a second
+            stop = asyncio.Event()
+            ticking = asyncio.create_task(ticker(stop))
+            started = time.monotonic()
+            busy = await asyncio.gather(*(batch.submit([Found(p, explicit=True, data=p.read_bytes())])
+                                          for p in paths[8:]))  # fmt: skip
+            waited = time.monotonic() - started
+            stop.set()
+            await ticking
+        finally:
+            await batch.__aexit__(None, None, None)
+        assert all(result.ok for [result] in free + busy)
+        assert waited >= 0.9  # the claims waited for the lock (in the thread)...
+        assert ticks >= waited / 0.01 / 4, (ticks, waited)  # ...while the loop ran on
+
+    run(main())
+    with Ledger(ledger_file) as ledger:
+        assert sorted(row["path"] for row in ledger.history()) == sorted(str(p) for p in paths)
+
+
+def test_the_loop_writing_leaves_the_checkpoints_to_the_thread(tmp_path, monkeypatch):
+    import picbeam.dedupe
+
+    monkeypatch.setattr(picbeam.dedupe, "CHECKPOINT_EVERY", 16)
+
+    def write_log_size(checkpoints: bool) -> int:
+        ledger = Ledger(tmp_path / f"ledger-{checkpoints}.sqlite3")
+
+        async def main() -> None:
+            thread = LedgerThread(window=0)
+            thread.write_on_loop(ledger.without_waiting, ledger.checkpoint if checkpoints else lambda: None)
+            add = thread.group(lambda results: ledger.record_many(results, "dest"))
+            for number in range(400):
+                await add(uploaded(number))
+            thread.close()
+
+        run(main())
+        size = (tmp_path / f"ledger-{checkpoints}.sqlite3-wal").stat().st_size
+        assert len(ledger.history()) == 400
+        ledger.close()
+        return size
+
+    # The loop's commits never checkpoint: without the thread's, the log would grow with every row.
+    assert write_log_size(checkpoints=True) * 3 < write_log_size(checkpoints=False)

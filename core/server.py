@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import ipaddress
 import json
@@ -145,6 +146,7 @@ def check_origin(origin: str) -> str:
     raise ConfigError(f"--allow-origin {origin!r}: expected an origin such as https://example.com (no path)")
 
 
+@functools.lru_cache(maxsize=64)  # each request asks, and a client sends the same Host every time
 def host_header_allowed(header: str | None, public: bool) -> bool:
     """The DNS-rebinding defence: a page on evil.example that re-points its name at 127.0.0.1 still sends
     ``Host: evil.example``. Loopback names and addresses pass; with ``--listen`` any IP literal too (a
@@ -386,6 +388,7 @@ class PicGoServer:
         # One long-lived batch per host (and processing options) for the server's life: its HTTP session,
         # ledger connection and processors are set up once, and every request's files share its limits.
         self._batches: dict[tuple[str, str], Any] = {}
+        self._own_process_key = json.dumps(self.options.process or {}, sort_keys=True)
         self.webapp = WebApp(self)
 
     # -- listening --------------------------------------------------------------------------------------
@@ -498,6 +501,9 @@ class PicGoServer:
 
     async def upload(self, request: web.Request) -> web.StreamResponse:
         name = request.query.get("host") or request.query.get("picbed") or self.options.host
+        kept = self._batches.get(self._batch_key(name))
+        if kept is not None:  # the usual case, without the context manager's cost
+            return self._answer(await self.receive(request, kept))
         async with self.batch(name) as batch:
             return self._answer(await self.receive(request, batch))
 
@@ -526,7 +532,7 @@ class PicGoServer:
 
         # serve's own processing flags, under what the web app asks for this request
         process = {**(self.options.process or {}), **(process or {})} or None
-        key = (name, json.dumps(process or {}, sort_keys=True))
+        key = self._batch_key(name, process)
         batch = self._batches.get(key)
         if batch is not None:
             yield batch
@@ -559,6 +565,12 @@ class PicGoServer:
             yield batch
         finally:
             await batch.__aexit__(None, None, None)
+
+    def _batch_key(self, name: str, process: Mapping[str, Any] | None = None) -> tuple[str, str]:
+        """The kept batch's key: the host, and the processing options (serve's own by default)."""
+        if process is None:
+            return name, self._own_process_key
+        return name, json.dumps(process, sort_keys=True)
 
     def _report(self, failed: UploadResult) -> None:
         self.log(f"{failed.path}: {failed.host}: {failed.error}")

@@ -394,6 +394,7 @@ class PicGoServer:
     # -- listening --------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Set the application up; then :meth:`listen` on each address, and :meth:`stop` at the end."""
+        _check_multipart()
         # aiohttp closes a connection still waiting for a request's headers when its keep-alive timer runs
         # out (from the connection's start, and again after each answer): that is the header timeout.
         # After an early answer (408, 413) aiohttp reads what is left of the body for lingering_time seconds
@@ -849,6 +850,19 @@ class Busy(asyncio.Protocol):
         assert isinstance(transport, asyncio.WriteTransport)
         transport.write(head.encode() + body)
         transport.close()
+
+
+def _check_multipart() -> None:
+    """The multipart library is there, not shadowed: python-multipart before 0.0.13 installed a package
+    of the same import name, which hides it."""
+    try:
+        from multipart import PushMultipartParser  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "serve needs the 'multipart' package, and an old python-multipart (before 0.0.13) installed a "
+            "package of the same name over it: upgrade python-multipart (pip install -U python-multipart), "
+            "or install picbeam in a virtual environment of its own"
+        ) from None
 
 
 def _part_filename(segment: Any) -> str | None:

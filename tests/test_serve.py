@@ -761,6 +761,17 @@ def test_serve_command_contract(command, fake, images, tmp_path):
     assert "stopped" in stderr and "Traceback" not in stderr
 
 
+def test_a_shadowed_multipart_library_is_one_line(fake, tmp_path):
+    # python-multipart before 0.0.13 installed a `multipart` package of its own, over the library serve uses
+    shadow = tmp_path / "old-python-multipart" / "multipart"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("class MultipartParser: ...\n")
+    done = run_picbeam("serve", "--host", "fake", "--port", "0", env={"PYTHONPATH": str(shadow.parent)})
+    assert done.returncode == 2, done.stderr
+    assert "an old python-multipart (before 0.0.13)" in done.stderr and "pip install -U python-multipart" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
 def test_listen_beyond_loopback_needs_a_secret(fake):
     done = run_picbeam("serve", "--host", "fake", "--listen", "0.0.0.0:0", env={"PICBEAM_SERVER_SECRET": ""})
     assert done.returncode == 2

@@ -299,30 +299,30 @@ def multipart_body(boundary: str, parts: list[tuple[str, bytes]], end: bytes = b
     return body + f"--{boundary}".encode() + end
 
 
-HOSTILE_MULTIPART = {
+def file_part(name: str, data: bytes = b"x") -> tuple[str, bytes]:
+    return f'Content-Disposition: form-data; name="files"; filename="{name}"', data
+
+
+FORM = "multipart/form-data; boundary=b"
+HOSTILE_MULTIPART = {  # content type, body, status, message
     "no boundary": ("multipart/form-data", b"--x\r\n\r\n", 400, "names no boundary"),
-    "truncated": ("multipart/form-data; boundary=b", multipart_body("b", [(
-        'Content-Disposition: form-data; name="files"; filename="a.png"', b"\x89PNG")], end=b"")[:-3],
-        400, "malformed multipart body: Unexpected end of multipart stream"),
-    "no boundary in the body": ("multipart/form-data; boundary=b", b"\x00garbage\xff" * 1000, 400,
-                                "malformed multipart body"),
-    "a huge part header": ("multipart/form-data; boundary=b", multipart_body("b", [(
-        f'Content-Disposition: form-data; name="files"; filename="{"a" * 10000}.png"', b"x")]), 400,
-        "malformed multipart body: Maximum segment header length exceeded"),
-    "a flood of text fields": ("multipart/form-data; boundary=b", multipart_body("b", [(
-        f'Content-Disposition: form-data; name="f{n}"', b"v") for n in range(500)]), 400,
-        "malformed multipart body: Maximum segment count exceeded"),
-    "too many files": ("multipart/form-data; boundary=b", multipart_body("b", [(
-        f'Content-Disposition: form-data; name="files"; filename="{n}.png"', b"x") for n in range(101)]), 413,
-        "too many files: at most 100 per request"),
-    "text fields only": ("multipart/form-data; boundary=b", multipart_body("b", [(
-        'Content-Disposition: form-data; name="note"', b"hello")]), 400, "carried no file part"),
-    "a part without Content-Disposition": ("multipart/form-data; boundary=b", multipart_body("b", [(
-        "Content-Type: image/png", b"x")]), 400, "malformed multipart body: Missing Content-Disposition"),
-    "part headers not UTF-8": ("multipart/form-data; boundary=b", multipart_body("b", [(
-        'Content-Disposition: form-data; name="files"; filename="@@.png"', b"x")]).replace(b"@@", b"\xff"),
-        400, "malformed multipart body"),
-}
+    "truncated": (FORM, multipart_body("b", [file_part("a.png", b"\x89PNG")], end=b"")[:-3], 400,
+                  "malformed multipart body: Unexpected end of multipart stream"),
+    "no boundary in the body": (FORM, b"\x00garbage\xff" * 1000, 400, "malformed multipart body"),
+    "a huge part header": (FORM, multipart_body("b", [file_part("a" * 10000 + ".png")]), 400,
+                           "malformed multipart body: Maximum segment header length exceeded"),
+    "a flood of text fields": (FORM, multipart_body("b", [(f'Content-Disposition: form-data; name="f{n}"', b"v")
+                                                          for n in range(500)]), 400,
+                               "malformed multipart body: Maximum segment count exceeded"),
+    "too many files": (FORM, multipart_body("b", [file_part(f"{n}.png") for n in range(101)]), 413,
+                       "too many files: at most 100 per request"),
+    "text fields only": (FORM, multipart_body("b", [('Content-Disposition: form-data; name="note"', b"hi")]), 400,
+                         "carried no file part"),
+    "a part without Content-Disposition": (FORM, multipart_body("b", [("Content-Type: image/png", b"x")]), 400,
+                                           "malformed multipart body: Missing Content-Disposition"),
+    "part headers not UTF-8": (FORM, multipart_body("b", [file_part("@@.png")]).replace(b"@@", b"\xff"), 400,
+                               "malformed multipart body"),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("case", HOSTILE_MULTIPART)

@@ -58,6 +58,9 @@ BODY_TIMEOUT = 30.0
 MIN_BODY_RATE = 16 * 1024
 MAX_CONNECTIONS = 256
 MAX_BATCHES = 16
+LEDGER_FAILED_HINT = (
+    "picbeam serve uploads nothing more: free space or choose another --ledger, then restart picbeam serve"
+)
 SECRET_HINT = "send it as Authorization: Bearer SECRET, X-PicGo-Secret: SECRET or ?secret=SECRET"
 
 
@@ -389,6 +392,7 @@ class PicGoServer:
         # ledger connection and processors are set up once, and every request's files share its limits.
         self._batches: dict[tuple[str, str], Any] = {}
         self._own_process_key = json.dumps(self.options.process or {}, sort_keys=True)
+        self._ledger_reported: set[int] = set()  # the batches whose ledger failure the log has told
         self.webapp = WebApp(self)
 
     # -- listening --------------------------------------------------------------------------------------
@@ -754,7 +758,12 @@ class PicGoServer:
         # it actually reads, whatever was checked before.
         found = [Found(entry.path, explicit=self.options.allow_any_file, data=entry.data) for entry in ready
                  if entry.path]  # fmt: skip
+        if ledger_failed := _ledger_error(batch):  # each upload would be one more the ledger cannot remember
+            raise Refused(500, f"{ledger_failed}; {LEDGER_FAILED_HINT}")
         results = await batch.submit(found)
+        if (ledger_failed := _ledger_error(batch)) and id(batch) not in self._ledger_reported:
+            self._ledger_reported.add(id(batch))  # it failed during this request: its files are uploaded
+            self.log(f"{ledger_failed}; {LEDGER_FAILED_HINT}")
         for entry, result in zip(ready, results, strict=True):
             entry.result = result
             if entry.result is None:
@@ -850,6 +859,11 @@ class Busy(asyncio.Protocol):
         assert isinstance(transport, asyncio.WriteTransport)
         transport.write(head.encode() + body)
         transport.close()
+
+
+def _ledger_error(batch: Any) -> str | None:
+    summary = getattr(batch, "summary", None)  # a request's own run (mirrors, fallbacks) reports its own
+    return summary.ledger_error if summary is not None else None
 
 
 def _check_multipart() -> None:

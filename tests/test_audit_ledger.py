@@ -61,6 +61,68 @@ def test_a_full_ledger_stops_the_run_and_every_accepted_url_is_still_printed(fak
     print(f"\nfull ledger: the host saw {len(fake_host.requests)} of 200 requests; {len(printed)} URLs printed")
 
 
+@needs_root_unshare
+def test_serve_with_a_full_ledger_says_so_once_and_uploads_nothing_it_cannot_record(fake, fake_host, tmp_path):
+    """picbeam serve's long-lived batch: the request during which the ledger fills gets its URLs (the host
+    has the files), the log says so in one line, and later requests are refused with that line, not
+    uploaded unrecorded; the server still answers."""
+    import http.client
+    import json
+    import re
+    import threading
+    import time
+
+    from picbeam.samples import png
+
+    fake_host.respond_with(
+        lambda request, host: Reply(json={"success": True, "data": {"url": host.file_url(request), "pad": "x" * 3000}})
+    )
+    small = tmp_path / "small"
+    small.mkdir()
+    ledger = small / "ledger.sqlite3"
+    script = 'mount -t tmpfs -o size=160k tmpfs "$1" && shift && exec "$@"'
+    command = [sys.executable, "-m", "picbeam", "serve", "--port", "0", *fake, "--ledger", str(ledger)]
+    server = subprocess.Popen(["unshare", "-m", "sh", "-c", script, "sh", str(small), *command],
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(server.stderr or []), daemon=True).start()
+    try:
+        for _ in range(600):
+            if port := re.search(r"127\.0\.0\.1:(\d+)/upload", "".join(lines)):
+                break
+            time.sleep(0.05)
+        assert port, lines
+
+        def post(number: int) -> tuple[int, dict]:
+            connection = http.client.HTTPConnection("127.0.0.1", int(port.group(1)), timeout=30)
+            body = (f'--b\r\nContent-Disposition: form-data; name="files"; filename="{number}.png"\r\n\r\n'.encode()
+                    + png(4, 4, seed=number) + b"\r\n--b--\r\n")  # fmt: skip
+            form = {"Content-Type": "multipart/form-data; boundary=b"}
+            connection.request("POST", "/upload", body=body, headers=form)
+            answer = connection.getresponse()
+            return answer.status, json.loads(answer.read())
+
+        answers = [post(number) for number in range(80)]
+        heartbeat = http.client.HTTPConnection("127.0.0.1", int(port.group(1)), timeout=30)
+        heartbeat.request("GET", "/heartbeat")
+        assert heartbeat.getresponse().status == 200
+    finally:
+        server.send_signal(2)
+        server.wait(30)
+        time.sleep(0.1)
+    log = "".join(lines)
+    assert "Traceback" not in log and "internal error" not in log, log
+    full = [line for line in log.splitlines() if "database or disk is full" in line and "/upload" not in line]
+    assert len(full) == 1 and f"ledger {ledger}: database or disk is full" in full[0], log
+    uploaded = [body["result"][0] for status, body in answers if status == 200]
+    refused = [body["message"] for status, body in answers if status != 200]
+    # Every file the host accepted went back to its client; nothing was sent after the ledger filled.
+    assert sorted(uploaded) == sorted(accepted_urls(fake_host))
+    assert 0 < len(uploaded) < 60 and len(refused) == 80 - len(uploaded)
+    assert all(f"ledger {ledger}: database or disk is full" in message and "restart picbeam serve" in message
+               for message in refused), refused[:1]  # fmt: skip
+
+
 def install_plugin(folder: Path, name: str, source: str) -> dict[str, str]:
     """A real third-party plugin: a module and its distribution metadata on PYTHONPATH (an entry point)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -108,10 +108,12 @@ class LedgerThread:
                 except WouldWait:
                     pass  # the ledger is busy: the thread waits for it instead
                 except Exception as exc:
-                    return finished(exc, done)
+                    finished(exc, done)
+                    return
                 else:
                     self._wrote_on_loop()
-                    return finished(None, done)
+                    finished(None, done)
+                    return
             self._run(lambda: write(items), lambda error: loop.call_soon_threadsafe(finished, error, done))
 
         def finished(error: BaseException | None, done: asyncio.Future[None]) -> None:

@@ -5,9 +5,13 @@
     python tests/bench/serve.py --json     # figures for machines
 
 Both runs send the same files to the same fast loopback host (tests/bench/server.py) with default settings
-(strip on, ledger on; each run its own ledger, so nothing is reused). While the clients upload, a ninth
-client asks for /heartbeat every 20 ms: its latency, against the same while the server is idle, says
-whether uploads hold the event loop up. Figures are reported, never asserted.
+(strip on, ledger on; each run its own ledger, so nothing is reused). While the clients upload, a process
+of its own (as an editor is) asks for /heartbeat every 20 ms: its latency, against the same while the
+server is idle, says whether uploads hold the server's event loop up. The same asked from the clients'
+own event loop (the earlier figure) also counts the time that loop, busy posting, takes to get to it.
+Figures are reported, never asserted.
+
+    python tests/bench/serve.py --heartbeat URL   # (internal) the heartbeat process
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import os
 import re
 import resource
+import select
 import signal
 import statistics
 import struct
@@ -108,13 +113,23 @@ class ServeBench:
             time.sleep(0.05)
         if not port:
             raise SystemExit(f"picbeam serve did not start: {log.read_text()[-2000:]}")
+        beating = subprocess.Popen([PYTHON, __file__, "--heartbeat", f"http://127.0.0.1:{port}/heartbeat"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert beating.stdin is not None and beating.stdout is not None
+        idle = json.loads(beating.stdout.readline())  # measured before any upload
         cpu = children_cpu()
         try:
             figures = asyncio.run(self._clients(port))
         finally:
+            beating.stdin.close()  # the uploads are over
+            busy = json.loads(beating.stdout.readline() or "[]")
+            _, _, usage = os.wait4(beating.pid, 0)  # its CPU is not the server's
+            beating.returncode = 0
             server.send_signal(signal.SIGINT)
             server.wait(30)
-        return {**figures, "cpu": children_cpu() - cpu}  # the server's start-up included, as for the command
+        cpu = children_cpu() - cpu - usage.ru_utime - usage.ru_stime
+        # the server's start-up included, as for the command
+        return {**figures, "heartbeat_idle_ms": summary(idle), "heartbeat_busy_ms": summary(busy), "cpu": cpu}
 
     async def _clients(self, port: int) -> dict[str, Any]:
         import aiohttp
@@ -151,7 +166,34 @@ class ServeBench:
             elapsed = time.perf_counter() - started
             uploading = False
             busy = await beating
-        return {"seconds": elapsed, "heartbeat_idle_ms": summary(idle), "heartbeat_busy_ms": summary(busy)}
+        return {"seconds": elapsed, "heartbeat_in_clients_loop_idle_ms": summary(idle),
+                "heartbeat_in_clients_loop_busy_ms": summary(busy)}  # fmt: skip
+
+
+def heartbeat_process(url: str) -> None:
+    """Ask ``url`` every 20 ms on one kept-alive connection: 50 latencies (ms) while idle, printed as a JSON
+    line; then more until standard input closes, printed the same way."""
+    import http.client
+    import urllib.parse
+
+    target = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
+
+    def one() -> float:
+        started = time.perf_counter()
+        connection.request("GET", target.path)
+        connection.getresponse().read()
+        return (time.perf_counter() - started) * 1000
+
+    idle = []
+    for _ in range(50):
+        idle.append(one())
+        time.sleep(0.02)
+    print(json.dumps(idle), flush=True)
+    busy = []
+    while not select.select([sys.stdin], [], [], 0.02)[0]:
+        busy.append(one())
+    print(json.dumps(busy), flush=True)
 
 
 def children_cpu() -> float:
@@ -173,7 +215,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--heartbeat", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.heartbeat:
+        heartbeat_process(args.heartbeat)
+        return {}
     sizes = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="picbeam-serve-bench-") as scratch:
         bench = ServeBench(Path(scratch), sizes)
@@ -200,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "serve_cpu_ms_per_file": round(served["cpu"] * 1000 / files, 2),
         "heartbeat_idle_ms": served["heartbeat_idle_ms"],
         "heartbeat_busy_ms": served["heartbeat_busy_ms"],
+        "heartbeat_in_clients_loop_idle_ms": served["heartbeat_in_clients_loop_idle_ms"],
+        "heartbeat_in_clients_loop_busy_ms": served["heartbeat_in_clients_loop_busy_ms"],
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -210,9 +258,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"picbeam serve, one file per request: {report['serve_files_per_s']} files/s, "
               f"{report['serve_cpu_ms_per_file']} ms CPU per file (server only)")  # fmt: skip
         print(f"serve / upload throughput: {report['ratio']}x (median of the pairs {report['ratios']})")
-        for name in ("idle", "busy"):
-            beat = report[f"heartbeat_{name}_ms"]
-            print(f"heartbeat while {name}: median {beat['median']} ms, p95 {beat['p95']} ms, max {beat['max']} ms")
+        for key, name in (("heartbeat", "heartbeat"), ("heartbeat_in_clients_loop", "heartbeat (clients' loop)")):
+            for state in ("idle", "busy"):
+                beat = report[f"{key}_{state}_ms"]
+                print(f"{name} while {state}: median {beat['median']} ms, p95 {beat['p95']} ms, max {beat['max']} ms")
     return report
 
 

@@ -19,6 +19,28 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
+class Ticker:
+    """Counts how often a task gets the event loop, every ``interval`` seconds, inside ``async with``."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval, self.ticks = interval, 0
+
+    async def __aenter__(self) -> Ticker:
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._tick())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        await self._task
+
+    async def _tick(self) -> None:
+        while not self._stop.is_set():
+            self.ticks += 1
+            await asyncio.sleep(self.interval)
+
+
 def test_items_handed_in_together_share_a_transaction_and_each_caller_waits_for_its_own():
     calls: list[list[int]] = []
     written: set[int] = set()
@@ -46,30 +68,19 @@ def test_items_handed_in_together_share_a_transaction_and_each_caller_waits_for_
 
 
 def test_the_event_loop_runs_while_a_transaction_is_written():
-    ticks = 0
     threads: set[str] = set()
 
     def write(items: list[str]) -> None:
         threads.add(threading.current_thread().name)
         time.sleep(0.3)
 
-    async def ticker(stop: asyncio.Event) -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            await asyncio.sleep(0.005)
-
     async def main() -> None:
         thread = LedgerThread()
         add = thread.group(write)
-        stop = asyncio.Event()
-        ticking = asyncio.create_task(ticker(stop))
-        await asyncio.sleep(0)
-        before = ticks
-        await add("row")
-        during = ticks - before
-        stop.set()
-        await ticking
+        async with Ticker(0.005) as ticker:
+            before = ticker.ticks
+            await add("row")
+            during = ticker.ticks - before
         thread.close()
         # A commit written on the loop would have held it for the 0.3 s: no tick at all in between.
         assert during >= 10, during
@@ -176,19 +187,11 @@ def test_a_long_lived_batch_writes_on_the_loop_and_a_busy_ledger_holds_up_neithe
     paths = images(16)
     host = SpecHost(HostSpec(name="mine", endpoint=fake_host.endpoint(), url_path="data.url"))
     ledger_file = tmp_path / "ledger.sqlite3"
-    ticks = 0
 
     def ledger_threads() -> list[str]:
         return [t.name for t in threading.enumerate() if t.name.startswith("picbeam-ledger")]
 
-    async def ticker(stop: asyncio.Event) -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            await asyncio.sleep(0.01)
-
     async def main() -> None:
-        nonlocal ticks
         batch = open_batch(host, Config.load(()), ledger=str(ledger_file))
         await batch.__aenter__()
         try:
@@ -198,19 +201,16 @@ def test_a_long_lived_batch_writes_on_the_loop_and_a_busy_ledger_holds_up_neithe
             other_process = sqlite3.connect(ledger_file, isolation_level=None, check_same_thread=False)
             other_process.execute("BEGIN IMMEDIATE")
             threading.Timer(1.0, other_process.execute, ("COMMIT",)).start()  # held for a second
-            stop = asyncio.Event()
-            ticking = asyncio.create_task(ticker(stop))
-            started = time.monotonic()
-            busy = await asyncio.gather(*(batch.submit([Found(p, explicit=True, data=p.read_bytes())])
-                                          for p in paths[8:]))  # fmt: skip
-            waited = time.monotonic() - started
-            stop.set()
-            await ticking
+            async with Ticker(0.01) as ticker:
+                started = time.monotonic()
+                busy = await asyncio.gather(*(batch.submit([Found(p, explicit=True, data=p.read_bytes())])
+                                              for p in paths[8:]))  # fmt: skip
+                waited = time.monotonic() - started
         finally:
             await batch.__aexit__(None, None, None)
         assert all(result.ok for [result] in free + busy)
         assert waited >= 0.9  # the claims waited for the lock (in the thread)...
-        assert ticks >= waited / 0.01 / 4, (ticks, waited)  # ...while the loop ran on
+        assert ticker.ticks >= waited / 0.01 / 4, (ticker.ticks, waited)  # ...while the loop ran on
 
     run(main())
     with Ledger(ledger_file) as ledger:

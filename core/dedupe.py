@@ -62,7 +62,7 @@ class Ledger(Protocol):
 # last transaction was being written).
 RUN_WINDOW = 0.02
 REQUEST_WINDOW = 0.0
-# A long-lived batch's transactions written on the loop between two checkpoints, in the thread (about 6 MB
+# A long-lived batch's transactions between two checkpoints, in the thread (about 6 MB
 # of write-ahead log at serve's rows; SQLite's own automatic checkpoint comes at about 4 MB).
 CHECKPOINT_EVERY = 256
 
@@ -80,7 +80,7 @@ class LedgerThread:
         # Set by write_on_loop(): the loop tries each transaction itself first.
         self._on_loop: Callable[[], contextlib.AbstractContextManager[None]] | None = None
         self._checkpoint: Callable[[], None] = lambda: None
-        self._written_on_loop = 0
+        self._transactions = 0
         # A thread and a queue of its own rather than an executor: serve hands over two jobs per request,
         # and an executor's futures and wrappers cost the event loop a tenth of its time there.
         self._jobs: queue.SimpleQueue[tuple[Callable[[], object], Callable[[BaseException | None], object]] | None]
@@ -101,20 +101,23 @@ class LedgerThread:
             started = loop.time()
             items, done = pending[:], next_call.pop()
             pending.clear()
-            if self._on_loop is not None:
-                try:
-                    with self._on_loop():
-                        write(items)
-                except WouldWait:
-                    pass  # the ledger is busy: the thread waits for it instead
-                except Exception as exc:
-                    finished(exc, done)
-                    return
-                else:
-                    self._wrote_on_loop()
-                    finished(None, done)
-                    return
-            self._run(lambda: write(items), lambda error: loop.call_soon_threadsafe(finished, error, done))
+
+            def in_thread() -> None:
+                self._run(lambda: write(items), lambda error: loop.call_soon_threadsafe(finished, error, done))
+
+            if self._on_loop is None:
+                in_thread()
+                return
+            try:
+                with self._on_loop():
+                    write(items)
+            except WouldWait:  # the ledger is busy: the thread waits for it instead
+                in_thread()
+            except Exception as exc:
+                finished(exc, done)
+            else:
+                finished(None, done)
+            self._count_for_checkpoint()  # after this transaction, in the thread's queue too
 
         def finished(error: BaseException | None, done: asyncio.Future[None]) -> None:
             nonlocal writing
@@ -150,14 +153,16 @@ class LedgerThread:
     ) -> None:
         """Write each transaction on the event loop when that needs no waiting (``without_waiting()`` raises
         WouldWait otherwise, and the transaction goes to the thread), and ``checkpoint()`` in the thread
-        every CHECKPOINT_EVERY of them. For a long-lived batch whose callers each wait for a transaction or
+        every CHECKPOINT_EVERY transactions. For a long-lived batch whose callers each wait for a transaction or
         two (serve): the hop to the thread, and the thread's contention for the GIL with a busy loop, cost
         the loop more than the transaction itself (a sixth of serve's throughput, measured)."""
         self._on_loop, self._checkpoint = without_waiting, checkpoint
 
-    def _wrote_on_loop(self) -> None:
-        self._written_on_loop += 1
-        if self._written_on_loop % CHECKPOINT_EVERY == 0:
+    def _count_for_checkpoint(self) -> None:
+        """One more transaction (the loop's, or handed to the thread); every CHECKPOINT_EVERY, a checkpoint
+        after them in the thread (the loop's connection never checkpoints by itself)."""
+        self._transactions += 1
+        if self._transactions % CHECKPOINT_EVERY == 0:
             self._run(self._checkpoint, lambda error: None)
 
     def _run(self, job: Callable[[], object], then: Callable[[BaseException | None], object]) -> None:

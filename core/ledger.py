@@ -284,10 +284,6 @@ class Ledger:
         and never checkpoint its write-ahead log: an event loop may write here, and leaves the waiting and
         the checkpoints (:meth:`checkpoint`) to a thread. Once used, this connection no longer
         checkpoints by itself."""
-        if not self._checkpoints_elsewhere:
-            with self._lock:
-                self._db.execute("PRAGMA wal_autocheckpoint=0")
-            self._checkpoints_elsewhere = True
         token = _AT_ONCE.set(True)
         try:
             yield
@@ -325,11 +321,14 @@ class Ledger:
         if not at_once:
             self._db.execute("BEGIN IMMEDIATE")
             return
+        if not self._checkpoints_elsewhere:
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpoints_elsewhere = True
         self._db.execute("PRAGMA busy_timeout=0")
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):  # and extended codes
+            if (exc.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):  # and extended codes
                 raise WouldWait from None
             raise
         finally:

@@ -274,8 +274,8 @@ class Dedupe:
         return self._writer is not None
 
     async def claim_in_group(self, item: object) -> None:
-        """:meth:`claim` for one file loaded on the event loop (``picbeam serve``): in the ledger's thread,
-        in one transaction with the files handed in meanwhile."""
+        """:meth:`claim` for one file loaded on the event loop (``picbeam serve``), in one transaction with
+        the files handed in meanwhile (on the loop when the ledger is free, else in its thread)."""
         await self._claim_soon(item)
 
     @property

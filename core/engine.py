@@ -224,8 +224,8 @@ class Batch:
         async def one(index: int, file: Found) -> UploadResult | None:
             async with self._admitted:
                 try:
-                    # A small file in memory is hashed on the loop and claimed in the ledger's thread (like
-                    # any run's claim: a `picbeam upload` of the same file at the same time waits for it);
+                    # A small file in memory is hashed on the loop and claimed with the files handed in meanwhile
+                    # (like any run's claim: a `picbeam upload` of the same file at the same time waits for it);
                     # loading it in a loading thread instead measured slower (the threads contend for the GIL).
                     loaded = NOT_LOADED
                     if file.data is not None and len(file.data) <= PRELOAD_LIMIT:

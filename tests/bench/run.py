@@ -167,22 +167,14 @@ class Bench:
 
     def best_of(self, command: Callable[[], list[str]]) -> dict[str, Any]:
         """Best of the configured repeats (after one warming run), with the spread: the machine is noisy."""
-        if self.sizes["warm"]:
-            self.timed(command())  # warm the page cache and the server once
-        runs = [self.measured(command()) for _ in range(self.sizes["repeats"])]
-        best = min(runs)
-        return {
-            "seconds": best[0],
-            "cpu_seconds": best[1],
-            "spread_seconds": [min(r[0] for r in runs), max(r[0] for r in runs)],
-        }
+        return self.interleaved({"run": command})["run"]
 
     def interleaved(self, commands: dict[str, Callable[[], list[str]]]) -> dict[str, dict[str, Any]]:
         """Like :meth:`best_of` for several commands, run in turns (each round runs every command once):
         the machine's load drifts over minutes, and a drift must hit every row, not only the last ones."""
         if self.sizes["warm"]:
             for command in commands.values():
-                self.timed(command())
+                self.timed(command())  # warm the page cache and the server once
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for _ in range(self.sizes["repeats"]):
             for name, command in commands.items():
